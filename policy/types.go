@@ -1,0 +1,155 @@
+package policy
+
+import "time"
+
+// Config is one relay configuration file: the relay's settings and the
+// command allowlist. A *Config returned by Load is fully validated and
+// defaulted; code that receives one never needs to re-check it.
+type Config struct {
+	// Source is the file the config was loaded from ("" for the embedded
+	// default), used to prefix messages.
+	Source string
+
+	// StateDir holds persistent private state (auth state, audit key state,
+	// spool files). Key: state_dir. Absolute; created 0700 by the daemon.
+	StateDir string
+
+	Telegram Telegram
+	Auth     Auth
+	Audit    Audit
+	Limits   Limits
+
+	// Commands is the allowlist, in file order. Names are unique.
+	Commands []*Command
+}
+
+// Telegram holds the transport settings. Key: telegram.
+type Telegram struct {
+	// APIURL is the Bot API base URL (api_url), default
+	// "https://api.telegram.org". A local Bot API server or a test fake.
+	APIURL string
+	// Mode is "polling" (default) or "webhook" (mode).
+	Mode string
+	// PollTimeout is the getUpdates long-poll timeout (poll_timeout),
+	// default 25s; the HTTP client timeout is derived from it.
+	PollTimeout time.Duration
+	// MaxDocumentBytes caps an uploaded document (max_document_bytes),
+	// default 50 MiB, the cloud Bot API's limit.
+	MaxDocumentBytes int64
+	// TokenFile is an optional 0600 file holding the bot token
+	// (token_file), the last source tried.
+	TokenFile string
+	Webhook   Webhook
+}
+
+// Webhook holds webhook-mode settings. Key: telegram.webhook.
+type Webhook struct {
+	Listen       string // listen, e.g. "127.0.0.1:8443"; required in webhook mode
+	URL          string // url, public https base URL registered with setWebhook
+	TLSCert      string // tls_cert, optional; with tls_key serves TLS itself
+	TLSKey       string // tls_key
+	MaxBodyBytes int64  // max_body_bytes, default 1 MiB
+}
+
+// Auth holds owner-authentication settings. Key: auth.
+type Auth struct {
+	// OwnerID is the owner's numeric Telegram user ID (owner_id). Required.
+	OwnerID int64
+	// MaxMessageAge: older messages are never executed (max_message_age,
+	// default 60s).
+	MaxMessageAge time.Duration
+	SessionIdle   time.Duration // session_idle, default 15m
+	SessionMax    time.Duration // session_max, default 12h
+	LoginAttempts int           // login_attempts per LoginWindow, default 3
+	LoginWindow   time.Duration // login_window, default 30s
+	LockoutBase   time.Duration // lockout, default 1m, doubles per further failure
+	LockoutMax    time.Duration // lockout_max, default 24h
+	RecoveryCodes int           // recovery_codes issued at enrolment, default 10
+}
+
+// Audit holds audit-log settings. Key: audit.
+type Audit struct {
+	Dir                string        // dir, absolute; 0700
+	RotateBytes        int64         // rotate_bytes, default 64 MiB
+	CheckpointInterval time.Duration // checkpoint_interval, default 1h; 0 = only at shutdown
+}
+
+// Limits holds global execution limits. Key: limits.
+type Limits struct {
+	MaxConcurrent    int           // max_concurrent jobs overall, default 4
+	DefaultTimeout   time.Duration // default_timeout, default 30s
+	MaxTimeout       time.Duration // max_timeout, default 10m; no command may exceed it
+	DefaultMaxOutput int64         // default_max_output, default 16 MiB
+	MaxOutput        int64         // max_output, default 1 GiB; no command may exceed it
+}
+
+// Command is one allowlisted command. Key: commands.<name>.
+type Command struct {
+	Name        string // 1-32 of [a-z0-9_]
+	Description string // at most 256 characters
+	// Argv is the template. Argv[0] is an absolute path to an existing
+	// executable and never contains a placeholder.
+	Argv        []string
+	Params      []*Param // in declared (= positional) order
+	Timeout     time.Duration
+	Workdir     string            // absolute, exists
+	Env         map[string]string // added to the fixed PATH and LANG
+	MaxOutput   int64
+	Concurrency int // per-command concurrent jobs, default 1
+	Confirm     bool
+	Reauth      bool
+	Sandbox     Sandbox
+
+	// Line is where the command is defined, for messages.
+	Line int
+}
+
+// ParamType names a parameter type.
+type ParamType string
+
+const (
+	TypeEnum   ParamType = "enum"
+	TypeInt    ParamType = "int"
+	TypeString ParamType = "string"
+	TypePath   ParamType = "path"
+)
+
+// Param is one typed parameter. Key: commands.<name>.params[i].
+type Param struct {
+	Name        string // [a-z][a-z0-9_]*, used as {name} in argv
+	Type        ParamType
+	Description string
+	Values      []string // enum: the allowed values
+	Min, Max    int64    // int: inclusive bounds (both required)
+	Pattern     string   // string: required, anchored (^...$) RE2
+	MaxLen      int      // string: required maximum length in bytes
+	Root        string   // path: required; the resolved value stays under it
+	Optional    bool
+	Default     string // used when Optional and absent; validated at load
+	HasDefault  bool
+	AllowDash   bool // allow_dash: a value may begin with '-'
+}
+
+// Sandbox is a command's sandbox profile. Key: commands.<name>.sandbox.
+// Absent means the secure default profile; "sandbox: none" sets Disabled.
+type Sandbox struct {
+	Disabled bool
+	// Read lists extra read-only paths, beyond /usr, /lib*, /bin, /sbin
+	// and /etc.
+	Read []string
+	// Write lists read-write directories; a private temp dir is always added.
+	Write []string
+	// Network allows unrestricted networking (network: true).
+	Network bool
+	// ConnectPorts allows TCP connect to these ports only (connect_ports).
+	ConnectPorts []uint16
+	// Namespaces runs the command in fresh user, mount, pid, ipc and uts
+	// namespaces, plus net unless Network or ConnectPorts (namespaces: true).
+	Namespaces bool
+	// Rlimits. Zero means the default shown.
+	CPU          time.Duration // cpu, default the command's timeout
+	NoFile       uint64        // nofile, default 256
+	FileSize     int64         // fsize, default 64 MiB
+	AddressSpace int64         // address_space, default 4 GiB
+	Procs        uint64        // procs, default 256
+}

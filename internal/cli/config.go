@@ -1,0 +1,29 @@
+package cli
+
+import (
+	"path/filepath"
+
+	"github.com/relaychat/relay/internal/secrets"
+	"github.com/relaychat/relay/policy"
+)
+
+// loadConfig loads the config file at path; every subcommand that needs
+// the config goes through here so they all see the same defaults.
+func loadConfig(path string) (*policy.Config, error) {
+	cfg, err := policy.Load(path)
+	if err != nil {
+		return nil, withCode(ExitConfig, err)
+	}
+	return cfg, nil
+}
+
+// secretStore opens the secret store that cfg and the environment describe.
+func secretStore(cfg *policy.Config, env *Env) *secrets.Store {
+	return secrets.New(secrets.Options{
+		CredentialsDir: env.Getenv("CREDENTIALS_DIRECTORY"),
+		KeyringService: "relay",
+		Getenv:         env.Getenv,
+		Dir:            filepath.Join(cfg.StateDir, "secrets"),
+		TokenFile:      cfg.Telegram.TokenFile,
+	})
+}

@@ -1,0 +1,69 @@
+// Package sandbox confines one command: a re-exec trampoline that sets
+// no_new_privs, rlimits, Landlock filesystem, network and scope rules, marks
+// stray descriptors close-on-exec, drops to an unprivileged identity when the
+// relay runs as root, and only then execve's the target. Optional user,
+// mount, pid, ipc, uts and net namespaces come from SysProcAttr.
+//
+// It owns the decision of what a sandbox profile can enforce on this kernel,
+// and it fails closed: New refuses a profile the kernel cannot enforce
+// (Landlock missing or too old, user namespaces unavailable), and the
+// trampoline exits with ExitSetupFailed instead of running a command with
+// weaker protection. It must never fall back to "best effort", never read its
+// instructions from the environment, never add to or remove from the
+// environment the caller gave, and never grant a path that is, or leads into,
+// one of Options.Protected.
+//
+// # Filesystem
+//
+// Read-only (and executable): /usr, /lib, /lib32, /lib64, /bin, /sbin, /etc
+// and sandbox.read. Read-write (never executable, so a command cannot drop
+// and run a binary): sandbox.write and a private temp dir made per Wrap. A
+// directory named in both lists is read, write and execute. /proc is
+// read-only (Landlock also forbids ptrace-style access to processes outside
+// the sandbox, so /proc/<relay>/environ, mem and fd stay closed); /dev/null
+// is read-write; /dev/zero, /dev/random and /dev/urandom are read-only.
+//
+// Landlock only allows, so a protected path under an allowed directory (the
+// config dir /etc/relay under /etc) cannot be carved out by a deny rule.
+// Instead the directory itself is not granted: each of its children is,
+// except the one leading to the protected path, recursively down to it. That
+// expansion is a snapshot of the directory listing taken at Wrap time: an
+// entry created later in such a directory is not accessible to the command.
+// Symlinks are never granted themselves; Landlock checks the path a symlink
+// resolves to, so they keep working where their target is allowed. Declared
+// paths inside (or equal to) a protected path are an error from New. A hard
+// link or bind mount of a protected file into an allowed tree cannot be
+// detected and is the owner's responsibility.
+//
+// # Network
+//
+// A profile without network always runs in a fresh network namespace (as
+// root directly, otherwise inside a user namespace), because Landlock before
+// UDP support only governs TCP; where Landlock has network rules (ABI 4) TCP
+// bind and connect are denied as well. connect_ports keeps the host network
+// and allows TCP connect to the listed ports only (Landlock ABI 4); UDP
+// stays reachable unless the kernel's Landlock can govern UDP, in which case
+// it is denied. network: true leaves the network unrestricted.
+//
+// # Identity
+//
+// RLIMIT_NPROC does not apply to root, so when the relay runs as root the
+// command runs as nobody (uid and gid 65534, no supplementary groups): the
+// trampoline starts as root, sets everything up and switches identity just
+// before execve. Directories a command must write then have to be writable
+// by 65534; the private temp dir is chowned to it. When the relay runs as an
+// ordinary user the command keeps that uid, and Landlock's signal scope (ABI
+// 6) or a pid namespace keeps it from signalling the relay.
+//
+// # Namespaces
+//
+// With namespaces: true the trampoline, and after execve the command, is pid
+// 1 of a new pid namespace: when it dies the kernel kills everything left in
+// the namespace, including double-forked setsid children. Signals other than
+// SIGKILL and SIGSTOP sent from outside reach it only if it handles them, so
+// a runner's SIGTERM may be ignored and the SIGKILL after the grace period
+// does the work. The host /proc stays mounted.
+//
+// Every binary that calls Wrap must call Trampoline first thing in main (and
+// in TestMain), because the wrapped command re-executes that binary.
+package sandbox

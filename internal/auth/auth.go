@@ -209,8 +209,8 @@ func New(c Config) (*Authenticator, error) {
 		lim:    limiter{attempts: c.Attempts, window: c.Window, base: c.LockoutBase, max: c.LockoutMax},
 		save:   saveState,
 	}
-	if d := a.lim.minGuessTime(1_000_000); d < MinBruteForce {
-		return nil, fmt.Errorf("auth: login limits allow a million guesses in %s, under %s (hint: raise auth.lockout_max or lower auth.login_attempts)", d.Round(time.Hour), MinBruteForce)
+	if s := a.lim.minGuessSeconds(1_000_000); s < MinBruteForce.Seconds() {
+		return nil, fmt.Errorf("auth config: login limits allow a million guesses in %.0f days, under %.0f (hint: raise auth.lockout_max or lower auth.login_attempts)", s/86400, MinBruteForce.Hours()/24)
 	}
 	st, err := loadState(c.StatePath, c.Attempts)
 	if err != nil {

@@ -80,13 +80,14 @@ func (l limiter) lockout(n int) time.Duration {
 	return min(d, l.max)
 }
 
-// minGuessTime is the least wall time an attacker needs for guesses
-// verified attempts, starting from a clean state at t0 and always trying at
-// the earliest moment the limiter allows. It drives the real limiter; once
-// the lockout has reached max and max ≥ window, every further guess costs
-// exactly max (the failure count only grows), and the rest is multiplied
-// out instead of simulated so that New can afford the check.
-func (l limiter) minGuessTime(guesses int) time.Duration {
+// minGuessSeconds is the least wall time, in seconds, an attacker needs
+// for guesses verified attempts, starting from a clean state and always
+// trying at the earliest moment the limiter allows. It drives the real
+// limiter; once the lockout has reached max and max ≥ window, every further
+// guess costs exactly max (the failure count only grows), and the rest is
+// multiplied out instead of simulated so that New can afford the check.
+// Seconds, not a Duration: the answer is usually beyond Duration's 292 years.
+func (l limiter) minGuessSeconds(guesses int) float64 {
 	t0 := time.Unix(0, 0)
 	now := t0
 	var s limitState
@@ -101,12 +102,9 @@ func (l limiter) minGuessTime(guesses int) time.Duration {
 		last = now
 		done++
 		if s.Failures >= l.attempts && l.lockout(s.Failures) == l.max && l.max >= l.window {
-			rest := time.Duration(guesses - done)
-			if rest > 0 && l.max > (1<<62)/rest {
-				return 1 << 62 // saturate: effectively forever
-			}
-			return last.Sub(t0) + rest*l.max
+			return last.Sub(t0).Seconds() + float64(guesses-done)*l.max.Seconds()
 		}
 	}
-	return last.Sub(t0)
+	return last.Sub(t0).Seconds()
 }
+

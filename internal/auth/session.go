@@ -132,18 +132,13 @@ func (a *Authenticator) NewConfirm(chatID int64, payload string) string {
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "" // crypto/rand does not fail on Linux; if it did, no button works
 	}
-	now := a.c.Now()
-	live := a.confirms[:0]
-	for _, p := range a.confirms {
-		if now.Sub(p.created) < ConfirmTTL {
-			live = append(live, p)
-		}
-	}
-	if len(live) >= maxPending {
-		live = append(live[:0], live[len(live)-maxPending+1:]...)
+	// Expired entries stay until evicted, so a late press is told
+	// "expired" rather than "unknown"; they can never be redeemed.
+	if len(a.confirms) >= maxPending {
+		a.confirms = append(a.confirms[:0], a.confirms[len(a.confirms)-maxPending+1:]...)
 	}
 	tok := base64.RawURLEncoding.EncodeToString(raw[:])
-	a.confirms = append(live, &pending{token: tok, payload: payload, chatID: chatID, session: a.sess.id, created: now})
+	a.confirms = append(a.confirms, &pending{token: tok, payload: payload, chatID: chatID, session: a.sess.id, created: a.c.Now()})
 	return tok
 }
 

@@ -107,4 +107,3 @@ func (l limiter) minGuessSeconds(guesses int) float64 {
 	}
 	return last.Sub(t0).Seconds()
 }
-

@@ -525,7 +525,7 @@ func TestNewValidates(t *testing.T) {
 		{"no secret", func(c *Config) { c.Secret = nil }, "relay totp enroll"},
 		{"short secret", func(c *Config) { c.Secret = []byte("JBSWY3DPEHPK3PXP") }, "too short"},
 		{"not base32", func(c *Config) { c.Secret = []byte("this is not base32!") }, "not valid base32"},
-		{"guessable limits", func(c *Config) { c.LockoutBase, c.LockoutMax = time.Second, 10 * time.Second }, "million guesses"},
+		{"guessable limits", func(c *Config) { c.LockoutBase, c.LockoutMax = time.Second, 10*time.Second }, "million guesses"},
 		{"30s lockout cap", func(c *Config) { c.LockoutBase, c.LockoutMax = 30*time.Second, 30*time.Second }, "million guesses"},
 	}
 	for _, tt := range tests {

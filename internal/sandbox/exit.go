@@ -12,6 +12,9 @@ func Explain(ws syscall.WaitStatus) string {
 		return "file size limit exceeded (sandbox fsize)"
 	case ws.Signaled() && ws.Signal() == syscall.SIGXCPU:
 		return "cpu time limit exceeded (sandbox cpu)"
+	case ws.Exited() && ws.ExitStatus() == 128+int(syscall.SIGXFSZ):
+		// The shell convention for a child killed by SIGXFSZ.
+		return "exit status 153: a child was probably stopped by the file size limit (sandbox fsize)"
 	case ws.Exited() && ws.ExitStatus() == ExitSetupFailed:
 		return "sandbox setup failed; the command did not run (see its stderr)"
 	}

@@ -77,8 +77,8 @@ type Profile struct {
 	ns        bool     // namespaces: true
 	spec      spec     // everything but Rules
 
-	mu   sync.Mutex
-	tmps []string // private temp dirs made by Wrap, removed by Close
+	mu  sync.Mutex
+	tmp string // the private temp dir once made; removed by Close
 }
 
 type root struct {
@@ -302,30 +302,47 @@ func within(p, dir string) bool {
 	return p == dir || strings.HasPrefix(p, dir+"/")
 }
 
-// TempDir returns the private temp dir made by the latest Wrap, "" before.
-func (pr *Profile) TempDir() string {
+// TempDir returns the command's private temp dir, making it on first use,
+// so a caller can name it in the environment before Wrap. One Profile
+// serves one invocation: every Wrap of it shares this directory.
+func (pr *Profile) TempDir() (string, error) {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
-	if len(pr.tmps) == 0 {
-		return ""
-	}
-	return pr.tmps[len(pr.tmps)-1]
+	return pr.tempDirLocked()
 }
 
-// Close removes the private temp dirs Wrap made. Call it after the command
+func (pr *Profile) tempDirLocked() (string, error) {
+	if pr.tmp != "" {
+		return pr.tmp, nil
+	}
+	tmp, err := os.MkdirTemp(pr.tmpParent, "relay-sandbox-")
+	if err != nil {
+		return "", fmt.Errorf("sandbox: make private temp dir: %w", err)
+	}
+	if pr.spec.UID >= 0 {
+		if err := os.Chown(tmp, pr.spec.UID, pr.spec.GID); err != nil {
+			os.Remove(tmp)
+			return "", fmt.Errorf("sandbox: hand the private temp dir to uid %d: %w", pr.spec.UID, err)
+		}
+	}
+	pr.tmp = tmp
+	return tmp, nil
+}
+
+// Close removes the private temp dir. Call it after the command
 // and everything it started are dead.
 func (pr *Profile) Close() error {
 	pr.mu.Lock()
-	tmps := pr.tmps
-	pr.tmps = nil
+	tmp := pr.tmp
+	pr.tmp = ""
 	pr.mu.Unlock()
-	var errs []error
-	for _, t := range tmps {
-		if err := os.RemoveAll(t); err != nil {
-			errs = append(errs, fmt.Errorf("remove sandbox temp dir: %w", err))
-		}
+	if tmp == "" {
+		return nil
 	}
-	return errors.Join(errs...)
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("remove sandbox temp dir: %w", err)
+	}
+	return nil
 }
 
 // ChildIdentity returns the uid and gid a sandboxed command runs as, so a
@@ -338,8 +355,9 @@ func (pr *Profile) ChildIdentity() (uid, gid int) {
 }
 
 // Wrap returns the trampoline invocation that runs argv with exactly env
-// inside the sandbox. It makes the private temp dir and snapshots the
-// directory listings it needs to keep protected paths out of reach.
+// inside the sandbox. It makes the private temp dir if TempDir has not, and
+// snapshots the directory listings it needs to keep protected paths out of
+// reach.
 func (pr *Profile) Wrap(argv, env []string) (*exec.Wrapped, error) {
 	if len(argv) == 0 || !filepath.IsAbs(argv[0]) {
 		return nil, errors.New("sandbox: argv[0] must be an absolute path")
@@ -352,19 +370,10 @@ func (pr *Profile) Wrap(argv, env []string) (*exec.Wrapped, error) {
 		return nil, fmt.Errorf("sandbox: %q is not executable inside the sandbox: add its directory to sandbox.read", argv[0])
 	}
 
-	tmp, err := os.MkdirTemp(pr.tmpParent, "relay-sandbox-")
+	tmp, err := pr.TempDir()
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: make private temp dir: %w", err)
+		return nil, err
 	}
-	if pr.spec.UID >= 0 {
-		if err := os.Chown(tmp, pr.spec.UID, pr.spec.GID); err != nil {
-			os.Remove(tmp)
-			return nil, fmt.Errorf("sandbox: hand the private temp dir to uid %d: %w", pr.spec.UID, err)
-		}
-	}
-	pr.mu.Lock()
-	pr.tmps = append(pr.tmps, tmp)
-	pr.mu.Unlock()
 
 	s := pr.spec
 	s.Rules = nil

@@ -36,6 +36,9 @@ func stepAt(t time.Time) int64 {
 	return s
 }
 
+// StepStart is when TOTP step begins, for showing Status.LastStep.
+func StepStart(step int64) time.Time { return time.Unix(step*period, 0) }
+
 // parseSecret validates a stored TOTP secret (base32 text, as written by
 // Enrollment.Save and as shown in the otpauth:// URI) and returns it in the
 // canonical form hotp expects. Its errors never quote the secret.

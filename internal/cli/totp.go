@@ -1,0 +1,314 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"image/png"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/relaychat/relay/internal/auth"
+	"github.com/relaychat/relay/internal/qr"
+	"github.com/relaychat/relay/internal/secrets"
+)
+
+const totpUsage = `Usage:
+    relay totp enroll [--config FILE] [--png FILE] [--force] [--file] [--light]
+    relay totp status [--config FILE]
+
+Manage the TOTP secret that /login and step-up codes are checked against.
+
+enroll  generates a new secret (20 bytes, SHA-1, 6 digits, 30 s), shows it
+        as an otpauth:// URI and a QR code in the terminal, asks for the
+        code your authenticator app then shows, and only if it matches
+        stores the secret in the OS keyring (with --file in a 0600 file in
+        the state directory) and resets the auth state: no failures, no
+        lockout, no /lock. It prints auth.recovery_codes single-use recovery
+        codes, once; only their hashes are kept. Restart a running relay
+        afterwards: it reads the secret and the auth state at start.
+
+status  says whether a secret is enrolled and where it is kept, and shows
+        the auth state: last accepted code step, failures, lockout, /lock
+        and recovery codes left. It never shows the secret.
+
+Flags:
+    --config FILE  the relay config (default: the usual locations)
+    --png FILE     also write the QR code as a PNG; created 0600, never
+                   overwritten; it holds the secret: delete it after use
+    --force        replace an existing secret (revokes the old one and its
+                   recovery codes)
+    --file         store the secret in a 0600 file instead of the keyring
+    --light        draw the QR code for a terminal with a light background
+`
+
+// maxCodeTries bounds the confirmation prompt; each try is a fresh read.
+const maxCodeTries = 3
+
+func init() {
+	register(&command{name: "totp", short: "enrol or inspect the TOTP secret", usage: totpUsage, run: totpCmd})
+}
+
+func totpCmd(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 {
+		return usageErr("totp: missing subcommand (enroll or status)")
+	}
+	switch args[0] {
+	case "enroll":
+		return totpEnrollCmd(env, args[1:])
+	case "status":
+		return totpStatusCmd(env, args[1:])
+	case "-h", "--help", "help":
+		return flag.ErrHelp
+	}
+	return usageErr("totp: unknown subcommand %q (want enroll or status)", args[0])
+}
+
+// fileStore makes a secrets.Store write to its 0600 file instead of the
+// keyring, for --file.
+type fileStore struct {
+	*secrets.Store
+	path string // where SetFile wrote, for the message
+}
+
+func (f *fileStore) Set(name string, value []byte) error {
+	p, err := f.SetFile(name, value)
+	f.path = p
+	return err
+}
+
+func totpEnrollCmd(env *Env, args []string) error {
+	fs := newFlags("totp enroll")
+	cfgFlag := fs.String("config", "", "")
+	pngPath := fs.String("png", "", "")
+	force := fs.Bool("force", false, "")
+	toFile := fs.Bool("file", false, "")
+	light := fs.Bool("light", false, "")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("totp enroll: unexpected argument %q", fs.Arg(0))
+	}
+	path, err := configFlag(*cfgFlag, env)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	store := secretStore(cfg, env)
+	o := enrollOpts{
+		statePath: auth.ConfigFrom(cfg.Auth, cfg.StateDir).StatePath,
+		nRecovery: cfg.Auth.RecoveryCodes,
+		account:   accountName(),
+		png:       *pngPath,
+		force:     *force,
+		now:       time.Now,
+	}
+	if *light {
+		o.bg = qr.LightBackground
+	}
+	var target auth.SecretStore = store
+	fstore := &fileStore{Store: store}
+	if *toFile {
+		target = fstore
+	}
+	if err := enroll(env, store, target, o); err != nil {
+		return err
+	}
+	where := fmt.Sprintf("the os keyring (service %q, user %q)", secrets.DefaultKeyringService, secrets.TOTPSecret)
+	want := secrets.SourceKeyring
+	if *toFile {
+		where, want = fstore.path+" (mode 0600)", secrets.SourceFile
+	}
+	fmt.Fprintf(env.Stdout, "stored the totp secret in %s\n", where)
+	// Say so when another source outranks the one just written: otherwise
+	// the owner believes relay now checks codes against the new secret.
+	if p, err := store.Probe(secrets.TOTPSecret); err != nil {
+		fmt.Fprintf(env.Stderr, "relay: warning: the stored secret cannot be read back: %v\n", err)
+	} else if p.Source != want {
+		fmt.Fprintf(env.Stderr, "relay: warning: relay will keep using the totp secret from the %s (%s), which takes precedence; remove it there\n", sourceName(p.Source), p.Location)
+	}
+	return nil
+}
+
+// accountName labels the entry in the authenticator app, so that the
+// owner can tell several relays apart.
+func accountName() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "relay"
+}
+
+type enrollOpts struct {
+	statePath string
+	nRecovery int
+	account   string
+	png       string
+	force     bool
+	bg        qr.Background
+	now       func() time.Time
+}
+
+// enroll is the enrolment dialogue. existing is asked whether a secret is
+// already enrolled; target receives the new one.
+func enroll(env *Env, existing, target auth.SecretStore, o enrollOpts) error {
+	if _, err := existing.Get(auth.SecretName); err == nil {
+		if !o.force {
+			return withCode(ExitUsage, errors.New("totp enroll: a totp secret is already enrolled (hint: pass --force to replace it; this revokes the old secret and its recovery codes)"))
+		}
+	} else if !errors.Is(err, secrets.ErrNotFound) {
+		return fmt.Errorf("totp enroll: cannot tell whether a secret is already enrolled: %w", err)
+	}
+	e, err := auth.Enroll("relay", o.account)
+	if err != nil {
+		return err
+	}
+	code, err := qr.Render(e.URI(), o.bg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "Scan this with your authenticator app (or add the URI below by hand).\nIt shows the secret: make sure nobody else sees this screen.\n\n%s\n%s\n\n", code, e.URI())
+	if o.png != "" {
+		if err := writePNG(e, o.png); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "wrote the qr code to %s (mode 0600); delete it once scanned: it holds the secret\n", o.png)
+	}
+	in := bufio.NewReader(env.Stdin)
+	for try := 1; ; try++ {
+		fmt.Fprint(env.Stderr, "code shown by the app: ")
+		line, rerr := in.ReadString('\n')
+		if len(line) > 64 {
+			line = "" // not a code; do not keep it around
+		}
+		if rerr != nil && strings.TrimSpace(line) == "" {
+			if errors.Is(rerr, io.EOF) {
+				return errors.New("totp enroll: no code entered; nothing was stored (hint: run it again on a terminal and type the app's code)")
+			}
+			return fmt.Errorf("totp enroll: read the code: %w", rerr)
+		}
+		err := e.Confirm(strings.TrimSpace(line), o.now())
+		if err == nil {
+			break
+		}
+		fmt.Fprintf(env.Stderr, "relay: %v\n", err)
+		if try == maxCodeTries || rerr != nil {
+			return fmt.Errorf("totp enroll: no matching code after %d tries; nothing was stored (hint: check the phone's and the server's clocks, then run it again)", try)
+		}
+	}
+	codes, err := e.Save(target, o.statePath, o.nRecovery)
+	if err != nil {
+		return fmt.Errorf("totp enroll: %w", err)
+	}
+	fmt.Fprintln(env.Stdout, "code accepted")
+	if len(codes) > 0 {
+		fmt.Fprintf(env.Stdout, "\nRecovery codes: each logs in once when the authenticator is lost.\nWrite them down now and keep them offline; they are not shown again.\n\n")
+		for _, c := range codes {
+			fmt.Fprintf(env.Stdout, "    %s\n", c)
+		}
+		fmt.Fprintln(env.Stdout)
+	}
+	fmt.Fprintln(env.Stdout, "restart relay if it is running: it reads the secret and the auth state at start")
+	return nil
+}
+
+// writePNG writes the QR image 0600, refusing to replace anything: the
+// path could be a symlink planted to make relay overwrite another file.
+func writePNG(e *auth.Enrollment, path string) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("totp enroll: write png: %w (hint: choose a path that does not exist yet)", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("totp enroll: write png: %w", cerr)
+		}
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
+	img, err := e.Image(512, 512)
+	if err != nil {
+		return err
+	}
+	if err := png.Encode(f, img); err != nil {
+		return fmt.Errorf("totp enroll: write png: %w", err)
+	}
+	return nil
+}
+
+func totpStatusCmd(env *Env, args []string) error {
+	fs := newFlags("totp status")
+	cfgFlag := fs.String("config", "", "")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("totp status: unexpected argument %q", fs.Arg(0))
+	}
+	path, err := configFlag(*cfgFlag, env)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	store := secretStore(cfg, env)
+	p, perr := store.Probe(secrets.TOTPSecret)
+	for _, sk := range p.Skipped {
+		fmt.Fprintf(env.Stderr, "relay: %s skipped: %v\n", sourceName(sk.Source), sk.Err)
+	}
+	where := ""
+	if perr == nil {
+		where = fmt.Sprintf("%s (%s)", sourceName(p.Source), p.Location)
+	}
+	return totpStatus(env, where, perr, auth.ConfigFrom(cfg.Auth, cfg.StateDir).StatePath, time.Now())
+}
+
+// totpStatus prints the enrolment and the persisted auth state. where is
+// the secret's location, "" with probeErr set when it was not found.
+func totpStatus(env *Env, where string, probeErr error, statePath string, now time.Time) error {
+	st, err := auth.ReadStatus(statePath)
+	if err != nil {
+		return err
+	}
+	if probeErr != nil {
+		fmt.Fprintln(env.Stdout, "totp: not enrolled")
+	} else {
+		fmt.Fprintf(env.Stdout, "totp: enrolled, secret in the %s\n", where)
+	}
+	if st.LastStep > 0 {
+		at := auth.StepStart(st.LastStep).UTC()
+		fmt.Fprintf(env.Stdout, "last accepted code: step %d (%s)\n", st.LastStep, at.Format(time.RFC3339))
+	} else {
+		fmt.Fprintln(env.Stdout, "last accepted code: none")
+	}
+	fmt.Fprintf(env.Stdout, "failed attempts in a row: %d\n", st.Failures)
+	if st.LockedUntil.After(now) {
+		fmt.Fprintf(env.Stdout, "login lockout: until %s (%s left)\n", st.LockedUntil.UTC().Format(time.RFC3339), st.LockedUntil.Sub(now).Round(time.Second))
+	} else {
+		fmt.Fprintln(env.Stdout, "login lockout: none")
+	}
+	if st.Locked {
+		fmt.Fprintln(env.Stdout, "/lock: in force (log in with a fresh code to lift it)")
+	} else {
+		fmt.Fprintln(env.Stdout, "/lock: off")
+	}
+	fmt.Fprintf(env.Stdout, "recovery codes left: %d\n", st.RecoveryLeft)
+	if probeErr != nil {
+		if errors.Is(probeErr, secrets.ErrNotFound) {
+			return withCode(ExitNotSetup, errors.New("no totp secret (hint: run 'relay totp enroll')"))
+		}
+		return withCode(ExitNotSetup, fmt.Errorf("%w (hint: run 'relay totp enroll')", probeErr))
+	}
+	return nil
+}

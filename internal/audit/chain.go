@@ -1,0 +1,236 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+)
+
+// chain is the verifier's state machine. Verify, Open and the writer's
+// recovery all run it, so the writer can only produce what verify accepts.
+//
+// Lines are fed in log order. A line that does not extend the chain opens
+// a suspect region; the region is forgiven only when the next valid record,
+// in the same file, is a recovery record naming the region's length and
+// SHA-256 (with or without one separating newline). Anything else makes the
+// first suspect line the first bad record.
+type chain struct {
+	s   *sealer // nil: structure only, MACs not checked
+	seq uint64  // last accepted seq (0: none yet)
+	mac [macHex]byte
+	// prevFile is where the last accepted record was.
+	lastFile string
+	lastLine int
+
+	// Suspect region, from the first line that did not extend the chain.
+	bad         *VerifyError // first bad line; nil when not suspect
+	badAhead    bool         // bad line's seq was ahead of the expected one
+	wantSeq     uint64       // seq expected at the bad line
+	seenWant    bool         // a later line claims wantSeq: reordered
+	regionLen   int64
+	regionParts int // lines and fragments in the region
+	regionHash  hash.Hash
+	regionLast  int  // last byte of the region held back, -1 if none
+	sealed      bool // region crossed a file end: no recovery can match it
+
+	recoveries int
+}
+
+func newChain(k []byte) *chain {
+	c := &chain{regionHash: sha256.New(), regionLast: -1}
+	if k != nil {
+		c.s = newSealer(k)
+	}
+	return c
+}
+
+func (c *chain) prevHex() []byte {
+	if c.seq == 0 {
+		return nil
+	}
+	return c.mac[:]
+}
+
+// check reports why h does not extend the chain, or "" if it does.
+func (c *chain) check(h *header) string {
+	want := c.seq + 1
+	switch {
+	case h.seq > want:
+		return fmt.Sprintf("seq %d where %d was expected", h.seq, want)
+	case h.seq < want:
+		return fmt.Sprintf("seq %d repeats or goes backwards after %d (replayed or reordered)", h.seq, c.seq)
+	case !bytes.Equal(h.prev, c.prevHex()):
+		return "prev does not match the previous record's mac (records spliced from another chain)"
+	}
+	if c.s != nil {
+		m := c.s.mac(h.content, closeBrace)
+		var got [macHex]byte
+		hex.Encode(got[:], m[:])
+		if subtle.ConstantTimeCompare(got[:], h.mac) != 1 {
+			return "bad mac: the record was edited, forged with a later key, or comes from another log"
+		}
+	}
+	return ""
+}
+
+// accept makes h the new head and moves the key on.
+func (c *chain) accept(h *header, file string, line int) {
+	c.seq = h.seq
+	copy(c.mac[:], h.mac)
+	c.lastFile, c.lastLine = file, line
+	if c.s != nil {
+		c.s.next()
+	}
+}
+
+func (c *chain) suspect() bool { return c.bad != nil }
+
+func (c *chain) addRegion(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if c.regionLast >= 0 {
+		c.regionHash.Write([]byte{byte(c.regionLast)})
+	}
+	c.regionHash.Write(b[:len(b)-1])
+	c.regionLast = int(b[len(b)-1])
+	c.regionLen += int64(len(b))
+	c.regionParts++
+}
+
+func (c *chain) resetRegion() {
+	c.bad, c.badAhead, c.seenWant, c.sealed = nil, false, false, false
+	c.regionLen, c.regionLast, c.regionParts = 0, -1, 0
+	c.regionHash.Reset()
+}
+
+// regionDigest returns the region's length and SHA-256, as the writer names
+// them in a recovery record, and whether the region ends in a newline.
+func (c *chain) regionDigest() (n int64, sum string, endsNL bool) {
+	h := c.regionHash
+	if c.regionLast >= 0 {
+		h.Write([]byte{byte(c.regionLast)})
+		endsNL = c.regionLast == '\n'
+		c.regionLast = -1
+	}
+	return c.regionLen, hex.EncodeToString(h.Sum(nil)), endsNL
+}
+
+// matches reports whether a recovery record naming n bytes with digest sum
+// covers the region: the region is those bytes, or those bytes and "\n".
+func (c *chain) matches(n int64, sum string) bool {
+	if c.sealed || n <= 0 {
+		return false
+	}
+	if c.regionLast == '\n' && n == c.regionLen-1 && hex.EncodeToString(c.regionHash.Sum(nil)) == sum {
+		return true
+	}
+	if n != c.regionLen {
+		return false
+	}
+	// Fold the held-back byte in; the caller stops at a mismatch anyway.
+	if c.regionLast >= 0 {
+		c.regionHash.Write([]byte{byte(c.regionLast)})
+		c.regionLast = -1
+	}
+	return hex.EncodeToString(c.regionHash.Sum(nil)) == sum
+}
+
+// feed consumes one line (with its "\n", or a final unterminated fragment).
+// It returns accepted when the line became the head, and a non-nil error
+// when the log is definitely broken (verification stops there).
+func (c *chain) feed(line []byte, file string, lineNo int) (accepted bool, err *VerifyError) {
+	h, reason := parseHeader(line)
+	if reason == "" {
+		reason = c.check(&h)
+	}
+	if !c.suspect() {
+		if reason == "" {
+			if bytes.Equal(h.typ, []byte("recovery")) {
+				if n, _, perr := recoveryTorn(&h); perr != nil {
+					return false, &VerifyError{Seq: h.seq, File: file, Line: lineNo, Reason: perr.Error()}
+				} else if n > 0 {
+					return false, &VerifyError{Seq: h.seq, File: file, Line: lineNo,
+						Reason: fmt.Sprintf("recovery record names %d torn bytes but none precede it (the torn line was removed)", n)}
+				}
+				c.recoveries++
+			}
+			c.accept(&h, file, lineNo)
+			return true, nil
+		}
+		seq := h.seq
+		if h.mac == nil || h.content == nil {
+			seq = c.seq + 1
+		}
+		c.bad = &VerifyError{Seq: seq, File: file, Line: lineNo, Reason: reason}
+		c.wantSeq = c.seq + 1
+		c.badAhead = h.content != nil && h.seq > c.wantSeq
+		c.addRegion(line)
+		return false, nil
+	}
+	if reason == "" {
+		if bytes.Equal(h.typ, []byte("recovery")) {
+			n, sum, perr := recoveryTorn(&h)
+			if perr == nil && c.matches(n, sum) {
+				c.recoveries++
+				c.resetRegion()
+				c.accept(&h, file, lineNo)
+				return true, nil
+			}
+		}
+		// A valid record after bad bytes that no recovery explains: the
+		// expected record exists, just not where it should be.
+		c.seenWant = true
+		return false, c.finish()
+	}
+	if h.content != nil && h.seq == c.wantSeq {
+		c.seenWant = true
+	}
+	c.addRegion(line)
+	return false, nil
+}
+
+// endFile is called at the end of each file: a suspect region can no longer
+// be forgiven, because recovery records follow torn bytes in the same file.
+func (c *chain) endFile() {
+	if c.suspect() {
+		c.sealed = true
+	}
+}
+
+// finish returns the first bad record, its reason refined by what followed.
+func (c *chain) finish() *VerifyError {
+	if c.bad == nil {
+		return nil
+	}
+	e := *c.bad
+	if c.badAhead {
+		if c.seenWant {
+			e.Reason += ": records reordered"
+		} else {
+			e.Reason += fmt.Sprintf(": %d record(s) deleted", e.Seq-c.wantSeq)
+		}
+	}
+	return &e
+}
+
+// recoveryTorn reads torn_bytes and torn_sha256 from a recovery record.
+func recoveryTorn(h *header) (int64, string, error) {
+	obj := make([]byte, 0, len(h.content)+1)
+	obj = append(append(obj, h.content...), '}')
+	var r struct {
+		TornBytes  int64  `json:"torn_bytes"`
+		TornSHA256 string `json:"torn_sha256"`
+	}
+	if err := json.Unmarshal(obj, &r); err != nil {
+		return 0, "", fmt.Errorf("malformed recovery record: %v", err)
+	}
+	if r.TornBytes < 0 || (r.TornBytes > 0 && (len(r.TornSHA256) != macHex || !isHex([]byte(r.TornSHA256)))) {
+		return 0, "", fmt.Errorf("recovery record has a malformed torn_bytes or torn_sha256")
+	}
+	return r.TornBytes, r.TornSHA256, nil
+}

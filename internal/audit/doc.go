@@ -1,0 +1,104 @@
+// Package audit owns relay's audit log: an append-only, forward-secure,
+// tamper-evident record of what the relay did, and the tools to read and
+// verify it. No audit means no execution: every Append that fails returns an
+// error and leaves the log unhealthy, and the caller must not perform the
+// action the record describes.
+//
+// It must never truncate, rewrite or rename a log file, never write a record
+// that contains a registered secret, and never keep an evolving key longer
+// than needed: after sealing record i with K(i-1), K(i) replaces it in memory
+// (the old slice is zeroed) and in the key state file.
+//
+// # Files
+//
+// A log lives in one 0700 directory:
+//
+//	audit-000001.jsonl, audit-000002.jsonl, ...   records, JSON Lines, 0600
+//	state.json                                     evolving key state, 0600
+//
+// Record files are opened O_APPEND and each record is one write(2) of one
+// line, fsynced before Append returns. Files rotate by size: a new file
+// starts with a "rotate" record whose prev links the previous file's last
+// record, so the chain runs unbroken across files. Nothing else touches them,
+// so the log works when its files carry chattr +a.
+//
+// # Record format and MAC
+//
+// Every line is a JSON object whose first keys are fixed and whose last key
+// is the MAC:
+//
+//	{"seq":N,"ts":"2006-01-02T15:04:05.000000000Z","prev":"<hex>","type":"...",...,"mac":"<64 hex>"}\n
+//
+// seq counts from 1 with no gaps; ts is UTC with exactly nine fractional
+// digits (30 bytes); prev is the previous record's mac ("" for seq 1); type
+// always follows prev. The MAC input S is the line without its trailing
+// newline and without the 75-byte suffix `,"mac":"<64 hex>"}` plus "\n",
+// with a closing "}" put back: S is the JSON object the writer serialized
+// before it added the mac. Formally, for a line L of length n:
+//
+//	S   = L[:n-75] + "}"
+//	mac = hex(HMAC-SHA256(K(seq-1), S))
+//
+// so verify recomputes the MAC from the raw bytes without re-serializing
+// anything, and no two distinct lines share an S.
+//
+// # Keys
+//
+// K0 is 32 random bytes made by Init, shown to the owner once to keep off
+// the host, and stored in the secret store for verification on the host.
+// K(i) = HMAC-SHA256(K(i-1), "next"); record i is sealed with K(i-1). The
+// key state file holds only the newest key, so after record i the host
+// holds K(i) and nothing older. Init seals record 1 itself, so K0 is never
+// written to the state file.
+//
+// # What forward security catches, and what it does not
+//
+// An attacker who takes the host after record n was written holds K(n) (from
+// the state file or memory). Verified with K0:
+//   - editing, deleting, reordering or forging any record 1..n is caught:
+//     resealing record i needs K(i-1), which no longer exists on the host,
+//     and HMAC is one-way, so K(n) does not yield it ("bad mac");
+//   - records from another log fail the MAC (a different K0), and records
+//     replayed from this log break seq and prev;
+//   - the attacker CAN append well-formed records after n, and CAN cut the
+//     tail (delete records k..n) leaving a shorter, valid chain. Cutting is
+//     what the off-host checkpoint covers: the daemon sends the head's seq
+//     and a 64-bit MAC prefix to the owner's chat; verify --checkpoint
+//     reports a log that ends before a checkpointed seq, or whose MAC there
+//     differs. Because every MAC covers prev, a checkpoint at seq c pins
+//     records 1..c, even against someone holding K0.
+//   - On the host, VerifyDir also compares the key state with the log: a
+//     cut tail leaves the state ahead of the log, and an attacker cannot make
+//     the matching older key.
+//
+// The copy of K0 in the host's secret store is a convenience: whoever can
+// read that store (root) can reseal everything, and then only checkpoints
+// protect history. `relay audit init --no-store` keeps K0 off the host
+// entirely. Zeroing old keys is best effort: the Go runtime and the
+// filesystem (a renamed-over state file's old blocks) may keep copies.
+//
+// # Crashes and failures
+//
+// A write cut short (crash, full disk, file size limit) leaves a torn line
+// at the end. It is never removed: the next Open or Append writes a
+// "recovery" record naming the torn region's length and SHA-256, preceded by
+// a newline if the region does not end in one. Verify accepts exactly that
+// pattern: bytes that are not valid records, immediately followed, in the
+// same file, by a valid recovery record whose torn_bytes and torn_sha256
+// describe them (with or without the separating newline). A recovery record
+// with no torn bytes notes a failed append whose action was refused.
+//
+// Healthy rule: the log is unhealthy from the first failed write, fsync or
+// key-state write until an Append (or Heal) succeeds. That Append first
+// re-reads the file tail, adopts any record that made it to disk, writes a
+// recovery record saying what failed, and then the caller's record; only
+// when all of that is durable is the log healthy again.
+//
+// The key state is written atomically (temp file, fsync, rename, fsync dir).
+// By default a background writer does it right after each append, coalescing
+// bursts, because a synchronous rename costs ~15 fsync-appends on ext4; the
+// state on disk therefore trails the log by at most one state write. Open
+// rolls a lagging state forward only across records whose MACs verify under
+// it, and refuses a state that is ahead of the log (a cut tail) or that does
+// not match it. Options.SyncState makes every Append wait for the state.
+package audit

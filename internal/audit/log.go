@@ -1,0 +1,766 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// KeyName is the audit key's name in the secret store (secrets.AuditKey).
+const KeyName = "audit-key"
+
+// KeyStore holds K0 on the host. *secrets.Store satisfies it.
+type KeyStore interface {
+	Get(name string) ([]byte, error)
+	Set(name string, value []byte) error
+}
+
+// DefaultRotateBytes is the file size at which a new file is started.
+const DefaultRotateBytes = 64 << 20
+
+// Options configure a Log.
+type Options struct {
+	// RotateBytes starts a new file when the next record would take the
+	// current one past it. 0 means DefaultRotateBytes; negative, never.
+	RotateBytes int64
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// FS is the filesystem; nil means the real one. Tests inject faults.
+	FS FS
+	// SyncState makes Append wait until the key state is durable, instead
+	// of leaving it to the background writer (see the package doc).
+	SyncState bool
+
+	// noSync skips fsync; benchmarks only, to build big logs quickly.
+	noSync bool
+}
+
+// Log is an open audit log. It is safe for concurrent use.
+type Log struct {
+	dir string
+	o   Options
+	fs  FS
+
+	mu sync.Mutex
+	// The fields below are guarded by mu.
+	c        *chain // head and current key; never suspect between calls
+	file     string // active file's base name
+	fileNo   int
+	w        File  // active file, O_APPEND; nil when it must be reopened
+	size     int64 // offset past the last accepted record in file (or 0)
+	headFile string
+	headEnd  int64 // offset past the head record in headFile
+	failed   error // why the last write failed; nil when healthy
+	secrets  [][]byte
+	closed   bool
+	buf      []byte
+
+	head   atomic.Pointer[Head]
+	broken atomic.Pointer[error]
+
+	// Key state persistence. smu guards the fields below it.
+	smu     sync.Mutex
+	scond   *sync.Cond
+	spend   *keyState // newest state not yet taken by the writer
+	sbusy   bool
+	sstop   bool
+	serr    error // last state write failure, nil after a success
+	sdone   chan struct{}
+	swmu    sync.Mutex // serializes state writes; guards persisted
+	persist uint64     // newest seq whose state is on disk
+}
+
+var errClosed = errors.New("audit log closed")
+
+func (o *Options) defaults() {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.FS == nil {
+		o.FS = osFS{}
+	}
+	if o.RotateBytes == 0 {
+		o.RotateBytes = DefaultRotateBytes
+	}
+}
+
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("audit directory: %w (run relay audit init, or check audit.dir)", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("audit directory %s is not a directory (check audit.dir)", dir)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("audit directory %s is mode %04o; it must not be accessible to others (chmod 700 %s)", dir, fi.Mode().Perm(), dir)
+	}
+	return nil
+}
+
+// InitOptions adjust Init.
+type InitOptions struct {
+	// Force allows replacing a key state and a stored key when the
+	// directory holds no records. Init never starts over a log that has
+	// records, with or without Force: move that directory aside.
+	Force bool
+	Now   func() time.Time
+	Rand  io.Reader
+	FS    FS
+}
+
+// Init starts a new log in dir with a fresh K0, stores K0 in ks (nil: K0 is
+// kept off the host only) and returns it so the owner can keep a copy off
+// the host. It seals the first record, "init", so K0 itself is never
+// written to the key state.
+func Init(dir string, ks KeyStore) ([]byte, error) { return InitWith(dir, ks, InitOptions{}) }
+
+// InitWith is Init with options.
+func InitWith(dir string, ks KeyStore, o InitOptions) (k0 []byte, err error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	if o.FS == nil {
+		o.FS = osFS{}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("audit init: %w", err)
+	}
+	if err := checkDir(dir); err != nil {
+		return nil, fmt.Errorf("audit init: %w", err)
+	}
+	files, err := ListFiles(dir)
+	if err != nil {
+		return nil, fmt.Errorf("audit init: %w", err)
+	}
+	for _, f := range files {
+		if fi, err := os.Stat(f); err != nil || fi.Size() > 0 {
+			return nil, fmt.Errorf("audit init: %s already holds an audit log (move the directory aside, keeping its K0 to verify it, and run init again)", dir)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, StateFile)); err == nil && !o.Force {
+		return nil, fmt.Errorf("audit init: %s already has a key state (use --force to replace it; the directory holds no records)", dir)
+	}
+	if ks != nil {
+		if old, err := ks.Get(KeyName); err == nil && len(old) > 0 {
+			clear(old)
+			if !o.Force {
+				return nil, errors.New("audit init: the secret store already holds an audit key (keep it to verify the old log; use --force to replace it)")
+			}
+		}
+	}
+	k0 = make([]byte, keySize)
+	if _, err := io.ReadFull(o.Rand, k0); err != nil {
+		return nil, fmt.Errorf("audit init: generate key: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			clear(k0)
+			k0 = nil
+		}
+	}()
+	if ks != nil {
+		if err := ks.Set(KeyName, k0); err != nil {
+			return nil, fmt.Errorf("audit init: store the audit key: %w (check the secret store, or use --no-store and keep K0 off the host)", err)
+		}
+	}
+	name := nameFor(1)
+	path := filepath.Join(dir, name)
+	w, err := o.FS.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit init: %w (run init again with --force)", err)
+	}
+	defer w.Close()
+	s := newSealer(k0)
+	defer s.zero()
+	body, _ := encodeBody(&Record{Type: "init", Outcome: "ok", Detail: "new audit log"})
+	line, err := appendLine(nil, s, 1, o.Now(), nil, body)
+	if err != nil {
+		return nil, fmt.Errorf("audit init: %w", err)
+	}
+	if _, err := w.Write(line); err != nil {
+		return nil, fmt.Errorf("audit init: write %s: %w (run init again with --force)", name, err)
+	}
+	if err := w.Sync(); err != nil {
+		return nil, fmt.Errorf("audit init: sync %s: %w (run init again with --force)", name, err)
+	}
+	if err := o.FS.SyncDir(dir); err != nil {
+		return nil, fmt.Errorf("audit init: %w", err)
+	}
+	h, _ := parseHeader(line)
+	s.next()
+	st := &keyState{Seq: 1, Key: append([]byte(nil), s.key[:]...), MAC: string(h.mac), File: name, Size: int64(len(line))}
+	data := st.encode()
+	err = o.FS.WriteFileAtomic(filepath.Join(dir, StateFile), data, 0o600)
+	clear(data)
+	st.zero()
+	if err != nil {
+		return nil, fmt.Errorf("audit init: write key state: %w (run init again with --force)", err)
+	}
+	return k0, nil
+}
+
+// Open opens the log in dir for appending. It checks the key state against
+// the log's head, rolls a lagging state forward across records that verify
+// under it, and, if the last write was torn, appends a recovery record
+// naming the torn bytes. It refuses a log it cannot vouch for.
+func Open(dir string, o Options) (*Log, error) {
+	o.defaults()
+	if err := checkDir(dir); err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	st, err := readState(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	defer st.zero()
+	files, err := ListFiles(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	idx := -1
+	for i, f := range files {
+		if filepath.Base(f) == st.File {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return nil, fmt.Errorf("open audit log: the key state names %s, which is not in %s (restore the file, then run relay audit verify)", st.File, dir)
+	}
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return nil, fmt.Errorf("open audit log: %w", err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("open audit log: %s is mode %04o (chmod 600 %s)", f, fi.Mode().Perm(), f)
+		}
+	}
+	if err := checkHead(o.FS, files[idx], st); err != nil {
+		return nil, fmt.Errorf("open audit log: %w (run relay audit verify; to start over, move %s aside and run relay audit init)", err, dir)
+	}
+
+	l := &Log{dir: dir, o: o, fs: o.FS, persist: st.Seq, sdone: make(chan struct{})}
+	l.scond = sync.NewCond(&l.smu)
+	l.c = newChain(st.Key)
+	l.c.seq = st.Seq
+	copy(l.c.mac[:], st.MAC)
+	l.headFile, l.headEnd = st.File, st.Size
+
+	// Everything after the state's head must extend the chain under the
+	// state's key, apart from a torn tail in the last file.
+	buf := make([]byte, 2*MaxRecordBytes)
+	for i := idx; i < len(files); i++ {
+		name := filepath.Base(files[i])
+		var off int64
+		if i == idx {
+			off = st.Size
+		}
+		f, err := o.FS.OpenFile(files[i], os.O_RDONLY, 0)
+		if err != nil {
+			l.c.s.zero()
+			return nil, fmt.Errorf("open audit log: %w", err)
+		}
+		verr, err := scan(f, off, name, buf, l.c, func(end int64, _ int) *VerifyError {
+			l.headFile, l.headEnd = name, end
+			return nil
+		})
+		f.Close()
+		if err == nil && verr == nil && l.c.suspect() && i < len(files)-1 {
+			verr = l.c.finish()
+		}
+		if err != nil || verr != nil {
+			l.c.s.zero()
+			if err == nil {
+				err = verr
+			}
+			return nil, fmt.Errorf("open audit log: the records after seq %d do not verify: %w (run relay audit verify; to start over, move %s aside and run relay audit init)", st.Seq, err, dir)
+		}
+	}
+	torn := l.c.suspect()
+	last := files[len(files)-1]
+	l.file = filepath.Base(last)
+	l.fileNo, _ = fileNumber(l.file)
+	if l.headFile == l.file {
+		l.size = l.headEnd
+	}
+	l.c.resetRegion()
+	w, err := o.FS.OpenFile(last, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		l.c.s.zero()
+		return nil, fmt.Errorf("open audit log: %w (check the audit directory's permissions, or chattr)", err)
+	}
+	l.w = w
+	l.setHead()
+	go l.stateLoop()
+	if torn || l.c.seq > st.Seq {
+		l.mu.Lock()
+		if torn {
+			l.failed = errors.New("the previous run ended in a torn write (crash or full disk)")
+		} else {
+			l.failed = fmt.Errorf("the key state lagged the log by %d record(s) (a crash before it was saved)", l.c.seq-st.Seq)
+		}
+		err := l.resyncLocked()
+		l.mu.Unlock()
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("open audit log: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// checkHead confirms that the record ending at st.Size in path is the
+// state's head.
+func checkHead(fs FS, path string, st *keyState) error {
+	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() < st.Size {
+		return fmt.Errorf("%s is %d bytes but the key state's head record (seq %d) ends at %d: the log was truncated", st.File, fi.Size(), st.Seq, st.Size)
+	}
+	n := min(st.Size, int64(MaxRecordBytes+1))
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, st.Size-n); err != nil {
+		return err
+	}
+	if i := bytes.LastIndexByte(b[:len(b)-1], '\n'); i >= 0 {
+		b = b[i+1:]
+	} else if n != st.Size {
+		b = nil
+	}
+	h, reason := parseHeader(b)
+	if reason != "" || h.seq != st.Seq || string(h.mac) != st.MAC {
+		return fmt.Errorf("the key state (seq %d) does not match the record at its position in %s", st.Seq, st.File)
+	}
+	return nil
+}
+
+// Head returns the newest record's position and MAC.
+func (l *Log) Head() Head { return *l.head.Load() }
+
+func (l *Log) setHead() {
+	l.head.Store(&Head{Seq: l.c.seq, MAC: string(l.c.mac[:]), File: l.headFile})
+}
+
+// Healthy returns nil when the last append, and the key state write after
+// it, succeeded; otherwise why not. The relay refuses commands while it is
+// not nil. Appending (or Heal) after the cause is fixed makes it healthy.
+func (l *Log) Healthy() error {
+	if p := l.broken.Load(); p != nil {
+		return *p
+	}
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	if l.serr != nil {
+		return fmt.Errorf("audit log unhealthy: %w", l.serr)
+	}
+	return nil
+}
+
+// Heal retries a failed log: it records what failed and returns Healthy.
+// Appending does the same; Heal is for when there is nothing to append.
+func (l *Log) Heal() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return errClosed
+	}
+	if l.failed == nil && l.stateErr() == nil {
+		return nil
+	}
+	return l.resyncLocked()
+}
+
+func (l *Log) stateErr() error {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	return l.serr
+}
+
+func (l *Log) setFailedLocked(err error) error {
+	l.failed = err
+	e := fmt.Errorf("audit log unhealthy: %w", err)
+	l.broken.Store(&e)
+	return fmt.Errorf("audit append: %w (the action was not performed; fix the cause and the next append recovers)", err)
+}
+
+// minSecret is the shortest value ForbidSecret takes: shorter ones would
+// match innocent text and redact it.
+const minSecret = 6
+
+// ForbidSecret registers a value that must never appear in a record: the
+// bot token, the TOTP secret, K0. Append replaces it (and its hex, base32
+// and base64 forms) with "[redacted]" and marks the record redacted, and
+// refuses a record whose line would still contain it.
+func (l *Log) ForbidSecret(b []byte) {
+	if len(b) < minSecret {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	forms := []string{string(b), hex.EncodeToString(b), strings.ToUpper(hex.EncodeToString(b)),
+		base32.StdEncoding.EncodeToString(b), base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b),
+		base64.StdEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b)}
+	for _, f := range forms {
+		l.secrets = append(l.secrets, []byte(f))
+	}
+}
+
+const redacted = "[redacted]"
+
+func (l *Log) redactLocked(r *Record) {
+	if len(l.secrets) == 0 {
+		return
+	}
+	fix := func(s string) string {
+		for _, sec := range l.secrets {
+			if strings.Contains(s, string(sec)) {
+				s = strings.ReplaceAll(s, string(sec), redacted)
+				r.Redacted = true
+			}
+		}
+		return s
+	}
+	for _, p := range []*string{&r.Type, &r.Outcome, &r.Reason, &r.Command, &r.Workdir, &r.Sandbox,
+		&r.Job, &r.Signal, &r.OutputSHA256, &r.Detail, &r.TornSHA256} {
+		*p = fix(*p)
+	}
+	if r.Params != nil {
+		m := make(map[string]string, len(r.Params))
+		for k, v := range r.Params {
+			m[fix(k)] = fix(v)
+		}
+		r.Params = m
+	}
+	if r.Argv != nil {
+		a := make([]string, len(r.Argv))
+		for i, v := range r.Argv {
+			a[i] = fix(v)
+		}
+		r.Argv = a
+	}
+}
+
+var reserved = map[string]bool{"init": true, "rotate": true, "recovery": true}
+
+// Append writes r as the next record: one write(2), then fsync. When it
+// returns an error the action r describes must not happen, and the log is
+// unhealthy until an append succeeds. It returns the new head.
+func (l *Log) Append(r Record) (Head, error) {
+	if !validType([]byte(r.Type)) {
+		return Head{}, fmt.Errorf("audit append: bad record type %q (lower-case letters and _)", r.Type)
+	}
+	if reserved[r.Type] || r.Redacted || r.TornBytes != 0 || r.TornSHA256 != "" {
+		return Head{}, fmt.Errorf("audit append: %q records and the redacted/torn fields are written by the log itself", r.Type)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return Head{}, errClosed
+	}
+	if l.failed != nil || l.stateErr() != nil {
+		if err := l.resyncLocked(); err != nil {
+			return Head{}, err
+		}
+	}
+	return l.appendLocked(&r, false)
+}
+
+func (l *Log) appendLocked(r *Record, noRotate bool) (Head, error) {
+	l.redactLocked(r)
+	body, err := encodeBody(r)
+	if err != nil {
+		return Head{}, fmt.Errorf("audit append: %w", err)
+	}
+	if len(body)+suffixLen+200 > MaxRecordBytes {
+		return Head{}, fmt.Errorf("audit append: %s record of %d bytes exceeds the %d-byte limit (shorten the command's arguments)", r.Type, len(body), MaxRecordBytes)
+	}
+	if !noRotate && l.o.RotateBytes > 0 && l.size > 0 && l.size+int64(len(body)+suffixLen+200) > l.o.RotateBytes {
+		if err := l.rotateLocked(); err != nil {
+			return Head{}, err
+		}
+	}
+	return l.writeLocked(body, "")
+}
+
+// writeLocked seals body as the next record and appends sep+line in one
+// write(2).
+func (l *Log) writeLocked(body []byte, sep string) (Head, error) {
+	buf := append(l.buf[:0], sep...)
+	buf, err := appendLine(buf, l.c.s, l.c.seq+1, l.o.Now(), l.c.prevHex(), body)
+	l.buf = buf[:0]
+	if err != nil {
+		return Head{}, fmt.Errorf("audit append: %w", err)
+	}
+	for _, sec := range l.secrets {
+		if bytes.Contains(buf, sec) {
+			return Head{}, errors.New("audit append: the record would contain a registered secret; not written (this is a bug in the caller: report it)")
+		}
+	}
+	line := buf[len(sep):]
+	h, reason := parseHeader(line)
+	if reason != "" {
+		return Head{}, fmt.Errorf("audit append: internal error: %s", reason)
+	}
+	if l.w == nil {
+		return Head{}, l.setFailedLocked(fmt.Errorf("%s is not open", l.file))
+	}
+	n, err := l.w.Write(buf)
+	if err == nil && n != len(buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		return Head{}, l.setFailedLocked(fmt.Errorf("write %s: %w", l.file, err))
+	}
+	if !l.o.noSync {
+		if err := l.w.Sync(); err != nil {
+			return Head{}, l.setFailedLocked(fmt.Errorf("fsync %s: %w", l.file, err))
+		}
+	}
+	l.size += int64(len(buf))
+	l.c.accept(&h, l.file, 0)
+	l.headFile, l.headEnd = l.file, l.size
+	l.setHead()
+	l.queueState(l.stateLocked())
+	if l.o.SyncState {
+		if err := l.flushState(); err != nil {
+			return Head{}, l.setFailedLocked(fmt.Errorf("write key state: %w", err))
+		}
+	}
+	l.failed = nil
+	l.broken.Store(nil)
+	return l.Head(), nil
+}
+
+func (l *Log) stateLocked() *keyState {
+	return &keyState{Seq: l.c.seq, Key: append([]byte(nil), l.c.s.key[:]...), MAC: string(l.c.mac[:]), File: l.headFile, Size: l.headEnd}
+}
+
+// rotateLocked starts the next file with a rotate record linking the last.
+func (l *Log) rotateLocked() error {
+	prev, prevSize := l.file, l.size
+	name := nameFor(l.fileNo + 1)
+	w, err := l.fs.OpenFile(filepath.Join(l.dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return l.setFailedLocked(fmt.Errorf("rotate: create %s: %w", name, err))
+	}
+	if l.w != nil {
+		l.w.Close()
+	}
+	l.w, l.file, l.fileNo, l.size = w, name, l.fileNo+1, 0
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return l.setFailedLocked(fmt.Errorf("rotate: %w", err))
+	}
+	body, _ := encodeBody(&Record{Type: "rotate", Outcome: "ok", Detail: fmt.Sprintf("continues %s (%d bytes)", prev, prevSize)})
+	_, err = l.writeLocked(body, "")
+	return err
+}
+
+// resyncLocked brings a failed log back: it reopens the active file if
+// needed, makes whatever reached it durable, adopts the records among it
+// that extend the chain, saves the key state, and writes a recovery record
+// naming the failure and any torn bytes. On success the log is healthy.
+func (l *Log) resyncLocked() error {
+	cause := l.failed
+	if cause == nil {
+		cause = l.stateErr()
+	}
+	path := filepath.Join(l.dir, l.file)
+	if l.w == nil {
+		w, err := l.fs.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return l.setFailedLocked(fmt.Errorf("reopen %s: %w", l.file, err))
+		}
+		l.w = w
+	}
+	if !l.o.noSync {
+		if err := l.w.Sync(); err != nil {
+			l.w.Close()
+			l.w = nil
+			return l.setFailedLocked(fmt.Errorf("fsync %s: %w", l.file, err))
+		}
+	}
+	r, err := l.fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return l.setFailedLocked(fmt.Errorf("read back %s: %w", l.file, err))
+	}
+	fi, err := r.Stat()
+	if err == nil && fi.Size() < l.size {
+		err = fmt.Errorf("%s shrank from %d to %d bytes: it was truncated (run relay audit verify)", l.file, l.size, fi.Size())
+	}
+	var verr *VerifyError
+	adopted := false
+	if err == nil {
+		l.c.resetRegion()
+		verr, err = scan(r, l.size, l.file, make([]byte, 2*MaxRecordBytes), l.c, func(end int64, _ int) *VerifyError {
+			l.size, l.headFile, l.headEnd, adopted = end, l.file, end, true
+			return nil
+		})
+	}
+	r.Close()
+	if err == nil && verr != nil {
+		err = fmt.Errorf("the tail of %s does not verify: %w (run relay audit verify)", l.file, verr)
+	}
+	if err != nil {
+		l.c.resetRegion()
+		return l.setFailedLocked(err)
+	}
+	if adopted {
+		l.setHead()
+	}
+	if err := l.persistState(l.stateLocked()); err != nil {
+		l.c.resetRegion()
+		return l.setFailedLocked(fmt.Errorf("write key state: %w", err))
+	}
+	rec := Record{Type: "recovery", Outcome: "ok", Reason: cause.Error()}
+	if adopted {
+		rec.Detail = "records written before the failure were adopted; the actions they describe were refused"
+	} else {
+		rec.Detail = "the action being recorded was refused"
+	}
+	sep := ""
+	start := l.size
+	if l.c.suspect() {
+		n, sum, endsNL := l.c.regionDigest()
+		rec.TornBytes, rec.TornSHA256 = n, sum
+		if !endsNL {
+			sep = "\n"
+		}
+		l.size += n
+	}
+	l.c.resetRegion()
+	l.redactLocked(&rec)
+	body, _ := encodeBody(&rec)
+	if _, err := l.writeLocked(body, sep); err != nil {
+		l.size = start
+		return err
+	}
+	return nil
+}
+
+// queueState hands st to the background writer, replacing (and erasing) an
+// older state it has not started on.
+func (l *Log) queueState(st *keyState) {
+	l.smu.Lock()
+	if l.spend != nil {
+		l.spend.zero()
+	}
+	l.spend = st
+	l.scond.Broadcast()
+	l.smu.Unlock()
+}
+
+func (l *Log) stateLoop() {
+	defer close(l.sdone)
+	l.smu.Lock()
+	for {
+		for l.spend == nil && !l.sstop {
+			l.scond.Wait()
+		}
+		if l.spend == nil {
+			l.smu.Unlock()
+			return
+		}
+		st := l.spend
+		l.spend, l.sbusy = nil, true
+		l.smu.Unlock()
+		err := l.persistState(st)
+		l.smu.Lock()
+		l.sbusy = false
+		l.scond.Broadcast()
+		_ = err // persistState records the outcome in serr
+	}
+}
+
+// persistState writes st unless a newer state is already on disk. It
+// erases st's key either way.
+func (l *Log) persistState(st *keyState) error {
+	l.swmu.Lock()
+	defer l.swmu.Unlock()
+	defer st.zero()
+	if st.Seq < l.persist {
+		return nil
+	}
+	data := st.encode()
+	err := l.fs.WriteFileAtomic(filepath.Join(l.dir, StateFile), data, 0o600)
+	clear(data)
+	l.smu.Lock()
+	if err != nil {
+		l.serr = err
+	} else {
+		l.serr = nil
+		l.persist = st.Seq
+	}
+	l.smu.Unlock()
+	return err
+}
+
+// flushState waits until every queued key state was written and returns
+// the last write's error.
+func (l *Log) flushState() error {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	for l.spend != nil || l.sbusy {
+		l.scond.Wait()
+	}
+	return l.serr
+}
+
+// Sync waits until the key state for the current head is on disk.
+func (l *Log) Sync() error {
+	if err := l.flushState(); err != nil {
+		return fmt.Errorf("audit: write key state: %w", err)
+	}
+	return nil
+}
+
+// Close flushes the key state, closes the file and erases the key. It
+// returns an error if the state could not be saved.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	err := l.flushState()
+	l.smu.Lock()
+	l.sstop = true
+	l.scond.Broadcast()
+	l.smu.Unlock()
+	<-l.sdone
+	if l.w != nil {
+		if cerr := l.w.Close(); err == nil {
+			err = cerr
+		}
+	}
+	l.c.s.zero()
+	for _, s := range l.secrets {
+		clear(s)
+	}
+	if err != nil {
+		return fmt.Errorf("audit close: %w", err)
+	}
+	return nil
+}

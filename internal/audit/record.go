@@ -1,0 +1,324 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"strconv"
+	"time"
+)
+
+// Record is one audited event. The writer adds seq, ts, prev and mac; the
+// caller fills in what applies and leaves the rest zero (omitted from the
+// line). Records never hold secrets: Append redacts registered ones.
+type Record struct {
+	// Type is what happened: start, stop, config, update, unauthorized,
+	// stale, login, lockout, session, request, exec_start, exec_end, kill,
+	// delivery, checkpoint, notify. init, rotate and recovery are written
+	// by the log itself. Lower-case letters and underscores.
+	Type string `json:"type"`
+	// Outcome is ok, denied, failed, ignored, sent, ...
+	Outcome string `json:"outcome,omitempty"`
+	// Reason says why (a denial, a failure), safe to show the owner.
+	Reason  string            `json:"reason,omitempty"`
+	UserID  int64             `json:"user,omitempty"`
+	ChatID  int64             `json:"chat,omitempty"`
+	Command string            `json:"command,omitempty"`
+	Params  map[string]string `json:"params,omitempty"` // bound parameters
+	Argv    []string          `json:"argv,omitempty"`   // resolved argv
+	Workdir string            `json:"workdir,omitempty"`
+	Sandbox string            `json:"sandbox,omitempty"` // sandbox profile
+	Job     string            `json:"job,omitempty"`
+	Exit    *int              `json:"exit,omitempty"`
+	Signal  string            `json:"signal,omitempty"`
+	// TimedOut is set when the job was killed by its timeout.
+	TimedOut     bool   `json:"timed_out,omitempty"`
+	DurationMS   int64  `json:"duration_ms,omitempty"`
+	OutputBytes  int64  `json:"output_bytes,omitempty"`
+	OutputSHA256 string `json:"output_sha256,omitempty"`
+	// Count is how many similar events this record stands for beyond
+	// itself (unauthorized updates dropped by the rate limit).
+	Count  int    `json:"count,omitempty"`
+	Detail string `json:"detail,omitempty"` // kind of update, file, version, ...
+
+	// Redacted is set by the writer when it replaced a registered secret.
+	Redacted bool `json:"redacted,omitempty"`
+	// TornBytes and TornSHA256 describe, in a recovery record, the bytes
+	// of a cut-short write that precede it. Set by the writer only.
+	TornBytes  int64  `json:"torn_bytes,omitempty"`
+	TornSHA256 string `json:"torn_sha256,omitempty"`
+}
+
+// Entry is a record as read back from the log.
+type Entry struct {
+	Seq  uint64    `json:"seq"`
+	Time time.Time `json:"-"`
+	Prev string    `json:"prev"`
+	MAC  string    `json:"mac"`
+	Record
+}
+
+const (
+	tsLayout = "2006-01-02T15:04:05.000000000Z"
+	tsLen    = len(tsLayout)
+	macHex   = 64
+	// suffixLen is `,"mac":"` + 64 hex + `"}` + "\n".
+	suffixLen = len(`,"mac":"`) + macHex + len(`"}`) + 1
+
+	// MaxRecordBytes bounds one line, so a reader's memory is bounded and
+	// one write(2) stays well inside what the kernel writes at once.
+	MaxRecordBytes = 64 << 10
+
+	keySize = 32
+)
+
+var (
+	prefixSeq  = []byte(`{"seq":`)
+	prefixTS   = []byte(`,"ts":"`)
+	prefixPrev = []byte(`","prev":"`)
+	prefixType = []byte(`","type":"`)
+	prefixMAC  = []byte(`,"mac":"`)
+	nextLabel  = []byte("next")
+	closeBrace = []byte("}")
+)
+
+// sealer computes HMAC-SHA256 under the current evolving key. It is a
+// hand-rolled HMAC so that one pair of hash states is reused for every
+// record: verify spends its time in SHA-256, not in allocation.
+type sealer struct {
+	key        [keySize]byte
+	ipad, opad [64]byte
+	in, out    hash.Hash
+	sum        [sha256.Size]byte
+}
+
+func newSealer(k []byte) *sealer {
+	s := &sealer{in: sha256.New(), out: sha256.New()}
+	s.setKey(k)
+	return s
+}
+
+func (s *sealer) setKey(k []byte) {
+	copy(s.key[:], k)
+	for i := range s.ipad {
+		var b byte
+		if i < keySize {
+			b = s.key[i]
+		}
+		s.ipad[i] = b ^ 0x36
+		s.opad[i] = b ^ 0x5c
+	}
+}
+
+// mac returns HMAC(key, a || b).
+func (s *sealer) mac(a, b []byte) [sha256.Size]byte {
+	s.in.Reset()
+	s.in.Write(s.ipad[:])
+	s.in.Write(a)
+	s.in.Write(b)
+	inner := s.in.Sum(s.sum[:0])
+	s.out.Reset()
+	s.out.Write(s.opad[:])
+	s.out.Write(inner)
+	var m [sha256.Size]byte
+	s.out.Sum(m[:0])
+	return m
+}
+
+// next moves to K(i+1) = HMAC(K(i), "next") and forgets K(i).
+func (s *sealer) next() {
+	k := s.mac(nextLabel, nil)
+	s.setKey(k[:])
+	clear(k[:])
+	clear(s.sum[:])
+}
+
+func (s *sealer) zero() {
+	clear(s.key[:])
+	clear(s.ipad[:])
+	clear(s.opad[:])
+	clear(s.sum[:])
+	s.in.Reset()
+	s.out.Reset()
+}
+
+// nextKey returns HMAC(k, "next") for a standalone key.
+func nextKey(k []byte) []byte {
+	m := hmac.New(sha256.New, k)
+	m.Write(nextLabel)
+	return m.Sum(nil)
+}
+
+// encodeBody serializes the caller's part of a record: `{"type":...}`.
+func encodeBody(r *Record) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s record: %w", r.Type, err)
+	}
+	return b, nil
+}
+
+// appendLine appends one sealed line to dst: the header, body (without its
+// opening brace) and the MAC computed with s's current key.
+func appendLine(dst []byte, s *sealer, seq uint64, ts time.Time, prev []byte, body []byte) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, prefixSeq...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, prefixTS...)
+	n := len(dst)
+	dst = ts.UTC().AppendFormat(dst, tsLayout)
+	if len(dst)-n != tsLen {
+		return dst[:start], fmt.Errorf("timestamp %v out of range (year 0-9999)", ts)
+	}
+	dst = append(dst, prefixPrev...)
+	dst = append(dst, prev...)
+	dst = append(dst, '"', ',')
+	dst = append(dst, body[1:]...) // body ends with '}': dst[start:] is S
+	m := s.mac(dst[start:], nil)
+	dst = dst[:len(dst)-1]
+	dst = append(dst, prefixMAC...)
+	dst = hex.AppendEncode(dst, m[:])
+	dst = append(dst, '"', '}', '\n')
+	return dst, nil
+}
+
+// header is what verify needs from a line, found without a JSON decoder.
+// Its slices alias the line.
+type header struct {
+	seq     uint64
+	prev    []byte // "" or 64 hex
+	mac     []byte // 64 hex
+	content []byte // S without its closing brace
+	typ     []byte
+}
+
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// parseHeader checks a line's framing and reads its fixed fields. The
+// returned reason is "" when the framing holds; the MAC is not checked.
+func parseHeader(line []byte) (h header, reason string) {
+	n := len(line)
+	if n == 0 || line[n-1] != '\n' {
+		return h, reasonIncomplete
+	}
+	if n > MaxRecordBytes+1 {
+		return h, "line longer than the record limit"
+	}
+	if n < len(prefixSeq)+suffixLen+len(prefixTS)+tsLen+len(prefixPrev)+len(prefixType) {
+		return h, "malformed record: too short"
+	}
+	suf := line[n-suffixLen:]
+	if !bytes.HasPrefix(suf, prefixMAC) || suf[suffixLen-3] != '"' || suf[suffixLen-2] != '}' {
+		return h, "malformed record: no mac at the end"
+	}
+	h.mac = suf[len(prefixMAC) : len(prefixMAC)+macHex]
+	if !isHex(h.mac) {
+		return h, "malformed record: mac is not lower-case hex"
+	}
+	c := line[:n-suffixLen]
+	h.content = c
+	if !bytes.HasPrefix(c, prefixSeq) {
+		return h, "malformed record: does not start with seq"
+	}
+	i := len(prefixSeq)
+	j := i
+	for j < len(c) && c[j] >= '0' && c[j] <= '9' {
+		j++
+	}
+	if j == i || j-i > 20 || (c[i] == '0') {
+		return h, "malformed record: bad seq"
+	}
+	seq, err := strconv.ParseUint(string(c[i:j]), 10, 64)
+	if err != nil {
+		return h, "malformed record: bad seq"
+	}
+	h.seq = seq
+	c = c[j:]
+	if !bytes.HasPrefix(c, prefixTS) || len(c) < len(prefixTS)+tsLen {
+		return h, "malformed record: bad ts"
+	}
+	c = c[len(prefixTS)+tsLen:]
+	if !bytes.HasPrefix(c, prefixPrev) {
+		return h, "malformed record: bad prev"
+	}
+	c = c[len(prefixPrev):]
+	switch {
+	case len(c) > macHex && isHex(c[:macHex]) && bytes.HasPrefix(c[macHex:], prefixType):
+		h.prev = c[:macHex]
+		c = c[macHex:]
+	case bytes.HasPrefix(c, prefixType):
+		h.prev = c[:0]
+	default:
+		return h, "malformed record: bad prev"
+	}
+	c = c[len(prefixType):]
+	k := bytes.IndexByte(c, '"')
+	if k <= 0 || !validType(c[:k]) {
+		return h, "malformed record: bad type"
+	}
+	h.typ = c[:k]
+	return h, ""
+}
+
+func validType(t []byte) bool {
+	if len(t) == 0 || len(t) > 32 {
+		return false
+	}
+	for _, c := range t {
+		if (c < 'a' || c > 'z') && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseRecord parses one line (with or without its trailing newline) into an
+// Entry. It checks the framing and that the JSON object agrees with it, but
+// not the MAC: that needs the chain (Verify).
+func ParseRecord(line []byte) (Entry, error) {
+	var e Entry
+	if len(line) == 0 || line[len(line)-1] != '\n' {
+		line = append(line[:len(line):len(line)], '\n')
+	}
+	h, reason := parseHeader(line)
+	if reason != "" {
+		return e, errors.New(reason)
+	}
+	s := make([]byte, 0, len(h.content)+1)
+	s = append(append(s, h.content...), '}')
+	var w struct {
+		Seq  *uint64 `json:"seq"`
+		TS   string  `json:"ts"`
+		Prev *string `json:"prev"`
+		Record
+	}
+	d := json.NewDecoder(bytes.NewReader(s))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&w); err != nil {
+		return e, fmt.Errorf("malformed record: %w", err)
+	}
+	if d.More() {
+		return e, errors.New("malformed record: data after the object")
+	}
+	if w.Seq == nil || *w.Seq != h.seq || w.Prev == nil || *w.Prev != string(h.prev) || w.Type != string(h.typ) {
+		return e, errors.New("malformed record: fields disagree with the header (duplicate keys?)")
+	}
+	t, err := time.Parse(tsLayout, w.TS)
+	if err != nil || len(w.TS) != tsLen {
+		return e, errors.New("malformed record: bad ts")
+	}
+	e.Seq, e.Time, e.Prev, e.MAC, e.Record = h.seq, t, string(h.prev), string(h.mac), w.Record
+	return e, nil
+}

@@ -1,0 +1,242 @@
+package audit
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Filter selects records for show and /audit. Zero fields match anything.
+type Filter struct {
+	Since, Until time.Time // inclusive bounds on the record's time
+	Types        []string  // any of these types
+	Command      string
+	Outcome      string
+}
+
+func (f *Filter) empty() bool {
+	return f.Since.IsZero() && f.Until.IsZero() && len(f.Types) == 0 && f.Command == "" && f.Outcome == ""
+}
+
+func (f *Filter) match(e *Entry) bool {
+	if !f.Since.IsZero() && e.Time.Before(f.Since) {
+		return false
+	}
+	if !f.Until.IsZero() && e.Time.After(f.Until) {
+		return false
+	}
+	if len(f.Types) > 0 {
+		ok := false
+		for _, t := range f.Types {
+			ok = ok || t == e.Type
+		}
+		if !ok {
+			return false
+		}
+	}
+	if f.Command != "" && strings.TrimPrefix(f.Command, "/") != e.Command {
+		return false
+	}
+	return f.Outcome == "" || f.Outcome == e.Outcome
+}
+
+// Line is one record as shown to a person. Raw is the record's exact line
+// (without the newline), for --json; the rest is parsed from it. A line
+// that does not parse has Type "?" and says so in Detail.
+type Line struct {
+	File string
+	Seq  uint64
+	Time time.Time
+	Entry
+	Raw []byte
+}
+
+// maxField bounds each free-text field in a summary line, so that a chat
+// reply stays short.
+const maxField = 80
+
+// String renders the line on one line, short and safe for the chat:
+// control characters are replaced and long fields cut.
+func (l Line) String() string {
+	if l.Type == "?" {
+		return fmt.Sprintf("%s %s", l.File, clean(l.Detail))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s #%d %s", l.Time.UTC().Format("2006-01-02 15:04:05Z"), l.Seq, l.Type)
+	if l.Outcome != "" {
+		b.WriteString(" " + clean(l.Outcome))
+	}
+	if l.Command != "" {
+		b.WriteString(" /" + clean(l.Command))
+	}
+	if l.UserID != 0 {
+		fmt.Fprintf(&b, " user=%d", l.UserID)
+	}
+	if l.Job != "" {
+		b.WriteString(" job=" + clean(l.Job))
+	}
+	if l.Exit != nil {
+		fmt.Fprintf(&b, " exit=%d", *l.Exit)
+	}
+	if l.Signal != "" {
+		b.WriteString(" signal=" + clean(l.Signal))
+	}
+	if l.TimedOut {
+		b.WriteString(" timed-out")
+	}
+	if l.DurationMS != 0 {
+		fmt.Fprintf(&b, " %dms", l.DurationMS)
+	}
+	if l.OutputBytes != 0 {
+		fmt.Fprintf(&b, " out=%dB", l.OutputBytes)
+	}
+	if l.Count != 0 {
+		fmt.Fprintf(&b, " +%d dropped", l.Count)
+	}
+	if l.Reason != "" {
+		b.WriteString(` reason="` + clean(l.Reason) + `"`)
+	}
+	if l.Detail != "" {
+		b.WriteString(` "` + clean(l.Detail) + `"`)
+	}
+	if l.Redacted {
+		b.WriteString(" [redacted]")
+	}
+	return b.String()
+}
+
+// Columns renders the fixed-width columns of the table that relay audit
+// show prints: time, seq, type, outcome, command, and the rest.
+func (l Line) Columns() string {
+	if l.Type == "?" {
+		return l.String()
+	}
+	rest := l
+	rest.Type, rest.Outcome, rest.Command = "", "", ""
+	s := rest.String()
+	// Drop the time, seq and empty type that String put first.
+	if i := strings.Index(s, " #"); i >= 0 {
+		if j := strings.IndexByte(s[i+2:], ' '); j >= 0 {
+			s = strings.TrimSpace(s[i+2+j+1:])
+		}
+	}
+	cmd := ""
+	if l.Command != "" {
+		cmd = "/" + clean(l.Command)
+	}
+	return fmt.Sprintf("%-20s %8d  %-12s %-8s %-16s %s", l.Time.UTC().Format("2006-01-02 15:04:05Z"), l.Seq, clean(l.Type), clean(l.Outcome), cmd, s)
+}
+
+// ColumnsHeader is the table's header line.
+const ColumnsHeader = "TIME                      SEQ  TYPE         OUTCOME  COMMAND          DETAIL"
+
+func clean(s string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == maxField {
+			b.WriteString("…")
+			break
+		}
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			r = ' '
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
+}
+
+// Scan streams the records of files (oldest first) that match f to fn,
+// stopping at fn's first error. It does not verify MACs: run Verify for
+// that. Unparseable lines reach fn only when f is empty.
+func Scan(files []string, f Filter, fn func(Line) error) error {
+	for _, path := range sortFiles(files) {
+		if err := scanShow(path, &f, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var errStop = errors.New("stop")
+
+func scanShow(path string, f *Filter, fn func(Line) error) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read audit log: %w", err)
+	}
+	defer fh.Close()
+	name := filepath.Base(path)
+	br := bufio.NewReaderSize(fh, 2*MaxRecordBytes)
+	lineNo := 0
+	for {
+		s, err := br.ReadSlice('\n')
+		long := false
+		for errors.Is(err, bufio.ErrBufferFull) {
+			// Longer than any record: skip the rest of it.
+			long = true
+			_, err = br.ReadSlice('\n')
+		}
+		if len(s) > 0 || long {
+			lineNo++
+			var l Line
+			e, perr := ParseRecord(s)
+			if perr == nil && !long {
+				if !f.match(&e) {
+					goto next
+				}
+				l = Line{File: name, Seq: e.Seq, Time: e.Time, Entry: e, Raw: append([]byte(nil), s[:len(s)-1]...)}
+			} else {
+				if !f.empty() {
+					goto next
+				}
+				l = Line{File: name, Entry: Entry{Record: Record{Type: "?", Detail: "line " + strconv.Itoa(lineNo) + ": unreadable (torn or damaged; run relay audit verify)"}}}
+			}
+			if ferr := fn(l); ferr != nil {
+				return ferr
+			}
+		}
+	next:
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read audit log %s: %w", name, err)
+		}
+	}
+}
+
+// Summarize returns the last n records matching f (all of them when n <= 0),
+// oldest first, keeping at most n in memory however long the log is. The
+// chat's /audit N and relay audit show -n use it.
+func Summarize(files []string, f Filter, n int) ([]Line, error) {
+	if n <= 0 {
+		var out []Line
+		err := Scan(files, f, func(l Line) error { out = append(out, l); return nil })
+		return out, err
+	}
+	ring := make([]Line, n)
+	count := 0
+	err := Scan(files, f, func(l Line) error {
+		ring[count%n] = l
+		count++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if count < n {
+		return ring[:count], nil
+	}
+	k := count % n
+	return append(ring[k:], ring[:k]...), nil
+}

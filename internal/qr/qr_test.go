@@ -102,3 +102,12 @@ func TestRenderTooLong(t *testing.T) {
 		t.Error("got nil error for 5000 bytes, want an error")
 	}
 }
+
+func BenchmarkRender(b *testing.B) {
+	const uri = "otpauth://totp/relay:host?algorithm=SHA1&digits=6&issuer=relay&period=30&secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+	for b.Loop() {
+		if _, err := Render(uri, DarkBackground); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,145 @@
+package telegram
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+)
+
+// maxResponse caps a Bot API response body. getUpdates returns at most 100
+// updates of a few KiB each; anything near this is not the Bot API.
+const maxResponse = 16 << 20
+
+// maxDescription caps the Bot API description we keep for errors.
+const maxDescription = 200
+
+// callInfo is what the transport saw of one request. A fresh one rides on
+// each attempt's context, so concurrent calls never share it; the
+// transport writes it from the goroutine that called Do, before Do returns.
+type callInfo struct {
+	// responded is set once any HTTP response arrived.
+	responded bool
+	// code is the Bot API error_code (or the HTTP status when the body had
+	// none) of a failed call, and 0 on success.
+	code int
+	// desc is the redacted, length-capped description of a failed call.
+	desc string
+	// retryAfter is the 429 wait in seconds.
+	retryAfter int
+}
+
+type callKey struct{}
+
+func withCall(ctx context.Context) (context.Context, *callInfo) {
+	info := &callInfo{}
+	return context.WithValue(ctx, callKey{}, info), info
+}
+
+// transport sits under the library's HTTP client. It makes every response
+// the library sees either the server's successful Bot API JSON, or a
+// synthetic failure that holds nothing the server sent except a redacted
+// description; and it replaces transport errors, whose text may hold the
+// request URL, with redacted ones. It never retries: a request body is a
+// stream that cannot be replayed, so retries happen a level up, where the
+// request can be rebuilt.
+type transport struct {
+	base   http.RoundTripper
+	redact *redactor
+}
+
+type apiReply struct {
+	OK          bool   `json:"ok"`
+	ErrorCode   int    `json:"error_code,omitempty"`
+	Description string `json:"description,omitempty"`
+	Parameters  *struct {
+		RetryAfter int `json:"retry_after,omitempty"`
+	} `json:"parameters,omitempty"`
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	info, _ := req.Context().Value(callKey{}).(*callInfo)
+	if info == nil {
+		info = &callInfo{}
+	}
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, &transportError{msg: t.redact.String(err.Error()), cause: contextCause(err)}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	if err != nil {
+		return nil, &transportError{msg: "read response: " + t.redact.String(err.Error()), cause: contextCause(err)}
+	}
+	info.responded = true
+	if len(body) > maxResponse {
+		return nil, &transportError{msg: fmt.Sprintf("response larger than %d bytes", maxResponse)}
+	}
+
+	var r apiReply
+	jsonErr := json.Unmarshal(body, &r)
+	if jsonErr == nil && r.OK && resp.StatusCode == http.StatusOK {
+		return reply(req, resp.StatusCode, body), nil
+	}
+
+	code, desc := resp.StatusCode, ""
+	if jsonErr == nil {
+		if r.ErrorCode != 0 {
+			code = r.ErrorCode
+		}
+		desc = t.redact.String(r.Description)
+	} else {
+		desc = fmt.Sprintf("http %d %s (response body is not bot api json, withheld)", resp.StatusCode, http.StatusText(resp.StatusCode))
+	}
+	if code == http.StatusOK {
+		code = http.StatusBadGateway // "ok":false with a 200 is still a failure
+	}
+	retryAfter := 0
+	if jsonErr == nil && r.Parameters != nil {
+		retryAfter = r.Parameters.RetryAfter
+	}
+	if retryAfter == 0 && code == http.StatusTooManyRequests {
+		retryAfter, _ = strconv.Atoi(resp.Header.Get("Retry-After"))
+	}
+	desc = capString(desc, maxDescription)
+	info.code, info.desc, info.retryAfter = code, desc, max(retryAfter, 0)
+
+	out := apiReply{ErrorCode: code, Description: desc}
+	if info.retryAfter > 0 {
+		out.Parameters = &struct {
+			RetryAfter int `json:"retry_after,omitempty"`
+		}{info.retryAfter}
+	}
+	synthetic, _ := json.Marshal(out)
+	return reply(req, resp.StatusCode, synthetic), nil
+}
+
+// reply builds the response the library reads.
+func reply(req *http.Request, status int, body []byte) *http.Response {
+	return &http.Response{
+		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
+		StatusCode:    status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{"Content-Type": {"application/json"}},
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       req,
+	}
+}
+
+func capString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
+}

@@ -1,0 +1,174 @@
+package telegram
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Update kinds.
+const (
+	KindMessage       = "message"
+	KindEditedMessage = "edited_message"
+	KindCallbackQuery = "callback_query"
+	KindChannelPost   = "channel_post"
+	KindOther         = "other"
+)
+
+// Update is one Bot API update, reduced to what relay acts on. It is
+// decoded by this package, not by the library, and carries no entities:
+// commands are parsed from Text by ParseCommand.
+//
+// Text and CallbackData may hold secrets (a /login code): String and the
+// zerolog marshaller leave them out, and so must anything else that logs.
+type Update struct {
+	// ID is the update_id; updates arrive in increasing ID order.
+	ID int64
+	// Kind is one of the Kind constants; anything relay does not handle
+	// is KindOther, with only ID set.
+	Kind string
+	// MessageID is the message's id; for a callback query, the id of the
+	// message that carries the button (0 if Telegram did not send it).
+	MessageID int
+	// UserID is the sender (the presser, for a callback query); 0 when the
+	// update has no user, as in a channel post.
+	UserID int64
+	// FromBot is set when the sender is a bot.
+	FromBot bool
+	// ChatID and ChatType ("private", "group", "supergroup", "channel")
+	// are the chat the message is in.
+	ChatID   int64
+	ChatType string
+	// Date is when the message was sent (edited, for an edited message).
+	// It is the zero time for a callback query, which carries no date:
+	// freshness of a button press comes from the daemon's own records of
+	// the prompts it sent.
+	Date time.Time
+	// Text is the message text; empty for messages without text.
+	Text string
+	// CallbackID and CallbackData are set for a callback query.
+	CallbackID   string
+	CallbackData string
+}
+
+// String describes the update without its text or callback data.
+func (u Update) String() string {
+	return "update " + strconv.FormatInt(u.ID, 10) + " (" + u.Kind + ")"
+}
+
+// GoString is String, so %#v cannot print the text either.
+func (u Update) GoString() string { return u.String() }
+
+// MarshalZerologObject logs the update's identifiers, never its content.
+func (u Update) MarshalZerologObject(e *zerolog.Event) {
+	e.Int64("update_id", u.ID).Str("kind", u.Kind).Int64("chat_id", u.ChatID).
+		Int64("user_id", u.UserID).Int("message_id", u.MessageID)
+}
+
+type rawUpdate struct {
+	UpdateID          int64        `json:"update_id"`
+	Message           *rawMessage  `json:"message"`
+	EditedMessage     *rawMessage  `json:"edited_message"`
+	ChannelPost       *rawMessage  `json:"channel_post"`
+	EditedChannelPost *rawMessage  `json:"edited_channel_post"`
+	CallbackQuery     *rawCallback `json:"callback_query"`
+}
+
+type rawMessage struct {
+	MessageID int      `json:"message_id"`
+	From      *rawUser `json:"from"`
+	Chat      rawChat  `json:"chat"`
+	Date      int64    `json:"date"`
+	EditDate  int64    `json:"edit_date"`
+	Text      string   `json:"text"`
+}
+
+type rawUser struct {
+	ID    int64 `json:"id"`
+	IsBot bool  `json:"is_bot"`
+}
+
+type rawChat struct {
+	ID   int64  `json:"id"`
+	Type string `json:"type"`
+}
+
+type rawCallback struct {
+	ID      string      `json:"id"`
+	From    rawUser     `json:"from"`
+	Message *rawMessage `json:"message"`
+	Data    string      `json:"data"`
+}
+
+// updateID reads only the update_id, so that an update that fails to
+// decode can still be skipped past.
+func updateID(raw []byte) (int64, bool) {
+	var v struct {
+		UpdateID int64 `json:"update_id"`
+	}
+	if json.Unmarshal(raw, &v) != nil || v.UpdateID <= 0 {
+		return 0, false
+	}
+	return v.UpdateID, true
+}
+
+// decodeUpdate turns one raw update into an Update. It never panics; an
+// error never quotes the input.
+func decodeUpdate(raw []byte) (u Update, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			u, err = Update{}, fmt.Errorf("decode update: panic %T", r)
+		}
+	}()
+	var r rawUpdate
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return Update{}, errors.New("decode update: malformed json")
+	}
+	if r.UpdateID <= 0 {
+		return Update{}, errors.New("decode update: missing update_id")
+	}
+	u = Update{ID: r.UpdateID, Kind: KindOther}
+	switch {
+	case r.Message != nil:
+		u.Kind = KindMessage
+		fillMessage(&u, r.Message)
+	case r.EditedMessage != nil:
+		u.Kind = KindEditedMessage
+		fillMessage(&u, r.EditedMessage)
+		if r.EditedMessage.EditDate > 0 {
+			u.Date = time.Unix(r.EditedMessage.EditDate, 0)
+		}
+	case r.ChannelPost != nil:
+		u.Kind = KindChannelPost
+		fillMessage(&u, r.ChannelPost)
+	case r.CallbackQuery != nil:
+		cq := r.CallbackQuery
+		u.Kind = KindCallbackQuery
+		u.CallbackID = cq.ID
+		u.CallbackData = cq.Data
+		u.UserID = cq.From.ID
+		u.FromBot = cq.From.IsBot
+		if cq.Message != nil {
+			u.MessageID = cq.Message.MessageID
+			u.ChatID = cq.Message.Chat.ID
+			u.ChatType = cq.Message.Chat.Type
+		}
+	}
+	return u, nil
+}
+
+func fillMessage(u *Update, m *rawMessage) {
+	u.MessageID = m.MessageID
+	if m.From != nil {
+		u.UserID = m.From.ID
+		u.FromBot = m.From.IsBot
+	}
+	u.ChatID = m.Chat.ID
+	u.ChatType = m.Chat.Type
+	u.Date = time.Unix(m.Date, 0)
+	u.Text = m.Text
+}

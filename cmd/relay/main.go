@@ -12,9 +12,15 @@ import (
 	"syscall"
 
 	"github.com/relaychat/relay/internal/cli"
+	"github.com/relaychat/relay/internal/sandbox"
 )
 
 func main() {
+	// Before anything else: a sandboxed command re-executes relay as its
+	// trampoline, which must never reach the CLI.
+	if sandbox.IsTrampoline(os.Args) {
+		sandbox.Trampoline(os.Args)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Main(ctx, os.Args[1:], cli.StdEnv())
 	stop()

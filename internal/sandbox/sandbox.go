@@ -108,6 +108,9 @@ func New(p policy.Sandbox, o Options) (*Profile, error) {
 
 	exe := o.SelfExe
 	if exe == "" {
+		if !hooked.Load() {
+			return nil, errors.New("this binary does not run the sandbox trampoline: call sandbox.IsTrampoline first thing in main, or set Options.SelfExe")
+		}
 		e, err := os.Executable()
 		if err != nil {
 			return nil, fmt.Errorf("find the relay binary for the sandbox trampoline: %w", err)

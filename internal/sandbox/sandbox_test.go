@@ -476,3 +476,30 @@ func mustEncode(t *testing.T, s *spec) string {
 	}
 	return e
 }
+
+func TestSelfTest(t *testing.T) {
+	for _, sb := range []policy.Sandbox{{}, {Namespaces: true}, {Network: true}} {
+		p := newProfile(t, sb, Options{})
+		if err := p.SelfTest(); err != nil {
+			t.Errorf("SelfTest(%+v): %v", sb, err)
+		}
+	}
+	// A trampoline that cannot set up fails the self-test with its reason.
+	p := newProfile(t, policy.Sandbox{}, Options{})
+	p.spec.AS = 0
+	if err := p.SelfTest(); err == nil || !strings.Contains(err.Error(), "relay-sandbox: ") {
+		t.Errorf("SelfTest of a broken profile: got %v, want the trampoline's relay-sandbox: line", err)
+	}
+}
+
+func TestNewDefaultSelfExeNeedsTheHook(t *testing.T) {
+	hooked.Store(false)
+	defer hooked.Store(true)
+	if _, err := New(policy.Sandbox{}, Options{Timeout: time.Second, TempDir: t.TempDir()}); err == nil {
+		t.Errorf("New without the trampoline hook: got no error, want one")
+	}
+	hooked.Store(true)
+	if _, err := New(policy.Sandbox{}, Options{Timeout: time.Second, TempDir: t.TempDir()}); err != nil {
+		t.Errorf("New with the hook: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -19,8 +20,17 @@ const trampolineArg = "__relay-sandbox"
 // "relay-sandbox: " to stderr first.
 const ExitSetupFailed = 125
 
-// IsTrampoline reports whether args (os.Args) ask for the trampoline.
-func IsTrampoline(args []string) bool { return len(args) > 1 && args[1] == trampolineArg }
+// hooked records that this binary checks for the trampoline at start-up,
+// so re-executing it as one cannot recurse into the whole program.
+var hooked atomic.Bool
+
+// IsTrampoline reports whether args (os.Args) ask for the trampoline. Call
+// it first thing in main: a profile that re-executes this binary is refused
+// until it has been called.
+func IsTrampoline(args []string) bool {
+	hooked.Store(true)
+	return len(args) > 1 && args[1] == trampolineArg
+}
 
 // Trampoline confines the current process as the profile in args says and
 // execve's the command. It never returns: on any failure it reports one

@@ -1,0 +1,75 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// SelfTest runs true(1) inside p, through the real trampoline, and reports
+// why it failed. It proves what Probe cannot: that no seccomp filter or LSM
+// blocks landlock_restrict_self or the namespaces at run time.
+func (pr *Profile) SelfTest() error {
+	bin := ""
+	for _, c := range []string{"/usr/bin/true", "/bin/true"} {
+		if r, err := filepath.EvalSymlinks(c); err == nil && pr.executable(r) {
+			bin = c
+			break
+		}
+	}
+	if bin == "" {
+		return errors.New("self-test: no true(1) in /usr/bin or /bin")
+	}
+	w, err := pr.Wrap([]string{bin}, nil)
+	if err != nil {
+		return err
+	}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return fmt.Errorf("self-test: %w", err)
+	}
+	defer devnull.Close()
+	r, wr, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("self-test: %w", err)
+	}
+	defer r.Close()
+	sys := *w.SysProcAttr
+	sys.Setpgid = true
+	sys.Pdeathsig = syscall.SIGKILL
+	pid, err := syscall.ForkExec(w.Path, w.Args, &syscall.ProcAttr{
+		Env:   w.Env,
+		Files: []uintptr{devnull.Fd(), devnull.Fd(), wr.Fd()},
+		Sys:   &sys,
+	})
+	wr.Close()
+	if err != nil {
+		return fmt.Errorf("self-test: start the trampoline: %w", err)
+	}
+	var msg strings.Builder
+	buf := make([]byte, 512)
+	for msg.Len() < 4096 {
+		n, err := r.Read(buf)
+		msg.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	var ws syscall.WaitStatus
+	for {
+		_, err = syscall.Wait4(pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("self-test: wait: %w", err)
+	}
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		return fmt.Errorf("self-test: %s (status %v)", strings.TrimSpace(msg.String()), ws)
+	}
+	return nil
+}

@@ -1,0 +1,310 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/relaychat/relay/internal/secrets"
+	"github.com/relaychat/relay/policy"
+)
+
+const tokenUsage = `Usage:
+    relay token set [--config FILE] [--file]
+    relay token status [--config FILE]
+    relay token delete [--config FILE]
+
+Manage the Telegram bot token relay uses.
+
+set     reads the token from standard input, or prompts for it without echo
+        on a terminal, checks its shape and stores it in the OS keyring
+        (Secret Service), or with --file in a 0600 file in the state
+        directory (telegram.token_file when the config sets one), for
+        headless servers without a keyring.
+status  says which source the token comes from, never the token itself.
+        Exits 5 when there is no token.
+delete  removes the token from the keyring and the file. A systemd
+        credential or RELAY_BOT_TOKEN is never touched; relay says so.
+
+Sources, in the order relay tries them: the systemd credential
+$CREDENTIALS_DIRECTORY/bot-token, the OS keyring, RELAY_BOT_TOKEN, the file.
+
+Without --config the state directory is $STATE_DIRECTORY, else
+$XDG_STATE_HOME/relay, else ~/.local/state/relay.
+
+Examples:
+    relay token set
+    printf '%s' "$TOKEN" | relay token set --file
+    relay token status
+`
+
+// tokenRE is the shape of a bot token: the bot's numeric ID, a colon, and
+// the secret part. It is checked before anything is stored, so a paste of
+// the wrong thing (a chat ID, a whole BotFather message) is caught early.
+var tokenRE = regexp.MustCompile(`^[0-9]{5,16}:[A-Za-z0-9_-]{30,64}$`)
+
+// maxTokenInput bounds what is read from stdin; a token is under 100 bytes.
+const maxTokenInput = 4096
+
+func init() {
+	register(&command{
+		name:  "token",
+		short: "store, check or delete the bot token",
+		usage: tokenUsage,
+		run:   runToken,
+	})
+}
+
+func runToken(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 {
+		return usageErr("token: missing subcommand (set, status or delete)")
+	}
+	switch args[0] {
+	case "-h", "--help", "-help", "help":
+		return flag.ErrHelp
+	case "set":
+		return tokenSet(env, args[1:])
+	case "status":
+		return tokenStatus(env, args[1:])
+	case "delete":
+		return tokenDelete(env, args[1:])
+	}
+	return usageErr("token: unknown subcommand %q (want set, status or delete)", args[0])
+}
+
+// tokenStore opens the secret store for --config, or for the default state
+// directory when there is no config file.
+func tokenStore(env *Env, configPath string) (*secrets.Store, error) {
+	if configPath != "" {
+		cfg, err := loadConfig(configPath)
+		if err != nil {
+			return nil, err
+		}
+		return secretStore(cfg, env), nil
+	}
+	dir, err := defaultStateDir(env.Getenv)
+	if err != nil {
+		return nil, withCode(ExitUsage, err)
+	}
+	return secretStore(&policy.Config{StateDir: dir}, env), nil
+}
+
+// defaultStateDir is the state directory when no config file is given.
+//
+// TODO(lead): replace with policy.DefaultPaths(getenv) once it lands, so
+// that `relay token`, `relay run` and `relay doctor` agree on the path.
+func defaultStateDir(getenv func(string) string) (string, error) {
+	if d, _, _ := strings.Cut(getenv("STATE_DIRECTORY"), ":"); filepath.IsAbs(d) {
+		return d, nil // systemd StateDirectory=, possibly a list
+	}
+	if d := getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "relay"), nil
+	}
+	if h := getenv("HOME"); filepath.IsAbs(h) {
+		return filepath.Join(h, ".local", "state", "relay"), nil
+	}
+	return "", errors.New("no state directory: STATE_DIRECTORY, XDG_STATE_HOME and HOME are unset or relative (pass --config FILE)")
+}
+
+func tokenSet(env *Env, args []string) error {
+	fs := newFlags("token set")
+	config := fs.String("config", "", "config file")
+	toFile := fs.Bool("file", false, "store in a 0600 file instead of the keyring")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		// Never accept the token as an argument: it would end up in shell
+		// history and in /proc/PID/cmdline for every user to read.
+		return usageErr("token set: unexpected argument (the token is read from standard input, never the command line)")
+	}
+	store, err := tokenStore(env, *config)
+	if err != nil {
+		return err
+	}
+	token, err := readToken(env)
+	defer clear(token)
+	if err != nil {
+		return err
+	}
+	if err := checkToken(token); err != nil {
+		return withCode(ExitUsage, err)
+	}
+
+	var stored secrets.Source
+	if *toFile {
+		path, err := store.SetFile(secrets.BotToken, token)
+		if err != nil {
+			return err
+		}
+		stored = secrets.SourceFile
+		fmt.Fprintf(env.Stdout, "stored the bot token in %s (mode 0600)\n", path)
+	} else {
+		if err := store.Set(secrets.BotToken, token); err != nil {
+			return err
+		}
+		stored = secrets.SourceKeyring
+		fmt.Fprintf(env.Stdout, "stored the bot token in the os keyring (service %q, user %q)\n", secrets.DefaultKeyringService, secrets.BotToken)
+	}
+
+	// Say so when another source outranks the one just written: otherwise
+	// the owner believes relay now uses the new token.
+	p, err := store.Probe(secrets.BotToken)
+	switch {
+	case err != nil:
+		fmt.Fprintf(env.Stderr, "relay: warning: the stored token cannot be read back: %v\n", err)
+	case p.Source != stored:
+		fmt.Fprintf(env.Stderr, "relay: warning: relay will keep using the token from the %s (%s), which takes precedence\n",
+			sourceName(p.Source), p.Location)
+	}
+	return nil
+}
+
+// readToken reads the token without echoing it: from standard input when
+// it is not a terminal (a pipe or a file), else from a no-echo prompt.
+func readToken(env *Env) ([]byte, error) {
+	var b []byte
+	if env.IsTerminal {
+		fmt.Fprint(env.Stderr, "bot token from @BotFather (input is hidden): ")
+		var err error
+		b, err = term.ReadPassword(env.StdinFd)
+		fmt.Fprintln(env.Stderr)
+		if err != nil {
+			clear(b)
+			return nil, fmt.Errorf("token set: read the token: %w", err)
+		}
+	} else {
+		var err error
+		b, err = io.ReadAll(io.LimitReader(env.Stdin, maxTokenInput+1))
+		if err != nil {
+			clear(b)
+			return nil, fmt.Errorf("token set: read standard input: %w", err)
+		}
+		if len(b) > maxTokenInput {
+			clear(b)
+			return nil, withCode(ExitUsage, fmt.Errorf("token set: standard input is longer than %d bytes, not a bot token (pipe only the token)", maxTokenInput))
+		}
+	}
+	t := bytes.TrimSpace(b)
+	if len(t) == 0 {
+		clear(b)
+		return nil, withCode(ExitUsage, errors.New("token set: no token given (paste the token @BotFather sent, or pipe it on standard input)"))
+	}
+	// Copy out so the caller can clear exactly what it holds.
+	out := bytes.Clone(t)
+	clear(b)
+	return out, nil
+}
+
+// checkToken reports whether token has a bot token's shape. The error
+// never contains the input, not even its length: a mistyped token is still
+// mostly a token.
+func checkToken(token []byte) error {
+	if tokenRE.Match(token) {
+		return nil
+	}
+	return errors.New("token set: that is not a bot token (want the form 123456789:AAH... that @BotFather sends: digits, a colon, then 30-64 letters, digits, '_' or '-'); nothing was stored")
+}
+
+func tokenStatus(env *Env, args []string) error {
+	fs := newFlags("token status")
+	config := fs.String("config", "", "config file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("token status: unexpected argument %q", fs.Arg(0))
+	}
+	store, err := tokenStore(env, *config)
+	if err != nil {
+		return err
+	}
+	p, err := store.Probe(secrets.BotToken)
+	for _, sk := range p.Skipped {
+		fmt.Fprintf(env.Stderr, "relay: %s skipped: %v\n", sourceName(sk.Source), sk.Err)
+	}
+	if err != nil {
+		if errors.Is(err, secrets.ErrNotFound) {
+			return withCode(ExitNotSetup, err)
+		}
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "bot token: %s (%s)\n", sourceName(p.Source), p.Location)
+	return nil
+}
+
+func tokenDelete(env *Env, args []string) error {
+	fs := newFlags("token delete")
+	config := fs.String("config", "", "config file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("token delete: unexpected argument %q", fs.Arg(0))
+	}
+	store, err := tokenStore(env, *config)
+	if err != nil {
+		return err
+	}
+	removed, err := store.Delete(secrets.BotToken)
+	for _, src := range removed {
+		fmt.Fprintf(env.Stdout, "deleted the bot token from the %s\n", sourceName(src))
+	}
+	// Whatever was removed, tell the owner if relay would still find a token
+	// in a place it cannot delete from.
+	if p, perr := store.Probe(secrets.BotToken); perr == nil {
+		switch p.Source {
+		case secrets.SourceCredential:
+			fmt.Fprintf(env.Stderr, "relay: the bot token is still provided by the systemd credential %s, which relay cannot delete (remove LoadCredential=bot-token from the unit)\n", p.Location)
+		case secrets.SourceEnv:
+			fmt.Fprintf(env.Stderr, "relay: the bot token is still provided by %s, which relay cannot delete (unset it)\n", secrets.EnvToken)
+		default:
+			fmt.Fprintf(env.Stderr, "relay: a bot token is still present in the %s (%s)\n", sourceName(p.Source), p.Location)
+		}
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, secrets.ErrNotFound) && len(removed) == 0:
+		return withCode(ExitNotSetup, err)
+	case len(removed) > 0 && keyringAbsent(err):
+		// A headless server has no keyring to hold a copy: deleting the
+		// file was the whole job. Mention it, but do not fail.
+		fmt.Fprintf(env.Stderr, "relay: note: the os keyring was not checked: %v\n", err)
+		return nil
+	}
+	return err
+}
+
+// keyringAbsent reports whether err says there is no keyring here at all,
+// as opposed to one that may hold a copy but is locked or failing.
+func keyringAbsent(err error) bool {
+	for _, k := range []error{secrets.ErrNoSessionBus, secrets.ErrNoSecretService, secrets.ErrKeyringOff} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
+}
+
+func sourceName(s secrets.Source) string {
+	switch s {
+	case secrets.SourceCredential:
+		return "systemd credential"
+	case secrets.SourceKeyring:
+		return "os keyring"
+	case secrets.SourceEnv:
+		return "environment"
+	case secrets.SourceFile:
+		return "file"
+	}
+	return string(s)
+}

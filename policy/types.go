@@ -102,6 +102,10 @@ type Command struct {
 
 	// Line is where the command is defined, for messages.
 	Line int
+
+	// tmpl is the compiled argv template, built by Load and only read
+	// afterwards; nil for a Command assembled in code (Bind compiles it).
+	tmpl *template
 }
 
 // ParamType names a parameter type.

@@ -1,0 +1,150 @@
+package policy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Error is one problem found in a config file, with its position. Line and
+// Col are 1-based; 0 means the position is unknown (the whole file).
+type Error struct {
+	File      string
+	Line, Col int
+	Msg       string
+	// Hint names the fix, e.g. `did you mean "timeout"?`; may be empty.
+	Hint string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Col > 0 {
+			fmt.Fprintf(&b, ":%d", e.Col)
+		}
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	if e.Hint != "" {
+		b.WriteString(" (")
+		b.WriteString(e.Hint)
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// ErrorList is every problem found in one file, in file order. Load and
+// Parse never stop at the first error, so the owner fixes a file in one pass.
+type ErrorList []*Error
+
+func (l *ErrorList) Error() string {
+	if l == nil {
+		return ""
+	}
+	s := make([]string, len(*l))
+	for i, e := range *l {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// UsageError reports the wrong number of chat arguments. Its message is
+// built only from the schema, never from the arguments, so it is safe to
+// show in the chat.
+type UsageError struct {
+	Command string // the command name
+	Reason  string // e.g. "too many arguments: want at most 1, got 3"
+	Usage   string // the usage line, e.g. "/restart <unit: nginx|caddy>"
+}
+
+func (e *UsageError) Error() string { return e.Reason + "; usage: " + e.Usage }
+
+// ArgError reports a chat argument that fails its parameter's type. Its
+// message names the parameter and why, quotes at most a short, escaped
+// prefix of the value, and is safe to show in the chat.
+type ArgError struct {
+	Param  string // the parameter name
+	Reason string // why, already safe to show
+}
+
+func (e *ArgError) Error() string { return fmt.Sprintf("argument %q: %s", e.Param, e.Reason) }
+
+// SplitError reports a chat argument string that cannot be tokenized. It
+// never echoes the input.
+type SplitError struct{ Reason string }
+
+func (e *SplitError) Error() string { return "cannot read the arguments: " + e.Reason }
+
+// maxShown is how many bytes of an offending value an error quotes.
+const maxShown = 32
+
+// show renders an untrusted value for an error message: a short prefix,
+// cut on a rune boundary, quoted with every control, format and non-graphic
+// character escaped, so a bidi override or newline cannot reshape the chat.
+func show(v string) string {
+	if len(v) <= maxShown {
+		return strconv.QuoteToGraphic(v)
+	}
+	cut := maxShown
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return strconv.QuoteToGraphic(v[:cut]) + fmt.Sprintf("… (%d bytes)", len(v))
+}
+
+// suggest returns the candidate closest to s by edit distance, or "" when
+// none is close enough to be a plausible typo.
+func suggest(s string, candidates []string) string {
+	best, bestD := "", 0
+	for _, c := range candidates {
+		d := distance(s, c)
+		if best == "" || d < bestD {
+			best, bestD = c, d
+		}
+	}
+	limit := max(1, min(len(s), len(best))/3)
+	if best == "" || bestD > limit {
+		return ""
+	}
+	return best
+}
+
+func didYouMean(s string, candidates []string) string {
+	if c := suggest(s, candidates); c != "" {
+		return fmt.Sprintf("did you mean %q?", c)
+	}
+	return ""
+}
+
+// distance is the optimal-string-alignment edit distance (Levenshtein plus
+// adjacent transposition), the typical typo.
+func distance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	if len(ra) > 64 || len(rb) > 64 {
+		return max(len(ra), len(rb))
+	}
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
+}

@@ -156,10 +156,29 @@ func dbusErrorName(err error) string {
 // rather than risk carrying the secret.
 func keyringErr(op, name string, err error, value string) error {
 	kind := classify(err)
-	if value != "" && strings.Contains(err.Error(), value) {
+	if quotes(err.Error(), value) {
 		err = errors.New("cause withheld because it quoted the secret")
 	}
 	return &KeyringError{Op: op, Name: name, Kind: kind, Err: err}
+}
+
+// quotes reports whether msg contains value or any 8-byte run of it: a
+// remote error that echoes part of a secret leaks it as surely as one that
+// echoes all of it.
+func quotes(msg, value string) bool {
+	const run = 8
+	if value == "" {
+		return false
+	}
+	if len(value) <= run {
+		return strings.Contains(msg, value)
+	}
+	for i := 0; i+run <= len(value); i++ {
+		if strings.Contains(msg, value[i:i+run]) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Store) keyringLocation(name string) string {

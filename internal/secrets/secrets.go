@@ -117,6 +117,10 @@ func (s Store) String() string {
 // GoString is String, so %#v cannot reach the backend or the environment.
 func (s Store) GoString() string { return s.String() }
 
+// Format prints String for every verb, so no verb (%d, %x, %+v) can walk
+// into the options and a keyring backend that may cache values.
+func (s Store) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
+
 // Probe is what a lookup found, without the value: for `relay token status`
 // and `relay doctor`.
 type Probe struct {

@@ -36,6 +36,11 @@ type chain struct {
 	regionHash  hash.Hash
 	regionLast  int  // last byte of the region held back, -1 if none
 	sealed      bool // region crossed a file end: no recovery can match it
+	// foreign is set when the region holds a complete, well-framed record
+	// that does not extend the chain. Torn writes only ever leave prefixes
+	// of lines, so such a region is not a crash's leftover and no recovery
+	// record can excuse it.
+	foreign bool
 
 	recoveries int
 }
@@ -103,7 +108,7 @@ func (c *chain) addRegion(b []byte) {
 }
 
 func (c *chain) resetRegion() {
-	c.bad, c.badAhead, c.seenWant, c.sealed = nil, false, false, false
+	c.bad, c.badAhead, c.seenWant, c.sealed, c.foreign = nil, false, false, false, false
 	c.regionLen, c.regionLast, c.regionParts = 0, -1, 0
 	c.regionHash.Reset()
 }
@@ -123,7 +128,7 @@ func (c *chain) regionDigest() (n int64, sum string, endsNL bool) {
 // matches reports whether a recovery record naming n bytes with digest sum
 // covers the region: the region is those bytes, or those bytes and "\n".
 func (c *chain) matches(n int64, sum string) bool {
-	if c.sealed || n <= 0 {
+	if c.sealed || c.foreign || n <= 0 {
 		return false
 	}
 	if c.regionLast == '\n' && n == c.regionLen-1 && hex.EncodeToString(c.regionHash.Sum(nil)) == sum {
@@ -145,12 +150,14 @@ func (c *chain) matches(n int64, sum string) bool {
 // when the log is definitely broken (verification stops there).
 func (c *chain) feed(line []byte, file string, lineNo int) (accepted bool, err *VerifyError) {
 	h, reason := parseHeader(line)
-	if reason == "" {
+	framed := reason == ""
+	if framed {
 		reason = c.check(&h)
 	}
+	isRecovery := framed && bytes.Equal(h.typ, []byte("recovery"))
 	if !c.suspect() {
 		if reason == "" {
-			if bytes.Equal(h.typ, []byte("recovery")) {
+			if isRecovery {
 				if n, _, perr := recoveryTorn(&h); perr != nil {
 					return false, &VerifyError{Seq: h.seq, File: file, Line: lineNo, Reason: perr.Error()}
 				} else if n > 0 {
@@ -162,18 +169,19 @@ func (c *chain) feed(line []byte, file string, lineNo int) (accepted bool, err *
 			c.accept(&h, file, lineNo)
 			return true, nil
 		}
-		seq := h.seq
-		if h.mac == nil || h.content == nil {
-			seq = c.seq + 1
+		seq := c.seq + 1
+		if framed {
+			seq = h.seq
 		}
 		c.bad = &VerifyError{Seq: seq, File: file, Line: lineNo, Reason: reason}
 		c.wantSeq = c.seq + 1
-		c.badAhead = h.content != nil && h.seq > c.wantSeq
+		c.badAhead = framed && h.seq > c.wantSeq
+		c.foreign = framed
 		c.addRegion(line)
 		return false, nil
 	}
 	if reason == "" {
-		if bytes.Equal(h.typ, []byte("recovery")) {
+		if isRecovery {
 			n, sum, perr := recoveryTorn(&h)
 			if perr == nil && c.matches(n, sum) {
 				c.recoveries++
@@ -181,17 +189,35 @@ func (c *chain) feed(line []byte, file string, lineNo int) (accepted bool, err *
 				c.accept(&h, file, lineNo)
 				return true, nil
 			}
+			if perr == nil && n > 0 && !c.foreign && !c.sealed {
+				e := *c.bad
+				e.Reason = fmt.Sprintf("these bytes do not match the torn_bytes and torn_sha256 of the recovery record (seq %d) after them: the torn bytes were changed", h.seq)
+				return false, &e
+			}
 		}
 		// A valid record after bad bytes that no recovery explains: the
 		// expected record exists, just not where it should be.
 		c.seenWant = true
 		return false, c.finish()
 	}
-	if h.content != nil && h.seq == c.wantSeq {
-		c.seenWant = true
+	if framed {
+		c.foreign = true
+		if h.seq == c.wantSeq {
+			c.seenWant = true
+		}
 	}
 	c.addRegion(line)
 	return false, nil
+}
+
+// clone copies the chain's head and key, for a dry run.
+func (c *chain) clone() *chain {
+	d := newChain(nil)
+	if c.s != nil {
+		d.s = newSealer(c.s.key[:])
+	}
+	d.seq, d.mac, d.lastFile, d.lastLine = c.seq, c.mac, c.lastFile, c.lastLine
+	return d
 }
 
 // endFile is called at the end of each file: a suspect region can no longer

@@ -263,7 +263,6 @@ func Open(dir string, o Options) (*Log, error) {
 
 	// Everything after the state's head must extend the chain under the
 	// state's key, apart from a torn tail in the last file.
-	buf := make([]byte, 2*MaxRecordBytes)
 	for i := idx; i < len(files); i++ {
 		name := filepath.Base(files[i])
 		var off int64
@@ -275,7 +274,7 @@ func Open(dir string, o Options) (*Log, error) {
 			l.c.s.zero()
 			return nil, fmt.Errorf("open audit log: %w", err)
 		}
-		verr, err := scan(f, off, name, buf, l.c, func(end int64, _ int) *VerifyError {
+		verr, err := scan(sectionFrom(f, off), off, name, 2*MaxRecordBytes, l.c, func(end int64, _ int) *VerifyError {
 			l.headFile, l.headEnd = name, end
 			return nil
 		})
@@ -469,10 +468,10 @@ var reserved = map[string]bool{"init": true, "rotate": true, "recovery": true}
 // unhealthy until an append succeeds. It returns the new head.
 func (l *Log) Append(r Record) (Head, error) {
 	if !validType([]byte(r.Type)) {
-		return Head{}, fmt.Errorf("audit append: bad record type %q (lower-case letters and _)", r.Type)
+		return Head{}, errors.New("audit append: bad record type (want 1 to 32 lower-case letters and _)")
 	}
 	if reserved[r.Type] || r.Redacted || r.TornBytes != 0 || r.TornSHA256 != "" {
-		return Head{}, fmt.Errorf("audit append: %q records and the redacted/torn fields are written by the log itself", r.Type)
+		return Head{}, errors.New("audit append: init, rotate and recovery records and the redacted and torn fields are written by the log itself")
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -586,6 +585,7 @@ func (l *Log) resyncLocked() error {
 	if cause == nil {
 		cause = l.stateErr()
 	}
+	adopted := false
 	path := filepath.Join(l.dir, l.file)
 	if l.w == nil {
 		w, err := l.fs.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
@@ -601,28 +601,7 @@ func (l *Log) resyncLocked() error {
 			return l.setFailedLocked(fmt.Errorf("fsync %s: %w", l.file, err))
 		}
 	}
-	r, err := l.fs.OpenFile(path, os.O_RDONLY, 0)
-	if err != nil {
-		return l.setFailedLocked(fmt.Errorf("read back %s: %w", l.file, err))
-	}
-	fi, err := r.Stat()
-	if err == nil && fi.Size() < l.size {
-		err = fmt.Errorf("%s shrank from %d to %d bytes: it was truncated (run relay audit verify)", l.file, l.size, fi.Size())
-	}
-	var verr *VerifyError
-	adopted := false
-	if err == nil {
-		l.c.resetRegion()
-		verr, err = scan(r, l.size, l.file, make([]byte, 2*MaxRecordBytes), l.c, func(end int64, _ int) *VerifyError {
-			l.size, l.headFile, l.headEnd, adopted = end, l.file, end, true
-			return nil
-		})
-	}
-	r.Close()
-	if err == nil && verr != nil {
-		err = fmt.Errorf("the tail of %s does not verify: %w (run relay audit verify)", l.file, verr)
-	}
-	if err != nil {
+	if err := l.scanTailLocked(path, &adopted); err != nil {
 		l.c.resetRegion()
 		return l.setFailedLocked(err)
 	}
@@ -642,6 +621,11 @@ func (l *Log) resyncLocked() error {
 	sep := ""
 	start := l.size
 	if l.c.suspect() {
+		if l.c.foreign {
+			err := fmt.Errorf("the tail of %s holds a record that does not extend the chain (%v): it was not left by a crash (run relay audit verify)", l.file, l.c.finish())
+			l.c.resetRegion()
+			return l.setFailedLocked(err)
+		}
 		n, sum, endsNL := l.c.regionDigest()
 		rec.TornBytes, rec.TornSHA256 = n, sum
 		if !endsNL {
@@ -657,6 +641,62 @@ func (l *Log) resyncLocked() error {
 		return err
 	}
 	return nil
+}
+
+// scanTailLocked reads the active file from l.size to its end through the
+// chain, adopting the records that extend it. If the file ends in a
+// fragment that a newline would complete into the next record (a write
+// that stopped one byte short), it writes that newline first, so that what
+// verify will see after the recovery record's separator is what the writer
+// saw. A remaining suspect region stays in l.c for the caller to name.
+func (l *Log) scanTailLocked(path string, adopted *bool) error {
+	r, err := l.fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", l.file, err)
+	}
+	defer r.Close()
+	fi, err := r.Stat()
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", l.file, err)
+	}
+	if fi.Size() < l.size {
+		return fmt.Errorf("%s shrank from %d to %d bytes: it was truncated (run relay audit verify)", l.file, l.size, fi.Size())
+	}
+	if fi.Size() > l.size {
+		last := make([]byte, 1)
+		if _, err := r.ReadAt(last, fi.Size()-1); err != nil {
+			return fmt.Errorf("read back %s: %w", l.file, err)
+		}
+		if last[0] != '\n' {
+			dry := l.c.clone()
+			verr, err := scan(io.MultiReader(sectionFrom(r, l.size), strings.NewReader("\n")), l.size, l.file, 2*MaxRecordBytes, dry, nil)
+			completes := err == nil && verr == nil && !dry.suspect()
+			foreign := dry.suspect() && dry.foreign
+			if dry.s != nil {
+				dry.s.zero()
+			}
+			if foreign {
+				return fmt.Errorf("the tail of %s holds a record that does not extend the chain (%v): it was not left by a crash (run relay audit verify)", l.file, dry.finish())
+			}
+			if completes {
+				if _, err := l.w.Write([]byte("\n")); err != nil {
+					return fmt.Errorf("write %s: %w", l.file, err)
+				}
+				if err := l.w.Sync(); err != nil && !l.o.noSync {
+					return fmt.Errorf("fsync %s: %w", l.file, err)
+				}
+			}
+		}
+	}
+	l.c.resetRegion()
+	verr, err := scan(sectionFrom(r, l.size), l.size, l.file, 2*MaxRecordBytes, l.c, func(end int64, _ int) *VerifyError {
+		l.size, l.headFile, l.headEnd, *adopted = end, l.file, end, true
+		return nil
+	})
+	if err == nil && verr != nil {
+		err = fmt.Errorf("the tail of %s does not verify: %w (run relay audit verify)", l.file, verr)
+	}
+	return err
 }
 
 // queueState hands st to the background writer, replacing (and erasing) an

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bytes"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -145,13 +144,6 @@ func (s *sealer) zero() {
 	clear(s.sum[:])
 	s.in.Reset()
 	s.out.Reset()
-}
-
-// nextKey returns HMAC(k, "next") for a standalone key.
-func nextKey(k []byte) []byte {
-	m := hmac.New(sha256.New, k)
-	m.Write(nextLabel)
-	return m.Sum(nil)
 }
 
 // encodeBody serializes the caller's part of a record: `{"type":...}`.

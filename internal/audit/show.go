@@ -167,8 +167,6 @@ func Scan(files []string, f Filter, fn func(Line) error) error {
 	return nil
 }
 
-var errStop = errors.New("stop")
-
 func scanShow(path string, f *Filter, fn func(Line) error) error {
 	fh, err := os.Open(path)
 	if err != nil {

@@ -134,14 +134,13 @@ func verify(files []string, k0 []byte, checkpoints []Head, captureSeq uint64) (S
 	}
 	sum.MACsVerified = k0 != nil
 	sum.Files = len(files)
-	buf := make([]byte, 1<<20)
 	for _, path := range files {
 		name := filepath.Base(path)
 		f, err := os.Open(path)
 		if err != nil {
 			return sum, cap, fmt.Errorf("verify: %w", err)
 		}
-		verr, err := scan(f, 0, name, buf, c, func(end int64, line int) *VerifyError {
+		verr, err := scan(f, 0, name, 1<<20, c, func(end int64, line int) *VerifyError {
 			sum.Records++
 			if c.seq == captureSeq {
 				cap.ok, cap.mac = true, string(c.mac[:])
@@ -223,11 +222,12 @@ func VerifyDir(dir string, k0 []byte, checkpoints []Head) (Summary, error) {
 
 const reasonIncomplete = "incomplete line (a torn write, or longer than the record limit)"
 
-// scan feeds the lines of f, from off to its end, into c. accepted is called
-// after each record that extends the chain, with the offset just past it
-// and its line number; an error it returns stops the scan.
-func scan(f io.ReaderAt, off int64, name string, buf []byte, c *chain, accepted func(end int64, line int) *VerifyError) (*VerifyError, error) {
-	br := bufio.NewReaderSize(io.NewSectionReader(f, off, math.MaxInt64-off), len(buf))
+// scan feeds the lines of r, which starts at offset off of its file, into
+// c. accepted is called after each record that extends the chain, with the
+// offset just past it and its line number; an error it returns stops the
+// scan.
+func scan(r io.Reader, off int64, name string, bufSize int, c *chain, accepted func(end int64, line int) *VerifyError) (*VerifyError, error) {
+	br := bufio.NewReaderSize(r, bufSize)
 	lineNo := 1
 	pos := off
 	for {
@@ -255,4 +255,8 @@ func scan(f io.ReaderAt, off int64, name string, buf []byte, c *chain, accepted 
 			return nil, err
 		}
 	}
+}
+
+func sectionFrom(f io.ReaderAt, off int64) io.Reader {
+	return io.NewSectionReader(f, off, math.MaxInt64-off)
 }

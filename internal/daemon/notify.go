@@ -1,0 +1,66 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+
+	"github.com/relaychat/relay/internal/audit"
+	"github.com/relaychat/relay/internal/chatfmt"
+	"github.com/relaychat/relay/internal/control"
+	"github.com/relaychat/relay/internal/launch"
+	"github.com/relaychat/relay/internal/telegram"
+)
+
+// notify delivers a `relay notify` message to the owner. It is audited
+// before it is sent, like everything else.
+func (d *Daemon) notify(ctx context.Context, n control.Notification) error {
+	r := audit.Record{Type: "notify", Outcome: "requested", ChatID: d.owner, Detail: "text"}
+	if n.File != nil {
+		r.Detail = "file " + n.FileName
+		r.OutputBytes = n.Size
+	}
+	if err := d.record(r); err != nil {
+		return errors.New("audit log unavailable; nothing sent")
+	}
+	var opts []telegram.SendOpt
+	if n.Silent {
+		opts = append(opts, telegram.Silent())
+	}
+	var err error
+	if n.File != nil {
+		// The connection can be read once, but a 429 means sending again:
+		// spool the file to a private, already-unlinked temp file.
+		f, serr := spoolFile(launch.SpoolDir(d.config()), n.File)
+		if serr != nil {
+			d.recordDelivery("notify", "", serr)
+			return errors.New("could not receive the file")
+		}
+		defer f.Close()
+		open := func() (io.ReadCloser, error) {
+			return io.NopCloser(io.NewSectionReader(f, 0, n.Size)), nil
+		}
+		err = d.tg.SendDocument(ctx, d.owner, n.FileName, open, chatfmt.Line(n.Text), opts...)
+	} else {
+		_, err = d.tg.SendText(ctx, d.owner, chatfmt.Escape(n.Text), opts...)
+	}
+	d.recordDelivery("notify", "", err)
+	if err != nil {
+		return errors.New("telegram did not accept the message; see the relay log")
+	}
+	return nil
+}
+
+func spoolFile(dir string, r io.Reader) (*os.File, error) {
+	f, err := os.CreateTemp(dir, "notify-*")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name())
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}

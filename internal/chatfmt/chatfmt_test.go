@@ -294,3 +294,17 @@ func FuzzPre(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkPre measures rendering a short output and a 10 MiB one, side by
+// side: the long one is bounded by the scan window, not the output size.
+func BenchmarkPre(b *testing.B) {
+	for _, size := range []int{1 << 10, 10 << 20} {
+		out := bytes.Repeat([]byte("\x1b[32mok\x1b[0m <x> & y\n"), size/24)
+		b.Run(strconv.Itoa(size), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Pre(out, "exit 0 · 1.2s")
+			}
+		})
+	}
+}

@@ -45,6 +45,11 @@
 // stays reachable unless the kernel's Landlock can govern UDP, in which case
 // it is denied. network: true leaves the network unrestricted.
 //
+// Connecting to a pathname unix socket is denied only where Landlock can
+// govern it (LANDLOCK_ACCESS_FS_RESOLVE_UNIX); elsewhere file permissions
+// alone decide, so the relay's user must not belong to groups such as
+// docker. As root the command runs as nobody with no groups.
+//
 // # Identity
 //
 // RLIMIT_NPROC does not apply to root, so when the relay runs as root the

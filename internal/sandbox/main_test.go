@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,6 +51,15 @@ func helper(args []string) int {
 		unix.Wait4(pid, &ws, unix.WALL, nil)
 		unix.PtraceDetach(pid)
 		fmt.Println("attached")
+		return 0
+	case "unix":
+		c, err := net.Dial("unix", args[1])
+		if err != nil {
+			fmt.Printf("denied: %v\n", err)
+			return 1
+		}
+		c.Close()
+		fmt.Println("connected")
 		return 0
 	case "kill0":
 		pid, _ := strconv.Atoi(args[1])

@@ -19,6 +19,9 @@ type Capabilities struct {
 	LandlockErr string
 	// LandlockUDP reports that Landlock can govern UDP (a newer ABI).
 	LandlockUDP bool
+	// LandlockUnix reports that Landlock can govern connecting to
+	// pathname unix sockets (LANDLOCK_ACCESS_FS_RESOLVE_UNIX, a newer ABI).
+	LandlockUnix bool
 	// UserNS reports that a user namespace with mount, pid, net, ipc and
 	// uts namespaces can be created; UserNSErr says why not.
 	UserNS    bool
@@ -48,6 +51,11 @@ func probe() Capabilities {
 			Handled_access_fs:  fsRights(1),
 			Handled_access_net: netUDP,
 		}, 24) == nil
+	}
+	if c.LandlockABI >= minABI {
+		c.LandlockUnix = tryRuleset(unix.LandlockRulesetAttr{
+			Handled_access_fs: fsRights(c.LandlockABI) | unix.LANDLOCK_ACCESS_FS_RESOLVE_UNIX,
+		}, 8) == nil
 	}
 	if err := probeUserNS(); err != nil {
 		c.UserNSErr = err.Error()
@@ -138,6 +146,7 @@ func (c Capabilities) Report() []Check {
 	cs = append(cs, ll)
 	cs = append(cs, Check{Name: "landlock tcp", OK: c.LandlockABI >= 4, Detail: abiDetail(c.LandlockABI, 4, "tcp bind and connect rules (connect_ports)")})
 	cs = append(cs, Check{Name: "landlock udp", OK: c.LandlockUDP, Detail: map[bool]string{true: "udp rules", false: "no udp rules: with connect_ports, udp stays reachable"}[c.LandlockUDP]})
+	cs = append(cs, Check{Name: "landlock unix", OK: c.LandlockUnix, Detail: map[bool]string{true: "pathname unix socket rules", false: "no pathname unix socket rules: a command can connect to any unix socket its uid may open, so keep the relay's user out of groups such as docker"}[c.LandlockUnix]})
 	cs = append(cs, Check{Name: "landlock ioctl", OK: c.LandlockABI >= 5, Detail: abiDetail(c.LandlockABI, 5, "device ioctl rules")})
 	cs = append(cs, Check{Name: "landlock scope", OK: c.LandlockABI >= 6, Detail: abiDetail(c.LandlockABI, 6, "signal and abstract unix socket scoping (needed without namespaces)")})
 	ns := Check{Name: "namespaces", OK: c.UserNS, Detail: "user, mount, pid, net, ipc, uts"}

@@ -183,6 +183,9 @@ func New(p policy.Sandbox, o Options) (*Profile, error) {
 	s := &pr.spec
 	s.ABI = min(pr.caps.LandlockABI, maxKnownABI)
 	s.FS = fsRights(s.ABI)
+	if pr.caps.LandlockUnix {
+		s.FS |= unix.LANDLOCK_ACCESS_FS_RESOLVE_UNIX // handled, never granted
+	}
 	s.UID, s.GID = -1, -1
 	if pr.caps.Root {
 		s.UID, s.GID = nobodyID, nobodyID

@@ -367,6 +367,38 @@ func TestLandlockDeniesSameUIDAccess(t *testing.T) {
 	}
 }
 
+func TestAbstractUnixSocketDenied(t *testing.T) {
+	bin := helperBinary(t)
+	name := fmt.Sprintf("@relay-sandbox-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	ln, err := net.Listen("unix", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if r := runAs(t, bin, helperArg, "unix", name); !r.ok() {
+		t.Fatalf("unsandboxed control: got %q, want connected", r.out)
+	}
+	// network: true keeps the host's network namespace, where the
+	// abstract socket lives: only Landlock's scope stands in the way.
+	for _, sb := range []policy.Sandbox{{Network: true}, {}, {Namespaces: true}} {
+		sb.Read = []string{filepath.Dir(bin)}
+		p := newProfile(t, sb, Options{})
+		r := run(t, p, []string{bin, helperArg, "unix", name}, nil)
+		if r.ok() || !strings.HasPrefix(r.out, "denied:") {
+			t.Errorf("%+v: connect to a host abstract socket: got status %v, output %q, want denied", sb, r.ws, r.out)
+		}
+	}
+}
+
 func TestFileSizeLimitReported(t *testing.T) {
 	p := newProfile(t, policy.Sandbox{FileSize: 64 << 10}, Options{})
 	r := run(t, p, sh(`exec head -c 1000000 /dev/zero > "$1/big"`, tempDir(t, p)), nil)
@@ -388,7 +420,13 @@ func TestFileSizeLimitReported(t *testing.T) {
 }
 
 func TestLimitsAndIdentityInside(t *testing.T) {
-	p := newProfile(t, policy.Sandbox{NoFile: 64, Procs: 50, FileSize: 1 << 20, AddressSpace: 2 << 30, CPU: 7 * time.Second}, Options{})
+	for _, ns := range []bool{false, true} {
+		t.Run(fmt.Sprintf("namespaces=%v", ns), func(t *testing.T) { testLimitsAndIdentity(t, ns) })
+	}
+}
+
+func testLimitsAndIdentity(t *testing.T, ns bool) {
+	p := newProfile(t, policy.Sandbox{NoFile: 64, Procs: 50, FileSize: 1 << 20, AddressSpace: 2 << 30, CPU: 7 * time.Second, Namespaces: ns}, Options{})
 	r := run(t, p, []string{"/bin/cat", "/proc/self/limits", "/proc/self/status"}, nil)
 	if !r.ok() {
 		t.Fatalf("cat: status %v, output %q", r.ws, r.out)
@@ -402,11 +440,17 @@ func TestLimitsAndIdentityInside(t *testing.T) {
 		`Max address space\s+2147483648\s+2147483648\s`,
 		`NoNewPrivs:\s+1\n`,
 		fmt.Sprintf(`Uid:\s+%d\s+%d\s+%d\s+%d\n`, childUID(), childUID(), childUID(), childUID()),
+		`CapInh:\s+0000000000000000\n`,
+		`CapPrm:\s+0000000000000000\n`,
 		`CapEff:\s+0000000000000000\n`,
+		`CapAmb:\s+0000000000000000\n`,
 	} {
 		if !matches(want, r.out) {
 			t.Errorf("got no line matching %q in:\n%s", want, r.out)
 		}
+	}
+	if os.Geteuid() == 0 && !matches(`Groups:\s*\n`, r.out) {
+		t.Errorf("got supplementary groups, want none:\n%s", r.out)
 	}
 }
 

@@ -16,8 +16,9 @@ const (
 
 	accRead     = unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_READ_DIR
 	accReadExec = accRead | unix.LANDLOCK_ACCESS_FS_EXECUTE
-	// accReadWrite never includes EXECUTE, MAKE_CHAR or MAKE_BLOCK.
-	accReadWrite = accRead | unix.LANDLOCK_ACCESS_FS_WRITE_FILE | unix.LANDLOCK_ACCESS_FS_REMOVE_DIR |
+	// accReadWrite never includes EXECUTE, MAKE_CHAR or MAKE_BLOCK. It lets
+	// a command use unix sockets it makes in its own directories.
+	accReadWrite = accRead | unix.LANDLOCK_ACCESS_FS_WRITE_FILE | unix.LANDLOCK_ACCESS_FS_REMOVE_DIR | unix.LANDLOCK_ACCESS_FS_RESOLVE_UNIX |
 		unix.LANDLOCK_ACCESS_FS_REMOVE_FILE | unix.LANDLOCK_ACCESS_FS_MAKE_DIR | unix.LANDLOCK_ACCESS_FS_MAKE_REG |
 		unix.LANDLOCK_ACCESS_FS_MAKE_SOCK | unix.LANDLOCK_ACCESS_FS_MAKE_FIFO | unix.LANDLOCK_ACCESS_FS_MAKE_SYM |
 		unix.LANDLOCK_ACCESS_FS_REFER | unix.LANDLOCK_ACCESS_FS_TRUNCATE
@@ -105,7 +106,7 @@ func decodeSpec(text string) (*spec, error) {
 	switch {
 	case s.ABI < minABI || s.ABI > maxKnownABI:
 		return nil, fmt.Errorf("profile: landlock ABI %d out of range", s.ABI)
-	case s.FS == 0 || s.FS&^fsRights(s.ABI) != 0:
+	case s.FS == 0 || s.FS&^(fsRights(s.ABI)|unix.LANDLOCK_ACCESS_FS_RESOLVE_UNIX) != 0:
 		return nil, errors.New("profile: bad handled filesystem rights")
 	case s.Net&^(netTCP|netUDP) != 0:
 		return nil, errors.New("profile: bad handled network rights")

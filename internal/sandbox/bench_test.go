@@ -1,0 +1,98 @@
+package sandbox
+
+import (
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/relaychat/relay/policy"
+)
+
+// buildBinary builds pkg (relative to the module root) into dir, or returns
+// "" when it does not build right now.
+func buildBinary(b *testing.B, dir, name, pkg string) string {
+	b.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	modRoot := filepath.Join(filepath.Dir(file), "..", "..")
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = modRoot
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Logf("build %s: %v\n%s", pkg, err, msg)
+		return ""
+	}
+	return out
+}
+
+// BenchmarkStartExit measures start-to-exit latency of true(1): bare,
+// through the relay sandbox (New, Wrap, start, wait, Close, as the relay
+// does per command) with three trampoline binaries, and through bwrap.
+func BenchmarkStartExit(b *testing.B) {
+	trueBin, err := filepath.EvalSymlinks("/usr/bin/true")
+	if err != nil {
+		b.Skip("no /usr/bin/true")
+	}
+	dir := b.TempDir()
+	tramps := []struct{ name, exe string }{
+		{"testbin", selfExe(b)},
+		{"tiny", buildBinary(b, dir, "tiny", "./internal/sandbox/testdata/trampoline")},
+		{"relay", buildBinary(b, dir, "relay", "./cmd/relay")},
+	}
+	tmp := b.TempDir()
+	runWrapped := func(b *testing.B, sb policy.Sandbox, exe string) {
+		for b.Loop() {
+			p, err := New(sb, Options{SelfExe: exe, Timeout: 10 * time.Second, TempDir: tmp})
+			if err != nil {
+				b.Fatal(err)
+			}
+			w, err := p.Wrap([]string{trueBin}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cmd := &exec.Cmd{Path: w.Path, Args: w.Args, Env: w.Env, SysProcAttr: w.SysProcAttr}
+			cmd.SysProcAttr.Setpgid = true
+			if out, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("%v: %s", err, out)
+			}
+			p.Close()
+		}
+	}
+
+	b.Run("bare", func(b *testing.B) {
+		for b.Loop() {
+			if err := exec.Command(trueBin).Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, tr := range tramps {
+		if tr.exe == "" {
+			continue
+		}
+		b.Run("sandbox-network-"+tr.name, func(b *testing.B) {
+			runWrapped(b, policy.Sandbox{Network: true}, tr.exe)
+		})
+		b.Run("sandbox-"+tr.name, func(b *testing.B) {
+			runWrapped(b, policy.Sandbox{}, tr.exe)
+		})
+		b.Run("sandbox-namespaces-"+tr.name, func(b *testing.B) {
+			runWrapped(b, policy.Sandbox{Namespaces: true}, tr.exe)
+		})
+	}
+	b.Run("bwrap", func(b *testing.B) {
+		bwrap, err := exec.LookPath("bwrap")
+		if err != nil {
+			b.Skip("bwrap not installed")
+		}
+		if out, err := exec.Command(bwrap, "--unshare-all", "--ro-bind", "/", "/", trueBin).CombinedOutput(); err != nil {
+			b.Skipf("bwrap cannot run here: %v: %s", err, out)
+		}
+		for b.Loop() {
+			if err := exec.Command(bwrap, "--unshare-all", "--ro-bind", "/", "/", trueBin).Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -54,7 +54,7 @@ func fail(msg string) {
 
 func trampoline(args []string) error {
 	if len(args) < 5 || args[3] != "--" {
-		return errors.New("usage: __relay-sandbox PROFILE -- ARGV...")
+		return errors.New("usage: __relay-sandbox PROFILE -- COMMAND [ARG]")
 	}
 	s, err := decodeSpec(args[2])
 	if err != nil {

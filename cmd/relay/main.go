@@ -22,6 +22,12 @@ func main() {
 		sandbox.Trampoline(os.Args)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal starts a graceful shutdown, restore the
+		// default action, so that a second signal forces exit at once.
+		<-ctx.Done()
+		stop()
+	}()
 	code := cli.Main(ctx, os.Args[1:], cli.StdEnv())
 	stop()
 	os.Exit(code)

@@ -29,6 +29,8 @@ Options:
                         under systemd, else /etc/relay/relay.yaml if it exists,
                         else $XDG_CONFIG_HOME/relay/relay.yaml.
     --log-format F      json (default when stderr is not a terminal) or pretty.
+    --shutdown-grace D  how long running jobs may finish after SIGTERM before
+                        they are killed (default 10s).
 `
 
 func init() {
@@ -90,6 +92,7 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags("run")
 	cfgFlag := fs.String("config", "", "")
 	logFormat := fs.String("log-format", "", "")
+	grace := fs.Duration("shutdown-grace", 10*time.Second, "")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -128,6 +131,8 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 		Log:     log,
 		Version: version(),
 		Reload:  func() (*policy.Config, error) { return policy.Load(path) },
+		// A second signal forces exit; this bounds the wait before that.
+		ShutdownGrace: *grace,
 	})
 	if err != nil {
 		if errors.Is(err, daemon.ErrAuditUnavailable) {

@@ -150,6 +150,12 @@ func dbusErrorName(err error) string {
 	return ""
 }
 
+// notFound accepts go-keyring's ErrNotFound and, for backends written
+// without importing go-keyring, this package's own.
+func notFound(err error) bool {
+	return errors.Is(err, keyring.ErrNotFound) || errors.Is(err, ErrNotFound)
+}
+
 // keyringErr turns a backend error into a *KeyringError. If the cause's
 // text contains the value being stored (no known backend does that, but
 // a D-Bus error body is the remote side's free text), the cause is dropped
@@ -192,7 +198,7 @@ func (s *Store) keyringGet(name string) ([]byte, error) {
 		v, err = s.o.Keyring.Get(s.o.KeyringService, name)
 		return err
 	})
-	if errors.Is(err, keyring.ErrNotFound) {
+	if notFound(err) {
 		return nil, errKeyringNotFound
 	}
 	if err != nil {
@@ -220,7 +226,7 @@ func (s *Store) keyringDelete(name string) (bool, error) {
 	deleted := false
 	for range 16 {
 		err := s.withTimeout(func() error { return s.o.Keyring.Delete(s.o.KeyringService, name) })
-		if errors.Is(err, keyring.ErrNotFound) {
+		if notFound(err) {
 			return deleted, nil
 		}
 		if err != nil {

@@ -62,9 +62,9 @@ const (
 	SourceFile       Source = "file"       // a 0600 file in a private directory
 )
 
-// Keyring is the OS keyring as go-keyring exposes it. Get returns an error
-// matching keyring.ErrNotFound (github.com/zalando/go-keyring) when the item
-// does not exist.
+// Keyring is the OS keyring as go-keyring exposes it. Get and Delete return
+// an error matching keyring.ErrNotFound (github.com/zalando/go-keyring) or
+// ErrNotFound when the item does not exist.
 type Keyring interface {
 	Get(service, user string) (string, error)
 	Set(service, user, password string) error

@@ -144,6 +144,11 @@ func TestGetSourceOrder(t *testing.T) {
 				t.Errorf("Probe: got %+v, %v; want source %q, a location, nothing skipped", p, err, tt.want)
 			}
 			noSecret(t, "probe", p, s)
+			// A credential short-circuits: under systemd a slow or locked
+			// keyring must not even be asked.
+			if tt.want == SourceCredential && f.ring.calls != 0 {
+				t.Errorf("keyring asked %d times despite a credential, want 0", f.ring.calls)
+			}
 		})
 	}
 }
@@ -676,6 +681,15 @@ func TestDelete(t *testing.T) {
 			t.Errorf("got %v, %v; want [file] and the keyring's error", removed, err)
 		}
 	})
+}
+
+func TestBackendMayReturnOurErrNotFound(t *testing.T) {
+	f := newFixture(t)
+	f.ring.getErr = fmt.Errorf("wrapped: %w", ErrNotFound)
+	p, err := f.store().Probe(BotToken)
+	if !errors.Is(err, ErrNotFound) || len(p.Skipped) != 0 {
+		t.Errorf("got %+v, %v; want plain not-found with nothing skipped", p, err)
+	}
 }
 
 func TestCheckName(t *testing.T) {

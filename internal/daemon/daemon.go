@@ -228,6 +228,11 @@ loop:
 // serve receives updates by long polling or webhook until ctx is done.
 func (d *Daemon) serve(ctx context.Context, cfg *policy.Config) error {
 	if cfg.Telegram.Mode != "webhook" {
+		// A webhook left behind by an earlier run would make every
+		// getUpdates fail with 409.
+		if err := d.tg.DeleteWebhook(ctx); err != nil && ctx.Err() == nil {
+			d.o.Log.Warn().Err(err).Msg("deleteWebhook failed")
+		}
 		err := d.tg.Poll(ctx, d.handle)
 		if ctx.Err() != nil {
 			return nil
@@ -239,8 +244,8 @@ func (d *Daemon) serve(ctx context.Context, cfg *policy.Config) error {
 
 func (d *Daemon) serveWebhook(ctx context.Context, cfg *policy.Config) error {
 	wh := cfg.Telegram.Webhook
-	path := "/relay/" + telegram.RandomPath()
-	secret := telegram.RandomPath()
+	path := telegram.RandomPath()
+	secret := telegram.RandomSecret()
 	mux := http.NewServeMux()
 	// Webhook requests arrive concurrently; the owner's messages must
 	// still be handled one at a time, in order.

@@ -320,7 +320,7 @@ func (d *Daemon) deliver(ctx context.Context, chatID int64, progressID int, inv 
 			io.Closer
 		}{io.MultiReader(io.LimitReader(r, limit-int64(len(notice))), strings.NewReader(notice)), r}, nil
 	}
-	caption := foot + fmt.Sprintf(" · %d bytes", res.OutputBytes)
+	caption := chatfmt.Escape(foot + fmt.Sprintf(" · %d bytes", res.OutputBytes))
 	err := d.tg.SendDocument(ctx, chatID, name, open, caption)
 	if progressID != 0 {
 		_ = d.tg.DeleteMessage(ctx, chatID, progressID)

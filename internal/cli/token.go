@@ -7,9 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"regexp"
-	"strings"
 
 	"golang.org/x/term"
 
@@ -37,7 +35,8 @@ delete  removes the token from the keyring and the file. A systemd
 Sources, in the order relay tries them: the systemd credential
 $CREDENTIALS_DIRECTORY/bot-token, the OS keyring, RELAY_BOT_TOKEN, the file.
 
-Without --config the state directory is $STATE_DIRECTORY, else
+Without --config, the config file relay run would use is read if there is
+one; otherwise the state directory is $STATE_DIRECTORY, else
 $XDG_STATE_HOME/relay, else ~/.local/state/relay.
 
 Examples:
@@ -80,9 +79,13 @@ func runToken(ctx context.Context, env *Env, args []string) error {
 	return usageErr("token: unknown subcommand %q (want set, status or delete)", args[0])
 }
 
-// tokenStore opens the secret store for --config, or for the default state
-// directory when there is no config file.
+// tokenStore opens the secret store exactly as `relay run` would: from
+// --config, else from the default config file when one exists (so its
+// state_dir and telegram.token_file count), else from the default paths.
 func tokenStore(env *Env, configPath string) (*secrets.Store, error) {
+	if configPath == "" {
+		configPath = defaultConfigPath(env)
+	}
 	if configPath != "" {
 		cfg, err := loadConfig(configPath)
 		if err != nil {
@@ -90,28 +93,11 @@ func tokenStore(env *Env, configPath string) (*secrets.Store, error) {
 		}
 		return secretStore(cfg, env), nil
 	}
-	dir, err := defaultStateDir(env.Getenv)
-	if err != nil {
-		return nil, withCode(ExitUsage, err)
+	dir := policy.DefaultPaths(env.Getenv).StateDir
+	if dir == "" {
+		return nil, withCode(ExitUsage, errors.New("no state directory: STATE_DIRECTORY, XDG_STATE_HOME and HOME are unset or relative (pass --config FILE)"))
 	}
 	return secretStore(&policy.Config{StateDir: dir}, env), nil
-}
-
-// defaultStateDir is the state directory when no config file is given.
-//
-// TODO(lead): replace with policy.DefaultPaths(getenv) once it lands, so
-// that `relay token`, `relay run` and `relay doctor` agree on the path.
-func defaultStateDir(getenv func(string) string) (string, error) {
-	if d, _, _ := strings.Cut(getenv("STATE_DIRECTORY"), ":"); filepath.IsAbs(d) {
-		return d, nil // systemd StateDirectory=, possibly a list
-	}
-	if d := getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
-		return filepath.Join(d, "relay"), nil
-	}
-	if h := getenv("HOME"); filepath.IsAbs(h) {
-		return filepath.Join(h, ".local", "state", "relay"), nil
-	}
-	return "", errors.New("no state directory: STATE_DIRECTORY, XDG_STATE_HOME and HOME are unset or relative (pass --config FILE)")
 }
 
 func tokenSet(env *Env, args []string) error {

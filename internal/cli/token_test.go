@@ -306,26 +306,69 @@ func TestTokenPrecedenceWarnings(t *testing.T) {
 	}
 }
 
-func TestDefaultStateDir(t *testing.T) {
+func TestTokenStateDir(t *testing.T) {
 	tests := []struct {
 		name string
 		env  map[string]string
-		want string
+		want string // directory of the token file; "" means an error
 	}{
-		{"systemd", map[string]string{"STATE_DIRECTORY": "/var/lib/relay:/var/lib/other", "XDG_STATE_HOME": "/x"}, "/var/lib/relay"},
-		{"xdg", map[string]string{"XDG_STATE_HOME": "/home/o/.state", "HOME": "/home/o"}, "/home/o/.state/relay"},
-		{"relative xdg ignored", map[string]string{"XDG_STATE_HOME": "state", "HOME": "/home/o"}, "/home/o/.local/state/relay"},
-		{"home", map[string]string{"HOME": "/home/o"}, "/home/o/.local/state/relay"},
+		{"systemd", map[string]string{"STATE_DIRECTORY": "{tmp}/lib:{tmp}/other", "XDG_STATE_HOME": "{tmp}/x"}, "{tmp}/lib/secrets"},
+		{"xdg", map[string]string{"XDG_STATE_HOME": "{tmp}/st", "HOME": "{tmp}/home"}, "{tmp}/st/relay/secrets"},
+		{"relative xdg ignored", map[string]string{"XDG_STATE_HOME": "st", "HOME": "{tmp}/home"}, "{tmp}/home/.local/state/relay/secrets"},
 		{"none", map[string]string{}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := defaultStateDir(func(k string) string { return tt.env[k] })
-			if got != tt.want || (err != nil) != (tt.want == "") {
-				t.Errorf("got %q, %v; want %q", got, err, tt.want)
+			tmp := t.TempDir()
+			e := newTokenEnv(t, "")
+			e.vars = map[string]string{}
+			for k, v := range tt.env {
+				e.vars[k] = strings.ReplaceAll(v, "{tmp}", tmp)
+			}
+			code := e.run(t, randomToken(t), "set", "--file")
+			if tt.want == "" {
+				if code != ExitUsage || !strings.Contains(e.stderr.String(), "no state directory") {
+					t.Errorf("exit %d, stderr %q; want a usage error naming the state directory", code, e.stderr)
+				}
+				return
+			}
+			want := filepath.Join(strings.ReplaceAll(tt.want, "{tmp}", tmp), secrets.BotToken)
+			if code != ExitOK || !strings.Contains(e.stdout.String(), want) {
+				t.Errorf("exit %d, stdout %q; want the token stored in %s", code, e.stdout, want)
 			}
 		})
 	}
+}
+
+// TestTokenConfigFile: with --config, the config's state_dir and
+// telegram.token_file decide where the file goes, as for relay run.
+func TestTokenConfigFile(t *testing.T) {
+	tmp := t.TempDir()
+	state := filepath.Join(tmp, "state")
+	tokenFile := filepath.Join(tmp, "tok", "bot-token")
+	if err := os.MkdirAll(filepath.Dir(tokenFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(tmp, "relay.yaml")
+	yaml := "state_dir: " + state + "\ntelegram:\n  token_file: " + tokenFile + "\nauth:\n  owner_id: 12345\ncommands:\n  up:\n    description: uptime\n    argv: [/usr/bin/uptime]\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	token := randomToken(t)
+	e := newTokenEnv(t, "")
+	if code := e.run(t, token, "set", "--file", "--config", cfg); code != ExitOK {
+		t.Fatalf("set: exit %d; stderr %s", code, e.stderr)
+	}
+	if want := "stored the bot token in " + tokenFile + " (mode 0600)\n"; e.stdout.String() != want {
+		t.Errorf("got %q, want %q", e.stdout, want)
+	}
+	if code := e.run(t, "", "status", "--config", cfg); code != ExitOK || e.stdout.String() != "bot token: file ("+tokenFile+")\n" {
+		t.Errorf("status: exit %d, %q; want the token file", code, e.stdout)
+	}
+	if code := e.run(t, "", "status", "--config", filepath.Join(tmp, "missing.yaml")); code != ExitConfig {
+		t.Errorf("status with a missing config: exit %d, want %d", code, ExitConfig)
+	}
+	assertNoLeak(t, token, e.stdout.String(), e.stderr.String())
 }
 
 func TestTokenShapeSeedCorpus(t *testing.T) {

@@ -96,3 +96,19 @@ func BenchmarkStartExit(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkNewWrapClose is the relay's own per-command bookkeeping, without
+// starting a process.
+func BenchmarkNewWrapClose(b *testing.B) {
+	tmp := b.TempDir()
+	for b.Loop() {
+		p, err := New(policy.Sandbox{}, Options{SelfExe: selfExe(b), Timeout: 10 * time.Second, TempDir: tmp})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.Wrap([]string{"/usr/bin/true"}, nil); err != nil {
+			b.Fatal(err)
+		}
+		p.Close()
+	}
+}

@@ -17,8 +17,10 @@
 //
 // Read-only (and executable): /usr, /lib, /lib32, /lib64, /bin, /sbin, /etc
 // and sandbox.read. Read-write (never executable, so a command cannot drop
-// and run a binary): sandbox.write and a private temp dir made per Wrap. A
-// directory named in both lists is read, write and execute. /proc is
+// and run a binary): sandbox.write and a private temp dir (Profile.TempDir)
+// made for each invocation. Landlock rights add up along a path, so a
+// directory that is both read (itself or through a parent such as /etc) and
+// write is also executable. /proc is
 // read-only (Landlock also forbids ptrace-style access to processes outside
 // the sandbox, so /proc/<relay>/environ, mem and fd stay closed); /dev/null
 // is read-write; /dev/zero, /dev/random and /dev/urandom are read-only.
@@ -28,7 +30,9 @@
 // Instead the directory itself is not granted: each of its children is,
 // except the one leading to the protected path, recursively down to it. That
 // expansion is a snapshot of the directory listing taken at Wrap time: an
-// entry created later in such a directory is not accessible to the command.
+// entry created later in such a directory is not accessible to the command,
+// and the directories on the way to a protected path get no rights at all
+// (they cannot be listed, and nothing in them can be renamed).
 // Symlinks are never granted themselves; Landlock checks the path a symlink
 // resolves to, so they keep working where their target is allowed. Declared
 // paths inside (or equal to) a protected path are an error from New. A hard

@@ -26,6 +26,11 @@ type Capabilities struct {
 	// uts namespaces can be created; UserNSErr says why not.
 	UserNS    bool
 	UserNSErr string
+	// NetNS reports that a network namespace can be created the way Wrap
+	// creates one for a command without network: directly as root,
+	// inside a user namespace otherwise.
+	NetNS    bool
+	NetNSErr string
 	// Root reports that the relay runs as root, so commands run as nobody
 	// and a network namespace needs no user namespace.
 	Root bool
@@ -57,10 +62,19 @@ func probe() Capabilities {
 			Handled_access_fs: fsRights(c.LandlockABI) | unix.LANDLOCK_ACCESS_FS_RESOLVE_UNIX,
 		}, 8) == nil
 	}
-	if err := probeUserNS(); err != nil {
+	if err := probeClone(nsFlags|unix.CLONE_NEWNET, c.Root); err != nil {
 		c.UserNSErr = err.Error()
 	} else {
 		c.UserNS = true
+	}
+	netFlags := uintptr(unix.CLONE_NEWNET)
+	if !c.Root {
+		netFlags |= unix.CLONE_NEWUSER
+	}
+	if err := probeClone(netFlags, c.Root); err != nil {
+		c.NetNSErr = err.Error()
+	} else {
+		c.NetNS = true
 	}
 	return c
 }
@@ -88,9 +102,9 @@ func tryRuleset(attr unix.LandlockRulesetAttr, size uintptr) error {
 	return nil
 }
 
-// probeUserNS starts true(1) in exactly the namespaces a profile with
-// namespaces: true uses, with the mappings Wrap would write.
-func probeUserNS() error {
+// probeClone starts true(1) in exactly the namespaces Wrap would ask for,
+// with the mappings it would write.
+func probeClone(flags uintptr, isRoot bool) error {
 	var path string
 	for _, p := range []string{"/usr/bin/true", "/bin/true"} {
 		if _, err := os.Stat(p); err == nil {
@@ -101,11 +115,13 @@ func probeUserNS() error {
 	if path == "" {
 		return errors.New("cannot probe user namespaces: no true(1) in /usr/bin or /bin")
 	}
-	attr := &syscall.ProcAttr{Env: []string{}, Sys: &syscall.SysProcAttr{Cloneflags: nsFlags | unix.CLONE_NEWNET}}
-	setMappings(attr.Sys, os.Geteuid() == 0)
+	attr := &syscall.ProcAttr{Env: []string{}, Sys: &syscall.SysProcAttr{Cloneflags: flags}}
+	if flags&unix.CLONE_NEWUSER != 0 {
+		setMappings(attr.Sys, isRoot)
+	}
 	pid, err := syscall.ForkExec(path, []string{path}, attr)
 	if err != nil {
-		return fmt.Errorf("cannot create user namespaces: %w (check sysctl user.max_user_namespaces and kernel.unprivileged_userns_clone, or AppArmor's userns restriction)", err)
+		return fmt.Errorf("cannot create namespaces: %w (check sysctl user.max_user_namespaces and kernel.unprivileged_userns_clone, AppArmor's userns restriction, or systemd's RestrictNamespaces=)", err)
 	}
 	var ws syscall.WaitStatus
 	for {
@@ -115,10 +131,10 @@ func probeUserNS() error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("wait for user namespace probe: %w", err)
+		return fmt.Errorf("wait for namespace probe: %w", err)
 	}
 	if !ws.Exited() || ws.ExitStatus() != 0 {
-		return fmt.Errorf("user namespace probe failed with status %v", ws)
+		return fmt.Errorf("namespace probe failed with status %v", ws)
 	}
 	return nil
 }
@@ -154,7 +170,11 @@ func (c Capabilities) Report() []Check {
 		ns.Detail = "unavailable: " + c.UserNSErr
 	}
 	cs = append(cs, ns)
-	cs = append(cs, Check{Name: "network namespace", OK: c.Root || c.UserNS, Detail: "for commands without network"})
+	nn := Check{Name: "network namespace", OK: c.NetNS, Detail: "for commands without network"}
+	if !c.NetNS {
+		nn.Detail = "unavailable, commands without network are refused: " + c.NetNSErr
+	}
+	cs = append(cs, nn)
 	id := Check{Name: "identity", OK: true, Detail: "commands keep the relay's uid"}
 	if c.Root {
 		id.Detail = fmt.Sprintf("relay runs as root: commands run as uid and gid %d", nobodyID)

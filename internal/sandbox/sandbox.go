@@ -252,8 +252,8 @@ func (pr *Profile) enforceable(p policy.Sandbox) error {
 	if p.Namespaces && !c.UserNS {
 		return fmt.Errorf("%w: namespaces: true needs user namespaces: %s", ErrUnenforceable, c.UserNSErr)
 	}
-	if !p.Network && len(p.ConnectPorts) == 0 && !c.Root && !c.UserNS {
-		return fmt.Errorf("%w: denying the network needs a network namespace, which needs root or user namespaces: %s", ErrUnenforceable, c.UserNSErr)
+	if !p.Network && len(p.ConnectPorts) == 0 && !c.NetNS {
+		return fmt.Errorf("%w: denying the network needs a network namespace (as root, or through a user namespace): %s", ErrUnenforceable, c.NetNSErr)
 	}
 	// Without a pid namespace only Landlock's signal scope keeps the
 	// command from signalling the relay; without a network namespace only

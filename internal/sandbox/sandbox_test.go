@@ -213,7 +213,7 @@ func TestProtectedExpansion(t *testing.T) {
 }
 
 func TestNewRefusesWhatTheKernelCannotEnforce(t *testing.T) {
-	full := Capabilities{LandlockABI: 7, UserNS: true, Root: true}
+	full := Capabilities{LandlockABI: 7, UserNS: true, NetNS: true, Root: true}
 	with := func(f func(*Capabilities)) Capabilities { c := full; f(&c); return c }
 	for _, tc := range []struct {
 		name string
@@ -232,8 +232,9 @@ func TestNewRefusesWhatTheKernelCannotEnforce(t *testing.T) {
 		{"abi 5 cannot scope abstract sockets on the host network", with(func(c *Capabilities) { c.LandlockABI = 5 }), policy.Sandbox{Namespaces: true, Network: true}, false},
 		{"namespaces without user namespaces", with(func(c *Capabilities) { c.UserNS = false }), policy.Sandbox{Namespaces: true}, false},
 		{"no network as root without user namespaces", with(func(c *Capabilities) { c.UserNS = false }), policy.Sandbox{}, true},
-		{"no network as a user without user namespaces", with(func(c *Capabilities) { c.UserNS, c.Root = false, false }), policy.Sandbox{}, false},
-		{"network as a user without user namespaces", with(func(c *Capabilities) { c.UserNS, c.Root = false, false }), policy.Sandbox{Network: true}, true},
+		{"no network without a network namespace", with(func(c *Capabilities) { c.UserNS, c.NetNS, c.Root = false, false, false }), policy.Sandbox{}, false},
+		{"connect_ports without a network namespace", with(func(c *Capabilities) { c.UserNS, c.NetNS, c.Root = false, false, false }), policy.Sandbox{ConnectPorts: []uint16{443}}, true},
+		{"network without a network namespace", with(func(c *Capabilities) { c.UserNS, c.NetNS, c.Root = false, false, false }), policy.Sandbox{Network: true}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			caps := tc.caps
@@ -545,5 +546,50 @@ func TestNewDefaultSelfExeNeedsTheHook(t *testing.T) {
 	hooked.Store(true)
 	if _, err := New(policy.Sandbox{}, Options{Timeout: time.Second, TempDir: t.TempDir()}); err != nil {
 		t.Errorf("New with the hook: %v", err)
+	}
+}
+
+func TestProbeAndReport(t *testing.T) {
+	c := Probe()
+	if (c.LandlockABI == 0) == (c.LandlockErr == "") {
+		t.Errorf("got ABI %d with reason %q: want a reason exactly when Landlock is unusable", c.LandlockABI, c.LandlockErr)
+	}
+	if c.Root != (os.Geteuid() == 0) {
+		t.Errorf("got Root %v, want %v", c.Root, os.Geteuid() == 0)
+	}
+	seen := map[string]bool{}
+	for _, l := range c.Report() {
+		if l.Name == "" || l.Detail == "" || seen[l.Name] {
+			t.Errorf("bad report line %+v", l)
+		}
+		seen[l.Name] = true
+	}
+	for _, want := range []string{"landlock", "landlock tcp", "landlock scope", "namespaces", "network namespace", "rlimits"} {
+		if !seen[want] {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	missing := Capabilities{LandlockErr: "not built in"}.Report()
+	if missing[0].OK || !strings.Contains(missing[0].Detail, "not built in") {
+		t.Errorf("report of a kernel without Landlock: got %+v, want a failed line with the reason", missing[0])
+	}
+}
+
+func TestExplain(t *testing.T) {
+	for _, tc := range []struct {
+		ws   syscall.WaitStatus
+		want string
+	}{
+		{syscall.WaitStatus(syscall.SIGXFSZ), "file size limit exceeded"},
+		{syscall.WaitStatus(syscall.SIGXCPU), "cpu time limit exceeded"},
+		{syscall.WaitStatus(ExitSetupFailed << 8), "sandbox setup failed"},
+		{syscall.WaitStatus(153 << 8), "file size limit"},
+		{syscall.WaitStatus(1 << 8), ""},
+		{syscall.WaitStatus(syscall.SIGKILL), ""},
+	} {
+		got := Explain(tc.ws)
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("Explain(%v): got %q, want %q", tc.ws, got, tc.want)
+		}
 	}
 }

@@ -77,6 +77,9 @@ type Log struct {
 	sstop   bool
 	serr    error // last state write failure, nil after a success
 	sdone   chan struct{}
+	skick   chan struct{} // cuts the writer's pause short for a flush
+	sflush  bool          // a flush is waiting: write without pausing
+	slast   time.Time     // when the last state write started
 	swmu    sync.Mutex // serializes state writes; guards persisted
 	persist uint64     // newest seq whose state is on disk
 }
@@ -254,7 +257,7 @@ func Open(dir string, o Options) (*Log, error) {
 		return nil, fmt.Errorf("open audit log: %w (run relay audit verify; to start over, move %s aside and run relay audit init)", err, dir)
 	}
 
-	l := &Log{dir: dir, o: o, fs: o.FS, persist: st.Seq, sdone: make(chan struct{})}
+	l := &Log{dir: dir, o: o, fs: o.FS, persist: st.Seq, sdone: make(chan struct{}), skick: make(chan struct{}, 1)}
 	l.scond = sync.NewCond(&l.smu)
 	l.c = newChain(st.Key)
 	l.c.seq = st.Seq
@@ -711,6 +714,13 @@ func (l *Log) queueState(st *keyState) {
 	l.smu.Unlock()
 }
 
+// stateInterval is the least time between two background key state
+// writes. Each write costs three fsyncs (file, rename, directory) that
+// compete with the log's own; pausing between them keeps appends near the
+// disk's raw fsync rate, and bounds how far the state on disk trails the
+// log. Sync, Close and recovery write at once.
+var stateInterval = 100 * time.Millisecond
+
 func (l *Log) stateLoop() {
 	defer close(l.sdone)
 	l.smu.Lock()
@@ -722,14 +732,32 @@ func (l *Log) stateLoop() {
 			l.smu.Unlock()
 			return
 		}
+		if d := stateInterval - time.Since(l.slast); d > 0 && !l.sflush && !l.sstop {
+			l.smu.Unlock()
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-l.skick:
+			}
+			t.Stop()
+			l.smu.Lock()
+			continue
+		}
 		st := l.spend
-		l.spend, l.sbusy = nil, true
+		l.spend, l.sbusy, l.sflush, l.slast = nil, true, false, time.Now()
 		l.smu.Unlock()
-		err := l.persistState(st)
+		_ = l.persistState(st) // records the outcome in serr
 		l.smu.Lock()
 		l.sbusy = false
 		l.scond.Broadcast()
-		_ = err // persistState records the outcome in serr
+	}
+}
+
+func (l *Log) kickLocked() {
+	l.sflush = true
+	select {
+	case l.skick <- struct{}{}:
+	default:
 	}
 }
 
@@ -762,6 +790,9 @@ func (l *Log) flushState() error {
 	l.smu.Lock()
 	defer l.smu.Unlock()
 	for l.spend != nil || l.sbusy {
+		if l.spend != nil {
+			l.kickLocked()
+		}
 		l.scond.Wait()
 	}
 	return l.serr
@@ -787,6 +818,7 @@ func (l *Log) Close() error {
 	err := l.flushState()
 	l.smu.Lock()
 	l.sstop = true
+	l.kickLocked()
 	l.scond.Broadcast()
 	l.smu.Unlock()
 	<-l.sdone

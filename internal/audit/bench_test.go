@@ -2,10 +2,10 @@ package audit
 
 import (
 	"os"
-	"syscall"
-	"time"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // BenchmarkAppend puts the log's appends next to the disk's raw rate: the

@@ -133,7 +133,7 @@ func TestFailClosed(t *testing.T) {
 		{"disk full, nothing written", func(f *faultFS) { f.writeErr = syscall.ENOSPC }, syscall.ENOSPC, false},
 		{"disk full, torn write", func(f *faultFS) { f.writeErr, f.partial = syscall.ENOSPC, 37 }, syscall.ENOSPC, false},
 		{"disk full, all but the newline", func(f *faultFS) { f.writeErr, f.partial = syscall.ENOSPC, -1 }, syscall.ENOSPC, false},
-		{"EIO after the whole line", func(f *faultFS) { f.writeErr, f.partial = syscall.EIO, 1 << 20 }, syscall.EIO, false},
+		{"EIO after the whole line", func(f *faultFS) { f.writeErr, f.partial = syscall.EIO, 1<<20 }, syscall.EIO, false},
 		{"EIO", func(f *faultFS) { f.writeErr, f.partial = syscall.EIO, 5 }, syscall.EIO, false},
 		{"permission denied", func(f *faultFS) { f.writeErr = syscall.EACCES }, syscall.EACCES, false},
 		{"file too large", func(f *faultFS) { f.writeErr, f.partial = syscall.EFBIG, 100 }, syscall.EFBIG, false},

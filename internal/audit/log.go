@@ -80,8 +80,8 @@ type Log struct {
 	skick   chan struct{} // cuts the writer's pause short for a flush
 	sflush  bool          // a flush is waiting: write without pausing
 	slast   time.Time     // when the last state write started
-	swmu    sync.Mutex // serializes state writes; guards persisted
-	persist uint64     // newest seq whose state is on disk
+	swmu    sync.Mutex    // serializes state writes; guards persisted
+	persist uint64        // newest seq whose state is on disk
 }
 
 var errClosed = errors.New("audit log closed")

@@ -1,0 +1,631 @@
+package fakebotapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"mime"
+	"net/http"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Telegram's limits, in UTF-16 code units after entity parsing.
+const (
+	MaxMessageLength = 4096
+	MaxCaptionLength = 1024
+	maxCallbackData  = 64
+	maxAnswerText    = 200
+	maxCommands      = 100
+)
+
+func (s *Server) getMe(*http.Request, params) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bot, nil
+}
+
+// parseText applies parse_mode to text.
+func (s *Server) parseText(text, mode string) (string, []Entity, *apiError) {
+	var (
+		plain string
+		ents  []Entity
+		err   error
+	)
+	switch strings.ToLower(mode) {
+	case "":
+		return text, nil, nil
+	case "html":
+		if s.lenientHTML {
+			plain, ents, err = ParseHTMLLenient(text)
+		} else {
+			plain, ents, err = ParseHTML(text)
+		}
+	case "markdownv2":
+		plain, ents, err = ParseMarkdownV2(text)
+	case "markdown":
+		plain, ents, err = ParseMarkdown(text)
+	default:
+		return "", nil, badRequest("unsupported parse_mode")
+	}
+	if err != nil {
+		return "", nil, badRequest("can't parse entities: %s", err.Error())
+	}
+	return plain, ents, nil
+}
+
+// chatLockedFor resolves chat_id: a number, or @username of a chat the
+// fake knows.
+func (s *Server) chatForLocked(p params) (*chatState, *apiError) {
+	raw := strings.TrimSpace(p.str("chat_id"))
+	if raw == "" {
+		return nil, badRequest("chat_id is empty")
+	}
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil {
+		name := strings.TrimPrefix(raw, "@")
+		for _, cs := range s.chats {
+			if cs.chat.Username != "" && strings.EqualFold(cs.chat.Username, name) && cs.chat.Type != "private" {
+				return cs, nil
+			}
+		}
+		return nil, badRequest("chat not found")
+	}
+	if cs := s.chats[id]; cs != nil {
+		return cs, nil
+	}
+	if s.strictChats || id == 0 {
+		return nil, badRequest("chat not found")
+	}
+	typ := "private"
+	switch {
+	case id < -1000000000000:
+		typ = "supergroup"
+	case id < 0:
+		typ = "group"
+	}
+	return s.chatLocked(Chat{ID: id, Type: typ}), nil
+}
+
+// parseMarkup reads reply_markup. Only inline keyboards are kept; the
+// other keyboards are accepted and ignored.
+func parseMarkup(p params) (*wireMarkup, *apiError) {
+	raw := strings.TrimSpace(p.str("reply_markup"))
+	if raw == "" {
+		return nil, nil
+	}
+	var m struct {
+		InlineKeyboard [][]map[string]json.RawMessage `json:"inline_keyboard"`
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &probe); err != nil {
+		return nil, badRequest("can't parse reply keyboard markup JSON object")
+	}
+	if _, ok := probe["inline_keyboard"]; !ok {
+		return nil, nil
+	}
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		return nil, badRequest("can't parse inline keyboard button: field \"inline_keyboard\" must be an Array of Arrays")
+	}
+	out := &wireMarkup{InlineKeyboard: [][]wireButton{}}
+	for _, row := range m.InlineKeyboard {
+		var r []wireButton
+		for _, b := range row {
+			var wb wireButton
+			if err := json.Unmarshal(b["text"], &wb.Text); err != nil {
+				return nil, badRequest("can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard")
+			}
+			if wb.Text == "" {
+				return nil, badRequest("BUTTON_TEXT_INVALID")
+			}
+			actions := 0
+			for k, v := range b {
+				switch k {
+				case "text":
+				case "callback_data":
+					var d string
+					if err := json.Unmarshal(v, &d); err != nil {
+						return nil, badRequest("can't parse inline keyboard button: field \"callback_data\" must be of type String")
+					}
+					if d == "" || len(d) > maxCallbackData {
+						return nil, badRequest("BUTTON_DATA_INVALID")
+					}
+					wb.CallbackData = &d
+					actions++
+				case "url":
+					if err := json.Unmarshal(v, &wb.URL); err != nil {
+						return nil, badRequest("can't parse inline keyboard button: field \"url\" must be of type String")
+					}
+					if _, ok := checkLink(wb.URL); !ok {
+						return nil, badRequest("BUTTON_URL_INVALID")
+					}
+					actions++
+				default:
+					if wb.Extra == nil {
+						wb.Extra = map[string]json.RawMessage{}
+					}
+					wb.Extra[k] = v
+					actions++
+				}
+			}
+			if actions != 1 {
+				return nil, badRequest("can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard")
+			}
+			r = append(r, wb)
+		}
+		if len(r) > 0 {
+			out.InlineKeyboard = append(out.InlineKeyboard, r)
+		}
+	}
+	if len(out.InlineKeyboard) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+func buttonsOf(m *wireMarkup) [][]Button {
+	if m == nil {
+		return nil
+	}
+	var rows [][]Button
+	for _, row := range m.InlineKeyboard {
+		var r []Button
+		for _, b := range row {
+			nb := Button{Text: b.Text, URL: b.URL}
+			if b.CallbackData != nil {
+				nb.Data = *b.CallbackData
+			}
+			if len(b.Extra) > 0 {
+				o, _ := json.Marshal(b.Extra)
+				nb.Other = string(o)
+			}
+			r = append(r, nb)
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func sameJSON(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return bytes.Equal(x, y)
+}
+
+// replyTarget reads reply_parameters or reply_to_message_id.
+func replyTarget(p params) (int, *apiError) {
+	if raw := p.str("reply_parameters"); raw != "" {
+		var rp struct {
+			MessageID int `json:"message_id"`
+		}
+		if err := json.Unmarshal([]byte(raw), &rp); err != nil {
+			return 0, badRequest("can't parse reply parameters JSON object")
+		}
+		return rp.MessageID, nil
+	}
+	id, _, e := p.int("reply_to_message_id")
+	return int(id), e
+}
+
+func (s *Server) sendMessage(_ *http.Request, p params) (any, *apiError) {
+	text := p.str("text")
+	if text == "" {
+		return nil, badRequest("message text is empty")
+	}
+	mode := p.str("parse_mode")
+	plain, ents, e := s.parseText(text, mode)
+	if e != nil {
+		return nil, e
+	}
+	if mode == "" && p.has("entities") {
+		if err := json.Unmarshal([]byte(p.str("entities")), &ents); err != nil {
+			return nil, badRequest("can't parse entities JSON object")
+		}
+	}
+	if strings.TrimSpace(plain) == "" {
+		return nil, badRequest("message text is empty")
+	}
+	if UTF16Len(plain) > MaxMessageLength {
+		return nil, badRequest("message is too long")
+	}
+	markup, e := parseMarkup(p)
+	if e != nil {
+		return nil, e
+	}
+	replyTo, e := replyTarget(p)
+	if e != nil {
+		return nil, e
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs, e := s.chatForLocked(p)
+	if e != nil {
+		return nil, e
+	}
+	now := s.clock.Now()
+	bot := s.bot
+	wm := &wireMessage{MessageID: cs.nextID, From: &bot, Chat: cs.chat, Date: now.Unix(), Text: plain, Entities: ents, ReplyMarkup: markup}
+	if replyTo != 0 {
+		r := cs.msgs[replyTo]
+		if r == nil || r.Deleted {
+			return nil, badRequest("message to be replied not found")
+		}
+		wm.ReplyToMessage = r.wire
+	}
+	cs.nextID++
+	m := &message{
+		Message: Message{
+			ID: wm.MessageID, ChatID: cs.chat.ID, Text: plain, RawText: text, ParseMode: mode,
+			Entities: ents, Buttons: buttonsOf(markup), Silent: p.bool("disable_notification"),
+			Date: now, ReplyTo: replyTo,
+		},
+		fromBot: true, from: bot, wire: wm, markup: markup,
+	}
+	cs.msgs[m.ID] = m
+	s.sent = append(s.sent, m)
+	s.notifyLocked()
+	return wm, nil
+}
+
+// editTargetLocked finds the bot's message an edit names.
+func (s *Server) editTargetLocked(p params) (*message, *apiError) {
+	if p.str("inline_message_id") != "" {
+		return nil, badRequest("inline messages are not supported by the fake")
+	}
+	cs, e := s.chatForLocked(p)
+	if e != nil {
+		return nil, e
+	}
+	id, ok, e := p.int("message_id")
+	if e != nil {
+		return nil, e
+	}
+	if !ok {
+		return nil, badRequest("message identifier is not specified")
+	}
+	m := cs.msgs[int(id)]
+	if m == nil || m.Deleted {
+		return nil, badRequest("message to edit not found")
+	}
+	if !m.fromBot {
+		return nil, badRequest("message can't be edited")
+	}
+	return m, nil
+}
+
+const notModified = "message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message"
+
+func (s *Server) editMessageText(_ *http.Request, p params) (any, *apiError) {
+	text := p.str("text")
+	if text == "" {
+		return nil, badRequest("message text is empty")
+	}
+	mode := p.str("parse_mode")
+	plain, ents, e := s.parseText(text, mode)
+	if e != nil {
+		return nil, e
+	}
+	if strings.TrimSpace(plain) == "" {
+		return nil, badRequest("message text is empty")
+	}
+	if UTF16Len(plain) > MaxMessageLength {
+		return nil, badRequest("message is too long")
+	}
+	markup, e := parseMarkup(p)
+	if e != nil {
+		return nil, e
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, e := s.editTargetLocked(p)
+	if e != nil {
+		return nil, e
+	}
+	if m.doc != nil {
+		return nil, badRequest("there is no text in the message to edit")
+	}
+	if plain == m.Text && sameJSON(ents, m.Entities) && sameJSON(markup, m.markup) {
+		return nil, badRequest(notModified)
+	}
+	now := s.clock.Now()
+	m.Text, m.RawText, m.ParseMode, m.Entities = plain, text, mode, ents
+	m.Edits = append(m.Edits, plain)
+	m.EditedAt = append(m.EditedAt, now)
+	m.markup, m.Buttons = markup, buttonsOf(markup)
+	w := *m.wire
+	w.Text, w.Entities, w.ReplyMarkup, w.EditDate = plain, ents, markup, now.Unix()
+	m.wire = &w
+	s.notifyLocked()
+	return m.wire, nil
+}
+
+func (s *Server) editMessageReplyMarkup(_ *http.Request, p params) (any, *apiError) {
+	markup, e := parseMarkup(p)
+	if e != nil {
+		return nil, e
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, e := s.editTargetLocked(p)
+	if e != nil {
+		return nil, e
+	}
+	if sameJSON(markup, m.markup) {
+		return nil, badRequest(notModified)
+	}
+	m.markup, m.Buttons = markup, buttonsOf(markup)
+	m.MarkupEdits++
+	if m.doc != nil {
+		m.doc.Buttons = m.Buttons
+	}
+	w := *m.wire
+	w.ReplyMarkup, w.EditDate = markup, s.clock.Now().Unix()
+	m.wire = &w
+	s.notifyLocked()
+	return m.wire, nil
+}
+
+func (s *Server) deleteMessage(_ *http.Request, p params) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs, e := s.chatForLocked(p)
+	if e != nil {
+		return nil, e
+	}
+	id, ok, e := p.int("message_id")
+	if e != nil {
+		return nil, e
+	}
+	if !ok {
+		return nil, badRequest("message identifier is not specified")
+	}
+	m := cs.msgs[int(id)]
+	if m == nil || m.Deleted {
+		return nil, badRequest("message to delete not found")
+	}
+	m.Deleted, m.DeletedAt = true, s.clock.Now()
+	if m.doc != nil {
+		m.doc.Deleted = true
+	}
+	s.notifyLocked()
+	return true, nil
+}
+
+func (s *Server) sendDocument(_ *http.Request, p params) (any, *apiError) {
+	up := p.files["document"]
+	if ref, ok := strings.CutPrefix(p.str("document"), "attach://"); ok {
+		up = p.files[ref]
+	}
+	if up == nil {
+		if p.str("document") != "" {
+			return nil, badRequest("wrong file identifier/HTTP URL specified")
+		}
+		return nil, badRequest("there is no document in the request")
+	}
+	if up.size == 0 {
+		return nil, badRequest("file must be non-empty")
+	}
+	caption := p.str("caption")
+	mode := p.str("parse_mode")
+	plain, ents, e := s.parseText(caption, mode)
+	if e != nil {
+		return nil, e
+	}
+	if UTF16Len(plain) > MaxCaptionLength {
+		return nil, badRequest("message caption is too long")
+	}
+	markup, e := parseMarkup(p)
+	if e != nil {
+		return nil, e
+	}
+	name := up.filename
+	if !utf8.ValidString(name) {
+		return nil, badRequest("strings must be encoded in UTF-8")
+	}
+	mt := up.contentType
+	if !p.bool("disable_content_type_detection") || mt == "" {
+		if t := mime.TypeByExtension(path.Ext(name)); t != "" {
+			mt = t
+		}
+	}
+	if mt == "" {
+		mt = "application/octet-stream"
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs, e := s.chatForLocked(p)
+	if e != nil {
+		return nil, e
+	}
+	now := s.clock.Now()
+	bot := s.bot
+	fileID := "BQACAgIAAxkBAAI" + up.sha256[:24]
+	wm := &wireMessage{
+		MessageID: cs.nextID, From: &bot, Chat: cs.chat, Date: now.Unix(),
+		Caption: plain, CaptionEntities: ents, ReplyMarkup: markup,
+		Document: &wireDocument{FileID: fileID, FileUniqueID: up.sha256[:16], FileName: name, MIMEType: mt, FileSize: up.size},
+	}
+	cs.nextID++
+	d := &Document{
+		MessageID: wm.MessageID, ChatID: cs.chat.ID, FileName: name, MIMEType: mt,
+		Caption: plain, RawCaption: caption, ParseMode: mode, Buttons: buttonsOf(markup),
+		Size: up.size, SHA256: up.sha256, Data: up.data, Silent: p.bool("disable_notification"), Date: now,
+	}
+	m := &message{
+		Message: Message{ID: wm.MessageID, ChatID: cs.chat.ID, Text: plain, RawText: caption, ParseMode: mode,
+			Entities: ents, Buttons: d.Buttons, Silent: d.Silent, Date: now},
+		fromBot: true, from: bot, wire: wm, markup: markup, doc: d,
+	}
+	cs.msgs[m.ID] = m
+	s.docs = append(s.docs, d)
+	s.notifyLocked()
+	return wm, nil
+}
+
+func (s *Server) answerCallbackQuery(_ *http.Request, p params) (any, *apiError) {
+	id := p.str("callback_query_id")
+	text := p.str("text")
+	if UTF16Len(text) > maxAnswerText {
+		return nil, badRequest("MESSAGE_TOO_LONG")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	answered, known := s.callbacks[id]
+	if !known || answered {
+		return nil, badRequest("query is too old and response timeout expired or query ID is invalid")
+	}
+	s.callbacks[id] = true
+	s.answers = append(s.answers, CallbackAnswer{QueryID: id, Text: text, ShowAlert: p.bool("show_alert"), URL: p.str("url"), At: s.clock.Now()})
+	s.notifyLocked()
+	return true, nil
+}
+
+var commandName = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
+
+// commandsKey is the scope (default when absent) and language a command
+// list belongs to.
+func commandsKey(p params) (string, *apiError) {
+	scope := strings.TrimSpace(p.str("scope"))
+	if scope == "" {
+		scope = `{"type":"default"}`
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(scope), &m); err != nil {
+		return "", badRequest("can't parse BotCommandScope JSON object")
+	}
+	canon, _ := json.Marshal(m)
+	return string(canon) + "|" + p.str("language_code"), nil
+}
+
+func (s *Server) setMyCommands(_ *http.Request, p params) (any, *apiError) {
+	var cmds []Command
+	if err := json.Unmarshal([]byte(p.str("commands")), &cmds); err != nil {
+		return nil, badRequest("can't parse commands JSON object")
+	}
+	if len(cmds) > maxCommands {
+		return nil, badRequest("too many commands specified")
+	}
+	for _, c := range cmds {
+		if !commandName.MatchString(c.Command) {
+			return nil, badRequest("BOT_COMMAND_INVALID")
+		}
+		if n := UTF16Len(strings.TrimSpace(c.Description)); n == 0 || n > 256 {
+			return nil, badRequest("BOT_COMMAND_DESCRIPTION_INVALID")
+		}
+	}
+	key, e := commandsKey(p)
+	if e != nil {
+		return nil, e
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.commands[key] = append([]Command{}, cmds...)
+	s.notifyLocked()
+	return true, nil
+}
+
+func (s *Server) getMyCommands(_ *http.Request, p params) (any, *apiError) {
+	key, e := commandsKey(p)
+	if e != nil {
+		return nil, e
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Command{}, s.commands[key]...), nil
+}
+
+func (s *Server) deleteMyCommands(_ *http.Request, p params) (any, *apiError) {
+	key, e := commandsKey(p)
+	if e != nil {
+		return nil, e
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.commands, key)
+	s.notifyLocked()
+	return true, nil
+}
+
+var secretTokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`)
+
+func (s *Server) setWebhook(_ *http.Request, p params) (any, *apiError) {
+	call := WebhookCall{Method: "setWebhook", URL: p.str("url"), SecretToken: p.str("secret_token"), DropPending: p.bool("drop_pending_updates")}
+	if call.URL != "" {
+		u, err := url.Parse(call.URL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, badRequest("bad webhook: invalid webhook URL specified")
+		}
+	}
+	if call.SecretToken != "" && !secretTokenRE.MatchString(call.SecretToken) {
+		return nil, badRequest("secret token contains unallowed characters")
+	}
+	if p.has("allowed_updates") {
+		if err := json.Unmarshal([]byte(p.str("allowed_updates")), &call.AllowedUpdates); err != nil {
+			return nil, badRequest("can't parse allowed updates")
+		}
+	}
+	mc, _, e := p.int("max_connections")
+	if e != nil {
+		return nil, e
+	}
+	call.MaxConnections = int(mc)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	call.At = s.clock.Now()
+	s.hooks = append(s.hooks, call)
+	if call.URL == "" {
+		s.webhook = WebhookCall{}
+	} else {
+		s.webhook = call
+	}
+	if call.AllowedUpdates != nil {
+		s.allowed = map[string]bool{}
+		for _, k := range call.AllowedUpdates {
+			s.allowed[k] = true
+		}
+	}
+	if call.DropPending {
+		s.queue = nil
+	}
+	if s.poll != nil && call.URL != "" {
+		close(s.poll.terminated)
+		s.poll = nil
+	}
+	s.notifyLocked()
+	return true, nil
+}
+
+func (s *Server) deleteWebhook(_ *http.Request, p params) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	call := WebhookCall{Method: "deleteWebhook", DropPending: p.bool("drop_pending_updates"), At: s.clock.Now()}
+	s.hooks = append(s.hooks, call)
+	s.webhook = WebhookCall{}
+	if call.DropPending {
+		s.queue = nil
+	}
+	s.notifyLocked()
+	return true, nil
+}
+
+func (s *Server) getWebhookInfo(*http.Request, params) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	info := map[string]any{
+		"url":                    s.webhook.URL,
+		"has_custom_certificate": false,
+		"pending_update_count":   len(s.queue),
+	}
+	if s.webhook.MaxConnections > 0 {
+		info["max_connections"] = s.webhook.MaxConnections
+	}
+	if s.webhook.AllowedUpdates != nil {
+		info["allowed_updates"] = s.webhook.AllowedUpdates
+	}
+	return info, nil
+}

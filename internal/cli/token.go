@@ -53,6 +53,18 @@ var tokenRE = regexp.MustCompile(`^[0-9]{5,16}:[A-Za-z0-9_-]{30,64}$`)
 // maxTokenInput bounds what is read from stdin; a token is under 100 bytes.
 const maxTokenInput = 4096
 
+// testKeyringService, when set, replaces the keyring service name. Only
+// tests set it: the real keyring under ./scripts/test is shared by every
+// package's tests at once, and the e2e tests store under "relay" too.
+var testKeyringService string
+
+func keyringService() string {
+	if testKeyringService != "" {
+		return testKeyringService
+	}
+	return secrets.DefaultKeyringService
+}
+
 func init() {
 	register(&command{
 		name:  "token",
@@ -91,13 +103,13 @@ func tokenStore(env *Env, configPath string) (*secrets.Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		return secretStore(cfg, env), nil
+		return secretStore(cfg, env).WithKeyringService(testKeyringService), nil
 	}
 	dir := policy.DefaultPaths(env.Getenv).StateDir
 	if dir == "" {
 		return nil, withCode(ExitUsage, errors.New("no state directory: STATE_DIRECTORY, XDG_STATE_HOME and HOME are unset or relative (pass --config FILE)"))
 	}
-	return secretStore(&policy.Config{StateDir: dir}, env), nil
+	return secretStore(&policy.Config{StateDir: dir}, env).WithKeyringService(testKeyringService), nil
 }
 
 func tokenSet(env *Env, args []string) error {
@@ -138,7 +150,7 @@ func tokenSet(env *Env, args []string) error {
 			return err
 		}
 		stored = secrets.SourceKeyring
-		fmt.Fprintf(env.Stdout, "stored the bot token in the os keyring (service %q, user %q)\n", secrets.DefaultKeyringService, secrets.BotToken)
+		fmt.Fprintf(env.Stdout, "stored the bot token in the os keyring (service %q, user %q)\n", keyringService(), secrets.BotToken)
 	}
 
 	// Say so when another source outranks the one just written: otherwise

@@ -108,6 +108,17 @@ func New(o Options) *Store {
 	return &Store{o: o}
 }
 
+// WithKeyringService returns a copy of s that keeps its items under a
+// different keyring service. Tests use it to keep processes that share one
+// real keyring from touching each other's items.
+func (s *Store) WithKeyringService(service string) *Store {
+	c := *s
+	if service != "" {
+		c.o.KeyringService = service
+	}
+	return &c
+}
+
 // String describes where the store looks; it never contains a secret.
 func (s Store) String() string {
 	return fmt.Sprintf("secrets.Store{credentials: %q, keyring service: %q, dir: %q, token file: %q}",

@@ -767,3 +767,21 @@ func wraps(err, target error) bool {
 	}
 	return errors.Is(err, target)
 }
+
+func TestWithKeyringService(t *testing.T) {
+	f := newFixture(t)
+	s := f.store()
+	other := s.WithKeyringService("relay-other")
+	if err := other.Set(BotToken, []byte(ringValue)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.ring.items["relay-other\x00"+BotToken]; !ok {
+		t.Error("the copy did not store under its own service")
+	}
+	if _, err := s.Get(BotToken); !errors.Is(err, ErrNotFound) {
+		t.Errorf("original: got %v, want ErrNotFound (its service is unchanged)", err)
+	}
+	if same := s.WithKeyringService(""); same.o.KeyringService != "relay-test" {
+		t.Errorf("empty service: got %q, want the original kept", same.o.KeyringService)
+	}
+}

@@ -1,0 +1,332 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/base32"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/relaychat/relay/internal/audit"
+	"github.com/relaychat/relay/internal/secrets"
+)
+
+const auditUsage = `Usage:
+    relay audit init   [--config FILE | --dir DIR] [--no-store] [--force]
+    relay audit verify [--config FILE | --dir DIR] [--key K0|-] [--checkpoint TEXT]... [FILE...]
+    relay audit show   [--config FILE | --dir DIR] [--since T] [--until T] [--type T[,T]]
+                       [--command NAME] [--outcome O] [-n N] [--json] [FILE...]
+
+init    starts a new audit log in audit.dir and prints its key K0 once.
+        Keep K0 off this host: with it, verify proves that no record up to
+        the last checkpoint was edited, deleted, reordered or forged, even
+        by someone who later took the host. K0 is also kept in the secret
+        store for verify on the host, unless --no-store (stronger: then
+        root on this host cannot reseal the log either). init never
+        touches a directory that holds records: move it aside first.
+
+verify  checks the whole chain (all files in audit.dir, or FILE... in
+        order) and prints a one-line summary. The key comes from --key (hex
+        or base32; "-" reads it from stdin, keeping it out of the shell
+        history), else from the secret store. Without a key only the links
+        are checked, and verify exits 5. --checkpoint takes the text relay
+        sent to your chat ("audit checkpoint seq=N mac=HEX"); it proves
+        the tail was not cut or rewritten up to that point. Repeatable.
+
+show    prints matching records, oldest first, as a table, or with --json
+        as the raw JSON lines. It streams, and does not verify MACs.
+        --since/--until take RFC 3339 times or durations back from now
+        (24h); -n keeps the last N matches.
+
+Flags:
+    --config FILE  the relay config (default: the usual locations)
+    --dir DIR      the audit directory, instead of the config's audit.dir
+
+Exit status: 0 ok, 1 failure, 2 usage, 3 bad config, 4 broken chain,
+5 no key (MACs not verified, or nothing to store K0 in).
+`
+
+func init() {
+	register(&command{name: "audit", short: "initialise, verify and show the audit log", usage: auditUsage, run: auditCmd})
+}
+
+func auditCmd(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 {
+		return usageErr("audit: missing subcommand (init, verify or show)")
+	}
+	switch args[0] {
+	case "init":
+		return auditInit(env, args[1:])
+	case "verify":
+		return auditVerify(env, args[1:])
+	case "show":
+		return auditShow(env, args[1:])
+	case "-h", "--help", "help":
+		return flag.ErrHelp
+	}
+	return usageErr("audit: unknown subcommand %q (want init, verify or show)", args[0])
+}
+
+// where resolves the audit directory and, when a config is available, the
+// secret store. With --dir and no --config there is no store.
+type auditWhere struct {
+	dir string
+	ks  audit.KeyStore
+}
+
+func auditLocate(env *Env, cfgPath, dir string) (auditWhere, error) {
+	if dir != "" && cfgPath == "" {
+		return auditWhere{dir: dir}, nil
+	}
+	path, err := configFlag(cfgPath, env)
+	if err != nil {
+		return auditWhere{}, err
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return auditWhere{}, err
+	}
+	w := auditWhere{dir: cfg.Audit.Dir, ks: secretStore(cfg, env)}
+	if dir != "" {
+		w.dir = dir
+	}
+	if w.dir == "" {
+		return auditWhere{}, withCode(ExitConfig, fmt.Errorf("%s: audit.dir is not set (set it, or pass --dir)", path))
+	}
+	return w, nil
+}
+
+func auditInit(env *Env, args []string) error {
+	fs := newFlags("audit init")
+	cfgPath := fs.String("config", "", "")
+	dir := fs.String("dir", "", "")
+	noStore := fs.Bool("no-store", false, "")
+	force := fs.Bool("force", false, "")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("audit init: unexpected argument %q", fs.Arg(0))
+	}
+	w, err := auditLocate(env, *cfgPath, *dir)
+	if err != nil {
+		return err
+	}
+	var ks audit.KeyStore
+	if !*noStore {
+		if w.ks == nil {
+			return withCode(ExitNotSetup, errors.New("audit init: no secret store without --config (pass --config FILE, or --no-store to keep K0 off the host only)"))
+		}
+		ks = w.ks
+	}
+	k0, err := audit.InitWith(w.dir, ks, audit.InitOptions{Force: *force})
+	if err != nil {
+		return err
+	}
+	defer clear(k0)
+	fmt.Fprintf(env.Stdout, "audit log started in %s\n\n", w.dir)
+	fmt.Fprintf(env.Stdout, "audit key K0 (shown once; store it OFF this host, e.g. in a password manager):\n\n    %s\n\n", hex.EncodeToString(k0))
+	if ks == nil {
+		fmt.Fprintln(env.Stdout, "K0 was not stored on this host: relay audit verify needs --key.")
+	} else {
+		fmt.Fprintln(env.Stdout, "A copy is in the secret store for relay audit verify on this host; only your")
+		fmt.Fprintln(env.Stdout, "off-host copy (and the checkpoints sent to your chat) proves the log after a compromise.")
+	}
+	return nil
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ", ") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+// parseKey reads K0 as hex (64 digits) or base32, ignoring spaces and
+// dashes; the error never echoes the input.
+func parseKey(s string) ([]byte, error) {
+	s = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' || r == '\t' || r == '\n' || r == '\r' {
+			return -1
+		}
+		return r
+	}, s)
+	if k, err := hex.DecodeString(strings.ToLower(s)); err == nil && len(k) == 32 {
+		return k, nil
+	}
+	u := strings.ToUpper(strings.TrimRight(s, "="))
+	if k, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(u); err == nil && len(k) == 32 {
+		return k, nil
+	}
+	return nil, errors.New("--key is not a 32-byte key in hex (64 digits) or base32, as printed by relay audit init")
+}
+
+func auditVerify(env *Env, args []string) error {
+	fs := newFlags("audit verify")
+	cfgPath := fs.String("config", "", "")
+	dir := fs.String("dir", "", "")
+	keyArg := fs.String("key", "", "")
+	var cpArgs multiFlag
+	fs.Var(&cpArgs, "checkpoint", "")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var cps []audit.Head
+	for _, c := range cpArgs {
+		h, err := audit.ParseCheckpoint(c)
+		if err != nil {
+			return usageErr("audit verify: --checkpoint: %v", err)
+		}
+		cps = append(cps, h)
+	}
+	var k0 []byte
+	if *keyArg != "" {
+		s := *keyArg
+		if s == "-" {
+			line, err := bufio.NewReader(env.Stdin).ReadString('\n')
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("audit verify: read the key from stdin: %w", err)
+			}
+			s = line
+		}
+		k, err := parseKey(s)
+		if err != nil {
+			return usageErr("audit verify: %v", err)
+		}
+		k0 = k
+		defer clear(k0)
+	}
+	files := fs.Args()
+	var w auditWhere
+	if len(files) == 0 || (k0 == nil && (*cfgPath != "" || *dir == "")) {
+		var err error
+		w, err = auditLocate(env, *cfgPath, *dir)
+		if err != nil && len(files) == 0 {
+			return err
+		}
+	}
+	if k0 == nil && w.ks != nil {
+		k, err := w.ks.Get(secrets.AuditKey)
+		switch {
+		case err == nil && len(k) == 32:
+			k0 = k
+			defer clear(k0)
+		case err == nil:
+			clear(k)
+			return withCode(ExitNotSetup, errors.New("audit verify: the audit key in the secret store is not 32 bytes (pass --key K0)"))
+		case !errors.Is(err, secrets.ErrNotFound):
+			return withCode(ExitNotSetup, fmt.Errorf("audit verify: read the audit key: %w (pass --key K0)", err))
+		}
+	}
+	var sum audit.Summary
+	var err error
+	if len(files) > 0 {
+		sum, err = audit.Verify(files, k0, cps)
+	} else {
+		sum, err = audit.VerifyDir(w.dir, k0, cps)
+	}
+	var ve *audit.VerifyError
+	if errors.As(err, &ve) {
+		return withCode(ExitVerify, fmt.Errorf("audit verify: BROKEN: %v", ve))
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Stdout, sum)
+	if !sum.MACsVerified {
+		return withCode(ExitNotSetup, errors.New("audit verify: MACs not verified: no audit key (pass --key K0, or run with the config whose secret store holds it)"))
+	}
+	return nil
+}
+
+// parseWhen reads an RFC 3339 time or a duration back from now.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2026-01-02T15:04:05Z) nor a duration (24h)", s)
+}
+
+func auditShow(env *Env, args []string) error {
+	fs := newFlags("audit show")
+	cfgPath := fs.String("config", "", "")
+	dir := fs.String("dir", "", "")
+	since := fs.String("since", "", "")
+	until := fs.String("until", "", "")
+	types := fs.String("type", "", "")
+	command := fs.String("command", "", "")
+	outcome := fs.String("outcome", "", "")
+	n := fs.Int("n", 0, "")
+	asJSON := fs.Bool("json", false, "")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *n < 0 {
+		return usageErr("audit show: -n must be positive")
+	}
+	now := time.Now()
+	var f audit.Filter
+	var err error
+	if *since != "" {
+		if f.Since, err = parseWhen(*since, now); err != nil {
+			return usageErr("audit show: --since: %v", err)
+		}
+	}
+	if *until != "" {
+		if f.Until, err = parseWhen(*until, now); err != nil {
+			return usageErr("audit show: --until: %v", err)
+		}
+	}
+	if *types != "" {
+		f.Types = strings.Split(*types, ",")
+	}
+	f.Command, f.Outcome = *command, *outcome
+	files := fs.Args()
+	if len(files) == 0 {
+		w, err := auditLocate(env, *cfgPath, *dir)
+		if err != nil {
+			return err
+		}
+		if files, err = audit.ListFiles(w.dir); err != nil {
+			return err
+		}
+	}
+	bw := bufio.NewWriter(env.Stdout)
+	defer bw.Flush()
+	if !*asJSON {
+		fmt.Fprintln(bw, audit.ColumnsHeader)
+	}
+	emit := func(l audit.Line) error {
+		if *asJSON {
+			if l.Raw == nil {
+				b, _ := json.Marshal(map[string]string{"file": l.File, "error": l.Detail})
+				_, err := fmt.Fprintf(bw, "%s\n", b)
+				return err
+			}
+			bw.Write(l.Raw)
+			return bw.WriteByte('\n')
+		}
+		_, err := fmt.Fprintln(bw, l.Columns())
+		return err
+	}
+	if *n == 0 {
+		return audit.Scan(files, f, emit)
+	}
+	lines, err := audit.Summarize(files, f, *n)
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		if err := emit(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}

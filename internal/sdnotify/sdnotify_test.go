@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -151,4 +152,43 @@ func TestPackageFunctionsUseProcessEnv(t *testing.T) {
 	if err := Stopping(); err != nil {
 		t.Errorf("unset: got %v, want nil", err)
 	}
+}
+
+func TestFuzzSeedCorpus(t *testing.T) {
+	ents, err := os.ReadDir(filepath.Join("testdata", "fuzz", "FuzzStatus"))
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("seed corpus: %d files, %v; want at least one", len(ents), err)
+	}
+}
+
+// FuzzStatus: whatever text the daemon reports (it may include a command
+// name from the policy), systemd receives exactly one STATUS= assignment.
+func FuzzStatus(f *testing.F) {
+	f.Add("x\nREADY=1")
+	f.Add("ok")
+	name := filepath.Join(f.TempDir(), "notify")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer c.Close()
+	n := New(env(map[string]string{"NOTIFY_SOCKET": name}), 1)
+	buf := make([]byte, 1<<16)
+	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > 4096 {
+			return
+		}
+		if err := n.Status(s); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(time.Minute)) // hang guard only
+		k, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := string(buf[:k])
+		if !strings.HasPrefix(got, "STATUS=") || strings.ContainsAny(got, "\n\r\x00") {
+			t.Fatalf("datagram %q is not one STATUS= assignment", got)
+		}
+	})
 }

@@ -3,6 +3,8 @@ package fakebotapi
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"mime/multipart"
@@ -54,6 +56,9 @@ type reply struct {
 }
 
 var client = &http.Client{Timeout: hang}
+
+// httpClient is a client with its own transport for the library tests.
+var httpClient = http.Client{Transport: &http.Transport{}}
 
 func do(t *testing.T, req *http.Request) reply {
 	t.Helper()
@@ -204,4 +209,9 @@ func (c *fakeClock) waitWaiters(t *testing.T, n int) {
 			t.Fatalf("got %d pending timers, want %d", got, n)
 		}
 	}
+}
+
+func sha(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }

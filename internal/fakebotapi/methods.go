@@ -123,14 +123,17 @@ func parseMarkup(p params) (*wireMarkup, *apiError) {
 			}
 			actions := 0
 			for k, v := range b {
+				if emptyJSON(v) {
+					continue // the library sends some absent fields as empty values
+				}
 				switch k {
-				case "text":
+				case "text", "icon_custom_emoji_id", "style":
 				case "callback_data":
 					var d string
 					if err := json.Unmarshal(v, &d); err != nil {
 						return nil, badRequest("can't parse inline keyboard button: field \"callback_data\" must be of type String")
 					}
-					if d == "" || len(d) > maxCallbackData {
+					if len(d) > maxCallbackData {
 						return nil, badRequest("BUTTON_DATA_INVALID")
 					}
 					wb.CallbackData = &d
@@ -143,7 +146,8 @@ func parseMarkup(p params) (*wireMarkup, *apiError) {
 						return nil, badRequest("BUTTON_URL_INVALID")
 					}
 					actions++
-				default:
+				case "web_app", "login_url", "switch_inline_query", "switch_inline_query_current_chat",
+					"switch_inline_query_chosen_chat", "copy_text", "callback_game", "pay":
 					if wb.Extra == nil {
 						wb.Extra = map[string]json.RawMessage{}
 					}
@@ -164,6 +168,44 @@ func parseMarkup(p params) (*wireMarkup, *apiError) {
 		return nil, nil
 	}
 	return out, nil
+}
+
+// emptyJSON reports a JSON value that carries nothing: null, "", false,
+// 0, or an object or array of such.
+func emptyJSON(raw json.RawMessage) bool {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return false
+	}
+	var empty func(any) bool
+	empty = func(v any) bool {
+		switch x := v.(type) {
+		case nil:
+			return true
+		case string:
+			return x == ""
+		case bool:
+			return !x
+		case float64:
+			return x == 0
+		case map[string]any:
+			for _, e := range x {
+				if !empty(e) {
+					return false
+				}
+			}
+			return true
+		case []any:
+			for _, e := range x {
+				if !empty(e) {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	}
+	return empty(v)
 }
 
 func buttonsOf(m *wireMarkup) [][]Button {

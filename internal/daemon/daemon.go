@@ -114,7 +114,9 @@ func New(o Options) (*Daemon, error) {
 	ac := auth.ConfigFrom(cfg.Auth, cfg.StateDir)
 	ac.Secret = o.TOTP
 	ac.Now = d.now
-	ac.StartedAt = d.started
+	// Telegram dates are whole seconds: a message sent in the same second
+	// the relay started is not from before the start.
+	ac.StartedAt = d.started.Truncate(time.Second)
 	a, err := auth.New(ac)
 	if err != nil {
 		al.Close()

@@ -1,0 +1,263 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/relaychat/relay/internal/audit"
+	"github.com/relaychat/relay/internal/fakebotapi"
+)
+
+const (
+	// testToken has a bot token's shape; the tests grep for it everywhere
+	// it must not appear.
+	testToken = "987654321:AAE2etestTOKENmustNEVERleakXYZ0123456789"
+	ownerID   = 424242
+	strangerID = 777001
+	// totpSecret is a fixed base32 TOTP secret, so the tests can compute codes.
+	totpSecret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+)
+
+var (
+	owner    = fakebotapi.User{ID: ownerID, FirstName: "Owner"}
+	stranger = fakebotapi.User{ID: strangerID, FirstName: "Mallory"}
+	ownerDM  = fakebotapi.Chat{ID: ownerID, Type: "private"}
+)
+
+// syncBuffer collects a child's stderr safely while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// relay is one running relay binary with its fake Bot API.
+type relay struct {
+	t        *testing.T
+	api      *fakebotapi.Server
+	dir      string
+	cfgPath  string
+	auditDir string
+	k0       []byte
+	cmd      *osexec.Cmd
+	stderr   *syncBuffer
+	exited   chan struct{}
+	exitErr  error
+	// seen is the highest bot message ID already matched by expect.
+	seen int
+}
+
+type options struct {
+	commands string        // the YAML under "commands:"
+	extra    string        // extra top-level YAML
+	before   func(*relay)  // runs after the fake starts, before the relay
+	args     []string      // extra relay run flags
+	// keyringToken leaves the token out of the credentials directory, so
+	// the relay must find it in the real Secret Service.
+	keyringToken bool
+}
+
+// credStore is an audit.KeyStore writing systemd-credential-style files.
+type credStore string
+
+func (c credStore) Get(name string) ([]byte, error) { return os.ReadFile(filepath.Join(string(c), name)) }
+func (c credStore) Set(name string, v []byte) error {
+	return os.WriteFile(filepath.Join(string(c), name), v, 0o600)
+}
+
+func startRelay(t *testing.T, o options) *relay {
+	t.Helper()
+	api := fakebotapi.New(testToken)
+	if err := api.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(api.Close)
+	dir := t.TempDir()
+	r := &relay{t: t, api: api, dir: dir, cfgPath: filepath.Join(dir, "relay.yaml"), auditDir: filepath.Join(dir, "audit"), stderr: &syncBuffer{}}
+	creds := filepath.Join(dir, "creds")
+	must(t, os.Mkdir(creds, 0o700))
+	if !o.keyringToken {
+		must(t, os.WriteFile(filepath.Join(creds, "bot-token"), []byte(testToken), 0o600))
+	}
+	must(t, os.WriteFile(filepath.Join(creds, "totp-secret"), []byte(totpSecret), 0o600))
+	k0, err := audit.Init(r.auditDir, credStore(creds))
+	must(t, err)
+	r.k0 = k0
+	r.writeConfig(o)
+	if o.before != nil {
+		o.before(r)
+	}
+	r.start(creds, o.args, o.keyringToken)
+	return r
+}
+
+func (r *relay) writeConfig(o options) {
+	cfg := fmt.Sprintf(`state_dir: %s
+telegram:
+  api_url: %s
+  poll_timeout: 2s
+auth:
+  owner_id: %d
+audit:
+  dir: %s
+  checkpoint_interval: 0s
+limits:
+  max_concurrent: 4
+  max_output: 64MiB
+%s
+commands:
+%s
+`, filepath.Join(r.dir, "state"), r.api.URL(), ownerID, r.auditDir, o.extra, o.commands)
+	must(r.t, os.WriteFile(r.cfgPath, []byte(cfg), 0o600))
+}
+
+func (r *relay) start(creds string, args []string, keyring bool) {
+	t := r.t
+	cmd := osexec.Command(relayBin, append([]string{"run", "--config", r.cfgPath, "--log-format", "json"}, args...)...)
+	bus := "unix:path=" + filepath.Join(r.dir, "no-bus")
+	if keyring {
+		bus = os.Getenv("DBUS_SESSION_BUS_ADDRESS")
+	}
+	cmd.Env = []string{
+		"PATH=/usr/bin:/bin",
+		"HOME=" + r.dir,
+		"CREDENTIALS_DIRECTORY=" + creds,
+		"DBUS_SESSION_BUS_ADDRESS=" + bus,
+	}
+	cmd.Stdout = r.stderr
+	cmd.Stderr = r.stderr
+	must(t, cmd.Start())
+	r.cmd = cmd
+	r.exited = make(chan struct{})
+	go func() {
+		r.exitErr = cmd.Wait()
+		close(r.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-r.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-r.exited
+		}
+		if strings.Contains(r.stderr.String(), testToken) {
+			t.Errorf("the bot token appears in the relay's log")
+		}
+		if t.Failed() {
+			t.Logf("relay log:\n%s", r.stderr.String())
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := r.api.WaitPoll(ctx); err != nil {
+		t.Fatalf("relay never polled: %v\n%s", err, r.stderr.String())
+	}
+}
+
+// stop sends sig and waits for the relay to exit, returning its exit code.
+func (r *relay) stop(sig syscall.Signal) int {
+	r.t.Helper()
+	_ = r.cmd.Process.Signal(sig)
+	select {
+	case <-r.exited:
+	case <-time.After(60 * time.Second):
+		r.t.Fatalf("relay did not exit after %v", sig)
+	}
+	if ee, ok := r.exitErr.(*osexec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return 0
+}
+
+func (r *relay) say(text string) int {
+	_, msgID := r.api.SendMessage(owner, ownerDM, text)
+	return msgID
+}
+
+// expect waits for a new bot message to the owner containing want.
+func (r *relay) expect(want string) fakebotapi.Message {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	seen := r.seen
+	m, err := r.api.WaitMessage(ctx, func(m fakebotapi.Message) bool {
+		return m.ChatID == ownerID && m.ID > seen && strings.Contains(m.Text, want)
+	})
+	if err != nil {
+		r.t.Fatalf("no message containing %q: %v\nsent so far:\n%s\nrelay log:\n%s", want, err, r.transcript(), r.stderr.String())
+	}
+	r.seen = m.ID
+	return m
+}
+
+func (r *relay) transcript() string {
+	var b strings.Builder
+	for _, m := range r.api.Sent() {
+		fmt.Fprintf(&b, "  #%d to %d: %q\n", m.ID, m.ChatID, m.Text)
+	}
+	return b.String()
+}
+
+func code(t *testing.T, at time.Time) string {
+	t.Helper()
+	c, err := totp.GenerateCodeCustom(totpSecret, at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	must(t, err)
+	return c
+}
+
+func (r *relay) login() {
+	r.t.Helper()
+	r.say("/login " + code(r.t, time.Now()))
+	r.expect("logged in")
+}
+
+// verifyAudit checks the whole chain with K0, as the owner would.
+func (r *relay) verifyAudit() audit.Summary {
+	r.t.Helper()
+	sum, err := audit.Verify(audit.Files(r.auditDir), r.k0, nil)
+	if err != nil {
+		r.t.Fatalf("audit verify: %v", err)
+	}
+	return sum
+}
+
+// auditText is the whole audit log, for greps.
+func (r *relay) auditText() string {
+	var b strings.Builder
+	for _, f := range audit.Files(r.auditDir) {
+		data, err := os.ReadFile(f)
+		must(r.t, err)
+		b.Write(data)
+	}
+	return b.String()
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

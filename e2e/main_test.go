@@ -1,0 +1,34 @@
+// Package e2e drives the real relay binary against the project's own fake
+// Telegram Bot API on 127.0.0.1, playing the owner (and strangers) from the
+// chat side. Nothing here touches the internet.
+package e2e
+
+import (
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// relayBin is the relay binary built once for the whole package.
+var relayBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "relay-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	relayBin = filepath.Join(dir, "relay")
+	build := osexec.Command("go", "build", "-o", relayBin, "../cmd/relay")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: building relay:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}

@@ -23,8 +23,8 @@ import (
 const (
 	// testToken has a bot token's shape; the tests grep for it everywhere
 	// it must not appear.
-	testToken = "987654321:AAE2etestTOKENmustNEVERleakXYZ0123456789"
-	ownerID   = 424242
+	testToken  = "987654321:AAE2etestTOKENmustNEVERleakXYZ0123456789"
+	ownerID    = 424242
 	strangerID = 777001
 	// totpSecret is a fixed base32 TOTP secret, so the tests can compute codes.
 	totpSecret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -71,10 +71,10 @@ type relay struct {
 }
 
 type options struct {
-	commands string        // the YAML under "commands:"
-	extra    string        // extra top-level YAML
-	before   func(*relay)  // runs after the fake starts, before the relay
-	args     []string      // extra relay run flags
+	commands string       // the YAML under "commands:"
+	extra    string       // extra top-level YAML
+	before   func(*relay) // runs after the fake starts, before the relay
+	args     []string     // extra relay run flags
 	// keyringToken leaves the token out of the credentials directory, so
 	// the relay must find it in the real Secret Service.
 	keyringToken bool
@@ -83,7 +83,9 @@ type options struct {
 // credStore is an audit.KeyStore writing systemd-credential-style files.
 type credStore string
 
-func (c credStore) Get(name string) ([]byte, error) { return os.ReadFile(filepath.Join(string(c), name)) }
+func (c credStore) Get(name string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(string(c), name))
+}
 func (c credStore) Set(name string, v []byte) error {
 	return os.WriteFile(filepath.Join(string(c), name), v, 0o600)
 }

@@ -394,10 +394,6 @@ func (pr *Profile) Wrap(argv, env []string) (*exec.Wrapped, error) {
 	for i := range s.Rules {
 		s.Rules[i].Access &= s.FS
 	}
-	enc, err := s.encode()
-	if err != nil {
-		return nil, err
-	}
 
 	sys := &syscall.SysProcAttr{}
 	if pr.ns {
@@ -412,7 +408,8 @@ func (pr *Profile) Wrap(argv, env []string) (*exec.Wrapped, error) {
 	if sys.Cloneflags&unix.CLONE_NEWUSER != 0 {
 		setMappings(sys, pr.caps.Root)
 	}
-	args := append([]string{pr.exe, trampolineArg, enc, "--"}, argv...)
+	args := append([]string{pr.exe, trampolineArg}, s.encode()...)
+	args = append(append(args, "--"), argv...)
 	return &exec.Wrapped{
 		Path:        pr.exe,
 		Args:        args,

@@ -478,7 +478,8 @@ func TestTrampolineFailsClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := decodeSpec(w.Args[2])
+	sep := slices.Index(w.Args, "--")
+	s, err := decodeSpec(w.Args[2:sep])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,18 +487,23 @@ func TestTrampolineFailsClosed(t *testing.T) {
 	missing.Rules = append(slices.Clone(s.Rules), rule{Path: filepath.Join(dir, "gone"), Access: accRead})
 	future := *s
 	future.ABI = maxKnownABI + 1
+	header := s.encode()[0]
 	for _, tc := range []struct {
 		name string
-		prof string
+		prof []string
 	}{
-		{"garbage profile", "{"},
-		{"unknown field", `{"abi":7,"bogus":1}`},
-		{"missing required path", mustEncode(t, &missing)},
-		{"unknown abi", mustEncode(t, &future)},
+		{"garbage profile", []string{"{"}},
+		{"no profile", nil},
+		{"unknown field", []string{header + " bogus=1"}},
+		{"duplicate field", []string{header + " uid=0"}},
+		{"other version", []string{"v0" + strings.TrimPrefix(header, "v1")}},
+		{"bad rule", []string{header, "zz r /usr"}},
+		{"missing required path", missing.encode()},
+		{"unknown abi", future.encode()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := command(t, good, []string{"/bin/true"}, nil)
-			cmd.Args = append([]string{w.Args[0], w.Args[1], tc.prof}, w.Args[3:]...)
+			cmd.Args = append(append([]string{w.Args[0], w.Args[1]}, tc.prof...), w.Args[sep:]...)
 			out, _ := cmd.CombinedOutput()
 			ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
 			if !ws.Exited() || ws.ExitStatus() != ExitSetupFailed || !strings.HasPrefix(string(out), "relay-sandbox: ") {
@@ -511,15 +517,6 @@ func TestTrampolineFailsClosed(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mustEncode(t *testing.T, s *spec) string {
-	t.Helper()
-	e, err := s.encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
 }
 
 func TestSelfTest(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -53,14 +54,15 @@ func fail(msg string) {
 }
 
 func trampoline(args []string) error {
-	if len(args) < 5 || args[3] != "--" {
-		return errors.New("usage: __relay-sandbox PROFILE -- COMMAND [ARG]")
+	sep := slices.Index(args, "--")
+	if sep < 3 || sep == len(args)-1 {
+		return errors.New("usage: __relay-sandbox PROFILE [RULE] -- COMMAND [ARG]")
 	}
-	s, err := decodeSpec(args[2])
+	s, err := decodeSpec(args[2:sep])
 	if err != nil {
 		return err
 	}
-	argv := args[4:]
+	argv := args[sep+1:]
 	if !filepath.IsAbs(argv[0]) {
 		return fmt.Errorf("command %q is not an absolute path", argv[0])
 	}
@@ -145,20 +147,26 @@ func rawFail(prefix []byte, what string, e syscall.Errno) {
 	unix.RawSyscall(unix.SYS_EXIT_GROUP, ExitSetupFailed, 0, 0)
 }
 
-// dropIdentity switches to uid and gid with no supplementary groups; the
-// Landlock domain and no_new_privs survive the switch. The kernel clears
-// the parent-death signal on a credential change, so it is set again.
+// dropIdentity switches the calling thread, the one that will execve, to
+// uid and gid with no supplementary groups; the Landlock domain and
+// no_new_privs survive the switch. Raw per-thread system calls on purpose:
+// only this thread's credentials pass to the command, and Go's all-threads
+// variants stop the world three times for nothing. The kernel clears the
+// parent-death signal on a credential change, so it is set again.
 func dropIdentity(uid, gid int) error {
-	if err := syscall.Setgroups([]int{}); err != nil {
-		return fmt.Errorf("drop supplementary groups: %w", err)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); e != 0 {
+		return fmt.Errorf("drop supplementary groups: %w", e)
 	}
-	if err := syscall.Setresgid(gid, gid, gid); err != nil {
-		return fmt.Errorf("switch to gid %d: %w", gid, err)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid)); e != 0 {
+		return fmt.Errorf("switch to gid %d: %w", gid, e)
 	}
-	if err := syscall.Setresuid(uid, uid, uid); err != nil {
-		return fmt.Errorf("switch to uid %d: %w", uid, err)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
+		return fmt.Errorf("switch to uid %d: %w", uid, e)
 	}
-	if unix.Getuid() != uid || unix.Geteuid() != uid || unix.Getgid() != gid {
+	var r, e, sv, rg, eg, sg int32
+	unix.RawSyscall(unix.SYS_GETRESUID, uintptr(unsafe.Pointer(&r)), uintptr(unsafe.Pointer(&e)), uintptr(unsafe.Pointer(&sv)))
+	unix.RawSyscall(unix.SYS_GETRESGID, uintptr(unsafe.Pointer(&rg)), uintptr(unsafe.Pointer(&eg)), uintptr(unsafe.Pointer(&sg)))
+	if int(r) != uid || int(e) != uid || int(sv) != uid || int(rg) != gid || int(eg) != gid || int(sg) != gid {
 		return errors.New("identity switch did not take effect")
 	}
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {

@@ -35,6 +35,41 @@ func BenchmarkAppend(b *testing.B) {
 			}
 		}
 	})
+	// interleaved alternates one raw write+fsync and one Append, so that
+	// both see the same disk and the same neighbours; it reports each
+	// one's mean and append's rate as a percentage of raw.
+	b.Run("interleaved", func(b *testing.B) {
+		_, _, l := newLog(b, Options{})
+		h := mustAppend(b, l, r)
+		line := readLines(b, filepath.Join(l.dir, h.File))[1]
+		f, err := os.OpenFile(filepath.Join(b.TempDir(), "raw"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		var raw, app time.Duration
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			t0 := time.Now()
+			if _, err := f.Write(line); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			t1 := time.Now()
+			if _, err := l.Append(r); err != nil {
+				b.Fatal(err)
+			}
+			raw += t1.Sub(t0)
+			app += time.Since(t1)
+		}
+		b.StopTimer()
+		l.Close()
+		b.ReportMetric(float64(raw.Nanoseconds())/float64(b.N), "raw-ns/op")
+		b.ReportMetric(float64(app.Nanoseconds())/float64(b.N), "append-ns/op")
+		b.ReportMetric(100*float64(raw)/float64(app), "append%raw")
+	})
 	for _, sync := range []bool{false, true} {
 		name := "append"
 		if sync {

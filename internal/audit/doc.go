@@ -95,9 +95,12 @@
 // when all of that is durable is the log healthy again.
 //
 // The key state is written atomically (temp file, fsync, rename, fsync dir).
-// By default a background writer does it right after each append, coalescing
-// bursts, because a synchronous rename costs ~15 fsync-appends on ext4; the
-// state on disk therefore trails the log by at most one state write. Open
+// By default a background writer does it after each append, at most every
+// 100 ms and coalescing bursts, because a synchronous rename costs ~10
+// fsync-appends on ext4 and its three fsyncs slow the log's own. The key in
+// memory moves on at once; the state on disk trails the log by at most
+// about 100 ms plus one state write, and Sync, Close and recovery write it
+// at once. Open
 // rolls a lagging state forward only across records whose MACs verify under
 // it, and refuses a state that is ahead of the log (a cut tail) or that does
 // not match it. Options.SyncState makes every Append wait for the state.

@@ -56,7 +56,7 @@ func (s *syncBuffer) String() string {
 
 // relay is one running relay binary with its fake Bot API.
 type relay struct {
-	t        *testing.T
+	t        testing.TB
 	api      *fakebotapi.Server
 	dir      string
 	cfgPath  string
@@ -66,6 +66,7 @@ type relay struct {
 	stderr   *syncBuffer
 	exited   chan struct{}
 	exitErr  error
+	started  time.Time // when the process was started
 	// seen is the highest bot message ID already matched by expect.
 	seen int
 }
@@ -90,7 +91,7 @@ func (c credStore) Set(name string, v []byte) error {
 	return os.WriteFile(filepath.Join(string(c), name), v, 0o600)
 }
 
-func startRelay(t *testing.T, o options) *relay {
+func startRelay(t testing.TB, o options) *relay {
 	t.Helper()
 	api := fakebotapi.New(testToken)
 	if err := api.Start(); err != nil {
@@ -128,7 +129,7 @@ audit:
   checkpoint_interval: 0s
 limits:
   max_concurrent: 4
-  max_output: 64MiB
+  max_output: 1GiB
 %s
 commands:
 %s
@@ -151,6 +152,7 @@ func (r *relay) start(creds string, args []string, keyring bool) {
 	}
 	cmd.Stdout = r.stderr
 	cmd.Stderr = r.stderr
+	r.started = time.Now()
 	must(t, cmd.Start())
 	r.cmd = cmd
 	r.exited = make(chan struct{})
@@ -223,7 +225,7 @@ func (r *relay) transcript() string {
 	return b.String()
 }
 
-func code(t *testing.T, at time.Time) string {
+func code(t testing.TB, at time.Time) string {
 	t.Helper()
 	c, err := totp.GenerateCodeCustom(totpSecret, at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 	must(t, err)
@@ -257,7 +259,7 @@ func (r *relay) auditText() string {
 	return b.String()
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -51,6 +52,8 @@ type Log struct {
 	dir string
 	o   Options
 	fs  FS
+	// lock holds the directory's exclusive flock while the log is open.
+	lock *os.File
 
 	mu sync.Mutex
 	// The fields below are guarded by mu.
@@ -221,7 +224,40 @@ func InitWith(dir string, ks KeyStore, o InitOptions) (k0 []byte, err error) {
 // the log's head, rolls a lagging state forward across records that verify
 // under it, and, if the last write was torn, appends a recovery record
 // naming the torn bytes. It refuses a log it cannot vouch for.
+//
+// One process writes a log at a time: Open takes an exclusive lock on the
+// directory, because two writers would each seal with their own copy of
+// the evolving key and fork the chain.
 func Open(dir string, o Options) (*Log, error) {
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	l, err := open(dir, o)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	l.lock = lock
+	return l, nil
+}
+
+// LockFile is the lock file's name inside the audit directory.
+const LockFile = "lock"
+
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w (run relay audit init first)", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open audit log: %s is in use by another relay process (stop it, or use relay notify, which goes through it)", dir)
+	}
+	return f, nil
+}
+
+func open(dir string, o Options) (*Log, error) {
 	o.defaults()
 	if err := checkDir(dir); err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
@@ -828,6 +864,9 @@ func (l *Log) Close() error {
 		}
 	}
 	l.c.s.zero()
+	if l.lock != nil {
+		l.lock.Close()
+	}
 	for _, s := range l.secrets {
 		clear(s)
 	}

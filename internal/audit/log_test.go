@@ -62,3 +62,18 @@ func TestStateNeverHoldsK0(t *testing.T) {
 		t.Fatal("the key state holds K0, want only K1 or later")
 	}
 }
+
+func TestSecondWriterRefused(t *testing.T) {
+	dir, _, l := newLog(t, Options{})
+	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("got %v opening a log that is already open, want an in-use refusal", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("got %v after the first writer closed, want the log to open", err)
+	}
+	l2.Close()
+}

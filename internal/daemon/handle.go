@@ -319,7 +319,9 @@ func (d *Daemon) command(ctx context.Context, u telegram.Update, name, args stri
 		deny("shutting down", "relay is shutting down; command not run")
 		return
 	}
-	if err := d.audit.Healthy(); err != nil {
+	// Heal, not Healthy: it retries a failed log (recording the failure)
+	// instead of waiting for some other record to clear it.
+	if err := d.audit.Heal(); err != nil {
 		d.reply(ctx, u, "audit log unavailable; command not run")
 		return
 	}

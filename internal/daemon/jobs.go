@@ -239,10 +239,16 @@ wait:
 		OutputBytes: res.OutputBytes, OutputSHA256: res.SHA256}
 	exit := res.ExitCode
 	end.Exit = &exit
-	auditErr := d.record(end)
+	// The completion record and the reply are independent: the command
+	// has already ended, so its record does not gate anything but the
+	// delivery record, which is written after both. Overlapping them saves
+	// an fsync's latency on every command.
+	recorded := make(chan error, 1)
+	go func() { recorded <- d.record(end) }()
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	err := d.deliver(dctx, chatID, progressID, inv, res)
+	auditErr := <-recorded
 	d.recordDelivery("result of /"+inv.Command.Name, job.ID(), err)
 	if auditErr != nil {
 		d.notifyOwnerChat(dctx, chatID, chatfmt.Line("⚠️ audit log unavailable: the result above is not recorded; new commands are refused until the log is healthy"))

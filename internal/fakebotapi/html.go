@@ -87,6 +87,7 @@ func parseHTML(text string, strict bool) (string, []Entity, error) {
 		nested   []openTag
 		u16      int
 	)
+	out.Grow(len(text))
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		if c == '&' {

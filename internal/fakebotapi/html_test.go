@@ -184,8 +184,33 @@ func FuzzParseHTML(f *testing.F) {
 	})
 }
 
+// FuzzParseMarkdown covers both Markdown parsers: they never panic, and
+// what they accept has entities inside the text.
+func FuzzParseMarkdown(f *testing.F) {
+	for _, s := range []string{"*b* _i_ __u__ ~s~ ||p||", "```go\nx\n```", "[t](https://e.com/a\\)b)", "a\\.b", "!["} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if !utf8.ValidString(in) {
+			return
+		}
+		for name, parse := range map[string]func(string) (string, []Entity, error){"MarkdownV2": ParseMarkdownV2, "Markdown": ParseMarkdown} {
+			text, ents, err := parse(in)
+			if err != nil {
+				continue
+			}
+			n := UTF16Len(text)
+			for _, e := range ents {
+				if e.Offset < 0 || e.Length <= 0 || e.Offset+e.Length > n {
+					t.Fatalf("%s: entity %+v outside text of %d units, from %q", name, e, n, in)
+				}
+			}
+		}
+	})
+}
+
 func TestFuzzSeedCorpus(t *testing.T) {
-	for _, target := range []string{"FuzzParseHTML"} {
+	for _, target := range []string{"FuzzParseHTML", "FuzzParseMarkdown"} {
 		files, err := os.ReadDir(filepath.Join("testdata", "fuzz", target))
 		if err != nil || len(files) == 0 {
 			t.Fatalf("seed corpus of %s: got %d files (%v), want some", target, len(files), err)

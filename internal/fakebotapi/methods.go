@@ -381,6 +381,7 @@ func (s *Server) editMessageText(_ *http.Request, p params) (any, *apiError) {
 	w := *m.wire
 	w.Text, w.Entities, w.ReplyMarkup, w.EditDate = plain, ents, markup, now.Unix()
 	m.wire = &w
+	m.touch()
 	s.notifyLocked()
 	return m.wire, nil
 }
@@ -407,6 +408,7 @@ func (s *Server) editMessageReplyMarkup(_ *http.Request, p params) (any, *apiErr
 	w := *m.wire
 	w.ReplyMarkup, w.EditDate = markup, s.clock.Now().Unix()
 	m.wire = &w
+	m.touch()
 	s.notifyLocked()
 	return m.wire, nil
 }
@@ -430,6 +432,7 @@ func (s *Server) deleteMessage(_ *http.Request, p params) (any, *apiError) {
 		return nil, badRequest("message to delete not found")
 	}
 	m.Deleted, m.DeletedAt = true, s.clock.Now()
+	m.touch()
 	if m.doc != nil {
 		m.doc.Deleted = true
 	}

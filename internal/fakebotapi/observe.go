@@ -7,6 +7,20 @@ import (
 	"time"
 )
 
+// view is the message as a Message, cached until the message changes
+// (touch), so waits can test many messages cheaply. Callers must not
+// modify it; snapshot is the copy to hand out.
+func (m *message) view() *Message {
+	if m.snap == nil {
+		c := m.snapshot()
+		m.snap = &c
+	}
+	return m.snap
+}
+
+// touch drops the cached view; every change to a message calls it.
+func (m *message) touch() { m.snap = nil }
+
 func (m *message) snapshot() Message {
 	c := m.Message
 	c.Entities = append([]Entity(nil), m.Entities...)
@@ -172,8 +186,8 @@ func (s *Server) WaitMessage(ctx context.Context, pred func(Message) bool) (Mess
 	var got Message
 	err := s.wait(ctx, "a message", func() bool {
 		for _, m := range s.sent {
-			if snap := m.snapshot(); pred(snap) {
-				got = snap
+			if pred(*m.view()) {
+				got = m.snapshot()
 				return true
 			}
 		}

@@ -43,6 +43,7 @@ type message struct {
 	doc     *Document
 	wire    *wireMessage // the current wire form
 	markup  *wireMarkup
+	snap    *Message // cached view; nil after a change
 }
 
 func (s *Server) chatLocked(c Chat) *chatState {
@@ -149,6 +150,7 @@ func (s *Server) SendMessage(from User, chat Chat, text string, opts ...MessageO
 		m.Text, m.RawText = text, text
 		m.Edits = append(m.Edits, text)
 		m.EditedAt = append(m.EditedAt, now)
+		m.touch()
 	} else {
 		wm.MessageID = cs.nextID
 		cs.nextID++

@@ -79,6 +79,7 @@ type options struct {
 	// keyringToken leaves the token out of the credentials directory, so
 	// the relay must find it in the real Secret Service.
 	keyringToken bool
+	env          []string // extra environment for the relay process
 }
 
 // credStore is an audit.KeyStore writing systemd-credential-style files.
@@ -113,7 +114,7 @@ func startRelay(t testing.TB, o options) *relay {
 	if o.before != nil {
 		o.before(r)
 	}
-	r.start(creds, o.args, o.keyringToken)
+	r.start(creds, o)
 	return r
 }
 
@@ -137,11 +138,11 @@ commands:
 	must(r.t, os.WriteFile(r.cfgPath, []byte(cfg), 0o600))
 }
 
-func (r *relay) start(creds string, args []string, keyring bool) {
+func (r *relay) start(creds string, o options) {
 	t := r.t
-	cmd := osexec.Command(relayBin, append([]string{"run", "--config", r.cfgPath, "--log-format", "json"}, args...)...)
+	cmd := osexec.Command(relayBin, append([]string{"run", "--config", r.cfgPath, "--log-format", "json"}, o.args...)...)
 	bus := "unix:path=" + filepath.Join(r.dir, "no-bus")
-	if keyring {
+	if o.keyringToken {
 		bus = os.Getenv("DBUS_SESSION_BUS_ADDRESS")
 	}
 	cmd.Env = []string{
@@ -150,6 +151,7 @@ func (r *relay) start(creds string, args []string, keyring bool) {
 		"CREDENTIALS_DIRECTORY=" + creds,
 		"DBUS_SESSION_BUS_ADDRESS=" + bus,
 	}
+	cmd.Env = append(cmd.Env, o.env...)
 	cmd.Stdout = r.stderr
 	cmd.Stderr = r.stderr
 	r.started = time.Now()

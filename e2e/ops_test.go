@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/relaychat/relay/internal/fakebotapi"
+)
+
+func TestMenuIsTheAllowlist(t *testing.T) {
+	r := startRelay(t, options{commands: echoCmd})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmds, err := r.api.WaitCommands(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range cmds {
+		names = append(names, c.Command)
+	}
+	got := strings.Join(names, " ")
+	if !strings.HasPrefix(got, "echo login logout lock status") {
+		t.Errorf("got menu %q, want the policy's commands then the built-ins", got)
+	}
+}
+
+func TestLiveProgress(t *testing.T) {
+	r := startRelay(t, options{commands: `  slow:
+    description: takes a few seconds
+    argv: [/bin/sleep, "3"]
+    timeout: 10s
+    workdir: /
+`})
+	r.login()
+	r.say("/slow")
+	p := r.expect("running")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// The progress message itself becomes the result.
+	m, err := r.api.WaitMessage(ctx, func(m fakebotapi.Message) bool { return m.ID == p.ID && strings.Contains(m.Text, "exit 0") })
+	if err != nil {
+		t.Fatalf("the progress message never became the result: %v\n%s", err, r.transcript())
+	}
+	if len(m.Edits) == 0 {
+		t.Errorf("got no edits, want the progress message edited into the result")
+	}
+}
+
+func TestNotifyThroughDaemonAndDirect(t *testing.T) {
+	r := startRelay(t, options{commands: echoCmd})
+	notify := func(args ...string) {
+		t.Helper()
+		cmd := osexec.Command(relayBin, append([]string{"notify", "--config", r.cfgPath}, args...)...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + r.dir, "CREDENTIALS_DIRECTORY=" + filepath.Join(r.dir, "creds")}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("relay notify: %v\n%s", err, out)
+		}
+	}
+	notify("backup <done> & verified")
+	r.expect("backup <done> & verified")
+	if got := r.stop(syscall.SIGTERM); got != 0 {
+		t.Fatalf("got exit code %d, want 0", got)
+	}
+	// With no daemon, notify writes the audit record itself.
+	notify("--silent", "relay is down")
+	m := r.expect("relay is down")
+	if !m.Silent {
+		t.Error("--silent message was not sent silently")
+	}
+	r.verifyAudit()
+	if n := strings.Count(r.auditText(), `"type":"notify"`); n != 2 {
+		t.Errorf("got %d notify records, want 2", n)
+	}
+}
+
+func TestSdNotifyReadyAndStopping(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	must(t, err)
+	defer conn.Close()
+	r := startRelay(t, options{commands: echoCmd, env: []string{"NOTIFY_SOCKET=" + sock}})
+	read := func() string {
+		t.Helper()
+		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no sd_notify datagram: %v", err)
+		}
+		return string(buf[:n])
+	}
+	if got := read(); !strings.Contains(got, "READY=1") {
+		t.Errorf("got %q, want READY=1", got)
+	}
+	r.stop(syscall.SIGTERM)
+	if got := read(); !strings.Contains(got, "STOPPING=1") {
+		t.Errorf("got %q, want STOPPING=1", got)
+	}
+}
+
+func TestDoctorOffline(t *testing.T) {
+	r := startRelay(t, options{commands: echoCmd})
+	r.stop(syscall.SIGTERM)
+	cmd := osexec.Command(relayBin, "doctor", "--offline", "--config", r.cfgPath)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + r.dir, "CREDENTIALS_DIRECTORY=" + filepath.Join(r.dir, "creds"),
+		"DBUS_SESSION_BUS_ADDRESS=unix:path=" + filepath.Join(r.dir, "no-bus")}
+	out, err := cmd.CombinedOutput()
+	text := string(out)
+	if err != nil {
+		t.Fatalf("relay doctor: %v\n%s", err, text)
+	}
+	for _, want := range []string{"ok    config", "ok    token", "ok    totp", "ok    audit", "/echo"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, testToken) || strings.Contains(text, totpSecret) {
+		t.Error("doctor printed a secret")
+	}
+}

@@ -125,3 +125,17 @@ func TestDoctorOffline(t *testing.T) {
 		t.Error("doctor printed a secret")
 	}
 }
+
+func TestRunWithoutConfigOrTerminalSaysWhatIsMissing(t *testing.T) {
+	home := t.TempDir()
+	cmd := osexec.Command(relayBin, "run")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, "cfg")}
+	out, err := cmd.CombinedOutput()
+	ee, ok := err.(*osexec.ExitError)
+	if !ok || ee.ExitCode() != 5 {
+		t.Fatalf("got %v, want exit code 5 (not set up)\n%s", err, out)
+	}
+	if lines := strings.Count(strings.TrimSpace(string(out)), "\n") + 1; lines != 1 || !strings.Contains(string(out), "no config file") {
+		t.Errorf("got %q, want one line saying the config is missing", out)
+	}
+}

@@ -1,0 +1,419 @@
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"reflect"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultGrace is how long a command has between SIGTERM and SIGKILL.
+const DefaultGrace = 2 * time.Second
+
+// drainDelay bounds how long a finished job waits for its output pipe to
+// reach EOF: only a descendant that escaped the process group (setsid)
+// can hold it open, and it must not hold the job open with it.
+const drainDelay = 2 * time.Second
+
+// Spec is everything needed to run one command. Build it with SpecFor.
+type Spec struct {
+	Argv []string // Argv[0] is an absolute path
+	Dir  string
+	// Env is the child's entire environment; nil means empty, never the
+	// relay's own.
+	Env []string
+	// Timeout is required; Grace defaults to DefaultGrace.
+	Timeout, Grace time.Duration
+	// MaxOutput caps the kept output in bytes; required.
+	MaxOutput int64
+	// SpoolDir holds the private temp file of large output ("" means
+	// os.TempDir()); the file is unlinked as soon as it is created.
+	SpoolDir string
+	// Sandbox wraps the command; nil runs it unsandboxed, which Start
+	// refuses when RequireSandbox is set.
+	Sandbox Wrapper
+	// RequireSandbox is set by SpecFor for every command whose policy does
+	// not say "sandbox: none", so a missing Wrapper fails closed.
+	RequireSandbox bool
+}
+
+// Result is how a job ended.
+type Result struct {
+	ExitCode    int    // -1 if the process was killed by a signal
+	Signal      string // e.g. "SIGKILL"; "" if it exited
+	TimedOut    bool   // the timeout fired
+	Canceled    bool   // Cancel (or the Start context) stopped it
+	Duration    time.Duration
+	OutputBytes int64  // total produced, kept or not
+	Dropped     int64  // bytes over the cap (or lost to a spool error)
+	SHA256      string // hex digest of the whole output stream
+	Output      *Spool // the kept output; the receiver must Close it
+}
+
+// LimitError refuses a job over a concurrency limit. Its message is safe
+// to show in the chat.
+type LimitError struct {
+	Key    string // the command, "" for the global limit
+	Limit  int
+	Global bool
+}
+
+func (e *LimitError) Error() string {
+	if e.Global {
+		return fmt.Sprintf("too many commands running (limit %d); try again when one finishes", e.Limit)
+	}
+	return fmt.Sprintf("/%s is already running (limit %d); try again when it finishes", e.Key, e.Limit)
+}
+
+// Runner starts jobs within a global concurrency limit.
+type Runner struct {
+	max int
+
+	mu     sync.Mutex
+	seq    uint64
+	jobs   map[string]*Job // running jobs by ID
+	perKey map[string]int  // running (or starting) jobs per key
+	active int             // running or starting jobs overall
+}
+
+// NewRunner returns a Runner allowing at most maxConcurrent jobs at once
+// (at least 1).
+func NewRunner(maxConcurrent int) *Runner {
+	return &Runner{max: max(maxConcurrent, 1), jobs: map[string]*Job{}, perKey: map[string]int{}}
+}
+
+// Job is one running or finished command.
+type Job struct {
+	id, key string
+	started time.Time
+	spool   *Spool
+	cancel  chan struct{}
+	once    sync.Once
+	done    chan struct{}
+	res     *Result
+}
+
+func (j *Job) ID() string               { return j.id }
+func (j *Job) Key() string              { return j.key }
+func (j *Job) Started() time.Time       { return j.started }
+func (j *Job) Done() <-chan struct{}    { return j.done }
+func (j *Job) Tail(maxBytes int) []byte { return j.spool.lastBytes(maxBytes) }
+
+// Written is the number of output bytes produced so far.
+func (j *Job) Written() int64 {
+	j.spool.mu.Lock()
+	defer j.spool.mu.Unlock()
+	return j.spool.total
+}
+
+// Wait blocks until the job has ended, every process of its group is gone
+// and its output is complete, and returns the result (the same for every
+// caller).
+func (j *Job) Wait() *Result {
+	<-j.done
+	return j.res
+}
+
+// Cancel stops the job: SIGTERM to its process group, SIGKILL after the
+// grace period. It returns at once and may be called any number of times.
+func (j *Job) Cancel() { j.once.Do(func() { close(j.cancel) }) }
+
+// Jobs returns the running jobs, oldest first.
+func (r *Runner) Jobs() []*Job {
+	r.mu.Lock()
+	out := make([]*Job, 0, len(r.jobs))
+	for _, j := range r.jobs {
+		out = append(out, j)
+	}
+	r.mu.Unlock()
+	sort.Slice(out, func(a, b int) bool {
+		na, _ := strconv.Atoi(out[a].id[1:])
+		nb, _ := strconv.Atoi(out[b].id[1:])
+		return na < nb
+	})
+	return out
+}
+
+// Get returns the running job with this ID, or nil.
+func (r *Runner) Get(id string) *Job {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.jobs[id]
+}
+
+// CancelAll cancels every running job.
+func (r *Runner) CancelAll() {
+	for _, j := range r.Jobs() {
+		j.Cancel()
+	}
+}
+
+// reserve takes a global and a per-key slot, or refuses: a request over a
+// limit is never queued.
+func (r *Runner) reserve(key string, perKey int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.active >= r.max {
+		return &LimitError{Limit: r.max, Global: true}
+	}
+	if r.perKey[key] >= perKey {
+		return &LimitError{Key: key, Limit: perKey}
+	}
+	r.active++
+	r.perKey[key]++
+	return nil
+}
+
+func (r *Runner) release(key, id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.active--
+	if r.perKey[key]--; r.perKey[key] <= 0 {
+		delete(r.perKey, key)
+	}
+	delete(r.jobs, id)
+}
+
+// Start starts spec as a job under key (the command name), within the
+// global limit and perKeyLimit jobs of that key (at least 1). It refuses
+// with a *LimitError over a limit, and with another error, having run
+// nothing, when the spec is incomplete, the sandbox cannot wrap it or the
+// program cannot be started. Cancelling ctx cancels the job.
+func (r *Runner) Start(ctx context.Context, key string, perKeyLimit int, spec Spec) (*Job, error) {
+	if err := spec.check(); err != nil {
+		return nil, err
+	}
+	if err := r.reserve(key, max(perKeyLimit, 1)); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.seq++
+	id := "j" + strconv.FormatUint(r.seq, 10)
+	r.mu.Unlock()
+
+	j := &Job{id: id, key: key, spool: newSpool(spec.SpoolDir, spec.MaxOutput), cancel: make(chan struct{}), done: make(chan struct{})}
+	cmd, pr, err := start(spec, j.spool)
+	if err != nil {
+		r.release(key, id)
+		return nil, err
+	}
+	j.started = time.Now()
+	r.mu.Lock()
+	r.jobs[id] = j
+	r.mu.Unlock()
+	go func() {
+		j.res = monitor(ctx, j, cmd, pr, spec)
+		// Free the slots before Done fires, so a caller that saw the job
+		// end can start the next one at once.
+		r.release(key, id)
+		close(j.done)
+	}()
+	return j, nil
+}
+
+func (s *Spec) check() error {
+	switch {
+	case len(s.Argv) == 0:
+		return errors.New("exec: empty argv")
+	case s.Timeout <= 0:
+		return errors.New("exec: spec has no timeout")
+	case s.MaxOutput <= 0:
+		return errors.New("exec: spec has no output limit")
+	case s.RequireSandbox && isNil(s.Sandbox):
+		return errors.New("exec: command requires a sandbox and none was given; refusing to run it unsandboxed")
+	}
+	return nil
+}
+
+// isNil catches a nil interface and a typed nil pointer in one.
+func isNil(w Wrapper) bool {
+	if w == nil {
+		return true
+	}
+	v := reflect.ValueOf(w)
+	return v.Kind() == reflect.Pointer && v.IsNil()
+}
+
+// cloexecMu serializes the descriptor sweep with forks, so that a Start
+// never forks between another's sweep and fork with fresh stray fds.
+var cloexecMu sync.Mutex
+
+// start forks the command with its output on one pipe whose read end it
+// returns. Stdout and stderr are the same *os.File, so os/exec passes the
+// descriptor as is and both streams interleave in the order written.
+func start(spec Spec, spool *Spool) (*exec.Cmd, *os.File, error) {
+	path, args, env := spec.Argv[0], spec.Argv, spec.Env
+	var wattr *syscall.SysProcAttr
+	if !isNil(spec.Sandbox) {
+		w, err := spec.Sandbox.Wrap(spec.Argv, spec.Env)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sandbox refused the command: %w", err)
+		}
+		if w == nil || w.Path == "" || len(w.Args) == 0 {
+			return nil, nil, errors.New("sandbox returned an empty command")
+		}
+		path, args, env, wattr = w.Path, w.Args, w.Env, w.SysProcAttr
+	}
+	attr := procAttr(wattr)
+	if env == nil {
+		env = []string{} // nil would mean the relay's own environment
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("exec: output pipe: %w", err)
+	}
+	cmd := &exec.Cmd{
+		Path:        path,
+		Args:        args,
+		Env:         env,
+		Dir:         spec.Dir,
+		Stdin:       nil, // os/exec opens /dev/null
+		Stdout:      pw,
+		Stderr:      pw,
+		SysProcAttr: attr,
+		WaitDelay:   drainDelay,
+	}
+	cloexecMu.Lock()
+	markCloexec()
+	err = cmd.Start()
+	cloexecMu.Unlock()
+	pw.Close() // the child holds its own copy
+	if err != nil {
+		pr.Close()
+		return nil, nil, fmt.Errorf("exec: start %s: %w", path, err)
+	}
+	return cmd, pr, nil
+}
+
+// procAttr returns a copy of the Wrapper's attributes (never modifying
+// them) with the runner's own added: a new process group, so a timeout can
+// signal the whole tree, and SIGKILL when the relay's forking thread dies.
+func procAttr(w *syscall.SysProcAttr) *syscall.SysProcAttr {
+	attr := &syscall.SysProcAttr{}
+	if w != nil {
+		a := *w
+		attr = &a
+	}
+	// A session leader already leads its own process group, and setpgid
+	// would fail for it.
+	if !attr.Setsid {
+		attr.Setpgid, attr.Pgid = true, 0
+	}
+	attr.Pdeathsig = syscall.SIGKILL
+	return attr
+}
+
+// markCloexec marks every descriptor above stderr close-on-exec, so none
+// leaks into the child even if some library opened one without O_CLOEXEC.
+// Go's own descriptors already are; this catches the rest.
+func markCloexec() {
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+}
+
+// monitor drives one job to its end: copy output, enforce the timeout and
+// cancellation, kill what is left of the group, reap, and build the result.
+func monitor(ctx context.Context, j *Job, cmd *exec.Cmd, pr *os.File, spec Spec) *Result {
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		buf := make([]byte, 64<<10)
+		_, _ = io.CopyBuffer(j.spool, pr, buf)
+	}()
+
+	pid := cmd.Process.Pid
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		waitExited(pid)
+	}()
+
+	grace := spec.Grace
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+	timeout := time.NewTimer(spec.Timeout)
+	defer timeout.Stop()
+	res := &Result{}
+	stop := func() {
+		_ = syscall.Kill(-pid, syscall.SIGTERM)
+		kill := time.NewTimer(grace)
+		defer kill.Stop()
+		select {
+		case <-exited:
+		case <-kill.C:
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	}
+	select {
+	case <-exited:
+	case <-timeout.C:
+		res.TimedOut = true
+		stop()
+	case <-j.cancel:
+		res.Canceled = true
+		stop()
+	case <-ctx.Done():
+		res.Canceled = true
+		stop()
+	}
+	<-exited
+	res.Duration = time.Since(j.started)
+	// The leader has exited but is not reaped yet, so its pid still names
+	// this group and cannot be reused: kill whatever it left behind.
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	_ = cmd.Wait()
+
+	select {
+	case <-copied:
+	case <-time.After(drainDelay):
+		pr.Close() // unblocks the copy; an escaped descendant loses its pipe
+		<-copied
+	}
+	pr.Close()
+
+	st := cmd.ProcessState
+	res.ExitCode = st.ExitCode()
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		res.Signal = unix.SignalName(ws.Signal())
+		res.ExitCode = -1
+	}
+	s := j.spool
+	s.mu.Lock()
+	res.OutputBytes, res.Dropped = s.total, s.dropped
+	s.mu.Unlock()
+	res.SHA256 = s.sum()
+	res.Output = s
+	return res
+}
+
+// waitExited blocks until pid has exited without reaping it (WNOWAIT).
+func waitExited(pid int) {
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			return
+		}
+	}
+}

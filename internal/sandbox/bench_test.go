@@ -1,9 +1,11 @@
 package sandbox
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -12,13 +14,16 @@ import (
 
 // buildBinary builds pkg (relative to the module root) into dir, or returns
 // "" when it does not build right now.
-func buildBinary(b *testing.B, dir, name, pkg string) string {
+func buildBinary(b *testing.B, dir, name, pkg string, static bool) string {
 	b.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	modRoot := filepath.Join(filepath.Dir(file), "..", "..")
 	out := filepath.Join(dir, name)
 	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Dir = modRoot
+	if static {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		b.Logf("build %s: %v\n%s", pkg, err, msg)
 		return ""
@@ -26,9 +31,28 @@ func buildBinary(b *testing.B, dir, name, pkg string) string {
 	return out
 }
 
+// childCPU reports the user+system CPU time of the children waited for
+// during the loop, per op: on a shared, loaded machine it is steadier than
+// wall time, which mostly measures the scheduler.
+func childCPU(b *testing.B, loop func()) {
+	var before, after syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &before)
+	n := 0
+	for b.Loop() {
+		loop()
+		n++
+	}
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &after)
+	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "child-cpu-µs/op")
+}
+
 // BenchmarkStartExit measures start-to-exit latency of true(1): bare,
 // through the relay sandbox (New, Wrap, start, wait, Close, as the relay
-// does per command) with three trampoline binaries, and through bwrap.
+// does per command) with each trampoline binary, and through bwrap. The
+// trampoline binaries: this test binary; the smallest program that runs the
+// trampoline, built with CGO_ENABLED=0; and the relay itself, as built by
+// default (cgo, dynamically linked) and with CGO_ENABLED=0.
 func BenchmarkStartExit(b *testing.B) {
 	trueBin, err := filepath.EvalSymlinks("/usr/bin/true")
 	if err != nil {
@@ -37,12 +61,13 @@ func BenchmarkStartExit(b *testing.B) {
 	dir := b.TempDir()
 	tramps := []struct{ name, exe string }{
 		{"testbin", selfExe(b)},
-		{"tiny", buildBinary(b, dir, "tiny", "./internal/sandbox/testdata/trampoline")},
-		{"relay", buildBinary(b, dir, "relay", "./cmd/relay")},
+		{"tiny-static", buildBinary(b, dir, "tiny", "./internal/sandbox/testdata/trampoline", true)},
+		{"relay", buildBinary(b, dir, "relay", "./cmd/relay", false)},
+		{"relay-static", buildBinary(b, dir, "relay-static", "./cmd/relay", true)},
 	}
 	tmp := b.TempDir()
 	runWrapped := func(b *testing.B, sb policy.Sandbox, exe string) {
-		for b.Loop() {
+		childCPU(b, func() {
 			p, err := New(sb, Options{SelfExe: exe, Timeout: 10 * time.Second, TempDir: tmp})
 			if err != nil {
 				b.Fatal(err)
@@ -57,15 +82,15 @@ func BenchmarkStartExit(b *testing.B) {
 				b.Fatalf("%v: %s", err, out)
 			}
 			p.Close()
-		}
+		})
 	}
 
 	b.Run("bare", func(b *testing.B) {
-		for b.Loop() {
+		childCPU(b, func() {
 			if err := exec.Command(trueBin).Run(); err != nil {
 				b.Fatal(err)
 			}
-		}
+		})
 	})
 	for _, tr := range tramps {
 		if tr.exe == "" {
@@ -89,11 +114,11 @@ func BenchmarkStartExit(b *testing.B) {
 		if out, err := exec.Command(bwrap, "--unshare-all", "--ro-bind", "/", "/", trueBin).CombinedOutput(); err != nil {
 			b.Skipf("bwrap cannot run here: %v: %s", err, out)
 		}
-		for b.Loop() {
+		childCPU(b, func() {
 			if err := exec.Command(bwrap, "--unshare-all", "--ro-bind", "/", "/", trueBin).Run(); err != nil {
 				b.Fatal(err)
 			}
-		}
+		})
 	})
 }
 

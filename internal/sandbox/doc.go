@@ -73,6 +73,12 @@
 // a runner's SIGTERM may be ignored and the SIGKILL after the grace period
 // does the work. The host /proc stays mounted.
 //
-// Every binary that calls Wrap must call Trampoline first thing in main (and
-// in TestMain), because the wrapped command re-executes that binary.
+// # Trampoline
+//
+// The wrapped command re-executes the relay binary. Package
+// sandbox/trampoline runs the trampoline from its init, before the relay's
+// heavier packages are initialised, so every binary that links this package
+// (test binaries included) is a trampoline; IsTrampoline and Trampoline,
+// first thing in main, are a second line. The trampoline's instructions
+// travel in argv, never in the environment.
 package sandbox

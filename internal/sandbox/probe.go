@@ -6,9 +6,10 @@ import (
 	"os"
 	"sync"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	tr "github.com/relaychat/relay/internal/sandbox/trampoline"
 )
 
 // Capabilities is what this kernel, in this process's context, can enforce.
@@ -45,22 +46,17 @@ var probeOnce = sync.OnceValue(probe)
 
 func probe() Capabilities {
 	c := Capabilities{Root: os.Geteuid() == 0}
-	c.LandlockABI, c.LandlockErr = landlockABI()
+	c.LandlockABI, c.LandlockErr = tr.ABI()
 	if c.LandlockABI > 0 {
-		if err := tryRuleset(unix.LandlockRulesetAttr{Handled_access_fs: fsRights(1)}, 8); err != nil {
+		if err := tr.TryRuleset(tr.FSRights(1), 0, 0); err != nil {
 			c.LandlockABI, c.LandlockErr = 0, "landlock_create_ruleset: "+err.Error()
 		}
 	}
-	if c.LandlockABI >= 6 {
-		c.LandlockUDP = tryRuleset(unix.LandlockRulesetAttr{
-			Handled_access_fs:  fsRights(1),
-			Handled_access_net: netUDP,
-		}, 24) == nil
+	if c.LandlockABI >= 4 {
+		c.LandlockUDP = tr.TryRuleset(tr.FSRights(1), tr.NetUDP, 0) == nil
 	}
 	if c.LandlockABI >= minABI {
-		c.LandlockUnix = tryRuleset(unix.LandlockRulesetAttr{
-			Handled_access_fs: fsRights(c.LandlockABI) | unix.LANDLOCK_ACCESS_FS_RESOLVE_UNIX,
-		}, 8) == nil
+		c.LandlockUnix = tr.TryRuleset(tr.FSRights(c.LandlockABI)|tr.AccessFSResolveUnix, 0, 0) == nil
 	}
 	if err := probeClone(nsFlags|unix.CLONE_NEWNET, c.Root); err != nil {
 		c.UserNSErr = err.Error()
@@ -77,29 +73,6 @@ func probe() Capabilities {
 		c.NetNS = true
 	}
 	return c
-}
-
-func landlockABI() (int, string) {
-	r, _, errno := unix.RawSyscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
-	switch {
-	case errno == 0:
-		return int(r), ""
-	case errno == unix.ENOSYS:
-		return 0, "landlock is not built into this kernel, or a seccomp filter blocks it (needs Linux >= 6.2 with CONFIG_SECURITY_LANDLOCK)"
-	case errno == unix.EOPNOTSUPP:
-		return 0, "landlock is built in but not enabled (add landlock to the lsm= kernel parameter)"
-	default:
-		return 0, "landlock_create_ruleset: " + errno.Error() + " (a seccomp filter may block it)"
-	}
-}
-
-func tryRuleset(attr unix.LandlockRulesetAttr, size uintptr) error {
-	fd, _, errno := unix.RawSyscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), size, 0)
-	if errno != 0 {
-		return errno
-	}
-	unix.Close(int(fd))
-	return nil
 }
 
 // probeClone starts true(1) in exactly the namespaces Wrap would ask for,

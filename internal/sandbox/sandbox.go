@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/relaychat/relay/internal/exec"
+	tr "github.com/relaychat/relay/internal/sandbox/trampoline"
 	"github.com/relaychat/relay/policy"
 )
 
@@ -29,15 +30,11 @@ const (
 	DefaultFileSize     = 64 << 20
 	DefaultAddressSpace = 4 << 30
 	DefaultProcs        = 256
-	// minNoFile leaves the trampoline room for its ruleset and path fds.
-	minNoFile = 16
+	minNoFile           = tr.MinNoFile
 )
 
 const (
-	// minABI is the oldest Landlock ABI the sandbox accepts: ABI 3 adds
-	// LANDLOCK_ACCESS_FS_TRUNCATE, without which truncate(2) of a read-only
-	// file is allowed, a write outside the read-write set.
-	minABI = 3
+	minABI = tr.MinABI
 	// nobodyID is the uid and gid a command runs as when the relay is root.
 	nobodyID = 65534
 	// nsFlags are the namespaces of namespaces: true, net excepted.
@@ -75,7 +72,7 @@ type Profile struct {
 	argvRoots []string // where argv[0] may live (granted executable)
 	cloneNet  bool     // a fresh network namespace
 	ns        bool     // namespaces: true
-	spec      spec     // everything but Rules
+	spec      tr.Spec  // everything but Rules
 
 	mu  sync.Mutex
 	tmp string // the private temp dir once made; removed by Close
@@ -108,9 +105,6 @@ func New(p policy.Sandbox, o Options) (*Profile, error) {
 
 	exe := o.SelfExe
 	if exe == "" {
-		if !hooked.Load() {
-			return nil, errors.New("this binary does not run the sandbox trampoline: call sandbox.IsTrampoline first thing in main, or set Options.SelfExe")
-		}
 		e, err := os.Executable()
 		if err != nil {
 			return nil, fmt.Errorf("find the relay binary for the sandbox trampoline: %w", err)
@@ -181,10 +175,10 @@ func New(p policy.Sandbox, o Options) (*Profile, error) {
 	}
 
 	s := &pr.spec
-	s.ABI = min(pr.caps.LandlockABI, maxKnownABI)
-	s.FS = fsRights(s.ABI)
+	s.ABI = min(pr.caps.LandlockABI, tr.MaxKnownABI)
+	s.FS = tr.FSRights(s.ABI)
 	if pr.caps.LandlockUnix {
-		s.FS |= unix.LANDLOCK_ACCESS_FS_RESOLVE_UNIX // handled, never granted
+		s.FS |= tr.AccessFSResolveUnix // handled; granted only in write dirs
 	}
 	s.UID, s.GID = -1, -1
 	if pr.caps.Root {
@@ -195,18 +189,18 @@ func New(p policy.Sandbox, o Options) (*Profile, error) {
 	switch {
 	case p.Network:
 	case len(p.ConnectPorts) > 0:
-		s.Net = netTCP
+		s.Net = tr.NetTCP
 		if pr.caps.LandlockUDP {
-			s.Net |= netUDP
+			s.Net |= tr.NetUDP
 		}
 		s.Ports = slices.Clone(p.ConnectPorts)
 	default:
 		if s.ABI >= 4 {
-			s.Net = netTCP // defence in depth behind the network namespace
+			s.Net = tr.NetTCP // defence in depth behind the network namespace
 		}
 	}
 	if s.ABI >= 6 {
-		s.Scope = unix.LANDLOCK_SCOPE_SIGNAL | unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
+		s.Scope = tr.ScopeSignal | tr.ScopeAbstractUnixSocket
 	}
 
 	cpu := p.CPU
@@ -408,7 +402,7 @@ func (pr *Profile) Wrap(argv, env []string) (*exec.Wrapped, error) {
 	if sys.Cloneflags&unix.CLONE_NEWUSER != 0 {
 		setMappings(sys, pr.caps.Root)
 	}
-	args := append([]string{pr.exe, trampolineArg}, s.encode()...)
+	args := append([]string{pr.exe, tr.Arg}, s.Encode()...)
 	args = append(append(args, "--"), argv...)
 	return &exec.Wrapped{
 		Path:        pr.exe,
@@ -450,7 +444,7 @@ func (pr *Profile) executable(bin string) bool {
 
 // grant turns one root into rules that never cover a protected path: a
 // directory containing one is replaced by its other children, recursively.
-func (pr *Profile) grant(r root) ([]rule, error) {
+func (pr *Profile) grant(r root) ([]tr.Rule, error) {
 	var inner []string
 	for _, q := range pr.protected {
 		if within(r.path, q) {
@@ -464,9 +458,9 @@ func (pr *Profile) grant(r root) ([]rule, error) {
 		}
 	}
 	if len(inner) == 0 {
-		return []rule{{Path: r.path, Access: r.access, Optional: r.optional}}, nil
+		return []tr.Rule{{Path: r.path, Access: r.access, Optional: r.optional}}, nil
 	}
-	var out []rule
+	var out []tr.Rule
 	var walk func(dir string) error
 	walk = func(dir string) error {
 		ents, err := os.ReadDir(dir)
@@ -495,7 +489,7 @@ func (pr *Profile) grant(r root) ([]rule, error) {
 				if !e.IsDir() {
 					a &= fileRights
 				}
-				out = append(out, rule{Path: child, Access: a, Optional: true})
+				out = append(out, tr.Rule{Path: child, Access: a, Optional: true})
 			}
 		}
 		return nil

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	tr "github.com/relaychat/relay/internal/sandbox/trampoline"
 	"github.com/relaychat/relay/policy"
 )
 
@@ -479,15 +480,15 @@ func TestTrampolineFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	sep := slices.Index(w.Args, "--")
-	s, err := decodeSpec(w.Args[2:sep])
+	s, err := tr.Decode(w.Args[2:sep])
 	if err != nil {
 		t.Fatal(err)
 	}
 	missing := *s
-	missing.Rules = append(slices.Clone(s.Rules), rule{Path: filepath.Join(dir, "gone"), Access: accRead})
+	missing.Rules = append(slices.Clone(s.Rules), tr.Rule{Path: filepath.Join(dir, "gone"), Access: accRead})
 	future := *s
-	future.ABI = maxKnownABI + 1
-	header := s.encode()[0]
+	future.ABI = tr.MaxKnownABI + 1
+	header := s.Encode()[0]
 	for _, tc := range []struct {
 		name string
 		prof []string
@@ -498,8 +499,8 @@ func TestTrampolineFailsClosed(t *testing.T) {
 		{"duplicate field", []string{header + " uid=0"}},
 		{"other version", []string{"v0" + strings.TrimPrefix(header, "v1")}},
 		{"bad rule", []string{header, "zz r /usr"}},
-		{"missing required path", missing.encode()},
-		{"unknown abi", future.encode()},
+		{"missing required path", missing.Encode()},
+		{"unknown abi", future.Encode()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := command(t, good, []string{"/bin/true"}, nil)
@@ -531,18 +532,6 @@ func TestSelfTest(t *testing.T) {
 	p.spec.AS = 0
 	if err := p.SelfTest(); err == nil || !strings.Contains(err.Error(), "relay-sandbox: ") {
 		t.Errorf("SelfTest of a broken profile: got %v, want the trampoline's relay-sandbox: line", err)
-	}
-}
-
-func TestNewDefaultSelfExeNeedsTheHook(t *testing.T) {
-	hooked.Store(false)
-	defer hooked.Store(true)
-	if _, err := New(policy.Sandbox{}, Options{Timeout: time.Second, TempDir: t.TempDir()}); err == nil {
-		t.Errorf("New without the trampoline hook: got no error, want one")
-	}
-	hooked.Store(true)
-	if _, err := New(policy.Sandbox{}, Options{Timeout: time.Second, TempDir: t.TempDir()}); err != nil {
-		t.Errorf("New with the hook: %v", err)
 	}
 }
 

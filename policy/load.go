@@ -69,7 +69,8 @@ func parseWith(o parseOptions) (*Config, error) {
 	if ok {
 		s = d.config(root, cfg)
 	}
-	if len(d.errs) == 0 {
+	if s != nil {
+		d.decoded = true
 		d.defaults(cfg, s, o.getenv, o.needOwner)
 	}
 	if len(d.errs) > 0 {
@@ -107,7 +108,6 @@ func (d *decoder) document(data []byte) (*yaml.Node, bool) {
 			n = nil
 		}
 		d.errAt(n, "keep one document per file", "more than one YAML document")
-		return nil, false
 	}
 	if len(doc.Content) != 1 {
 		d.errAt(&doc, "", "file is empty")

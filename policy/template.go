@@ -111,10 +111,16 @@ func regexAlphabetSafe(pattern string) (ok bool, bad rune) {
 	return bad < 0, bad
 }
 
+var leadingFlags = regexp.MustCompile(`^\(\?[imsU]+\)`)
+
 // anchored reports whether pattern is written as ^...$, so the owner's
 // intent (a full match) is visible in the file. Matching always wraps the
 // pattern in \A(?:...)\z regardless, so "^a|b$" cannot match a substring.
 func anchored(pattern string) bool {
+	// Leading flags such as (?i) may precede the anchor.
+	if m := leadingFlags.FindString(pattern); m != "" {
+		pattern = pattern[len(m):]
+	}
 	if !strings.HasPrefix(pattern, "^") || !strings.HasSuffix(pattern, "$") || len(pattern) < 2 {
 		return false
 	}
@@ -301,7 +307,11 @@ func checkParam(i int, p *Param, t *template) []problem {
 		case !anchored(p.Pattern):
 			add("pattern", fmt.Sprintf("write it as %q", "^"+strings.TrimSuffix(strings.TrimPrefix(p.Pattern, "^"), "$")+"$"), "pattern %s is not anchored with ^...$", show(p.Pattern))
 		default:
-			re, err := regexp.Compile(`\A(?:` + p.Pattern + `)\z`)
+			_, err := regexp.Compile(p.Pattern)
+			re, err2 := regexp.Compile(`\A(?:` + p.Pattern + `)\z`)
+			if err == nil {
+				err = err2
+			}
 			if err != nil {
 				add("pattern", "Go RE2 syntax: no backreferences or lookaround", "pattern does not compile: %v", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 			} else {

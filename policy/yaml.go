@@ -16,9 +16,25 @@ type decoder struct {
 	file        string
 	errs        ErrorList
 	dropMissing bool
+	// decoded is set once decoding ends and defaulting and cross-checks
+	// begin; from then on a node that already failed to decode gets no
+	// second, derived error (its field holds a zero value, not the file's).
+	decoded bool
+	failed  map[*yaml.Node]bool
 }
 
 func (d *decoder) errAt(n *yaml.Node, hint, format string, a ...any) {
+	if d.failed == nil {
+		d.failed = map[*yaml.Node]bool{}
+	}
+	if n != nil {
+		if d.decoded && d.failed[n] {
+			return
+		}
+		if !d.decoded {
+			d.failed[n] = true
+		}
+	}
 	e := &Error{File: d.file, Msg: fmt.Sprintf(format, a...), Hint: hint}
 	if n != nil {
 		e.Line, e.Col = n.Line, n.Column

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // bindConfig is the policy the binding tests and FuzzBind run against. ROOT
@@ -199,7 +200,7 @@ func TestInjectionCorpus(t *testing.T) {
 		for _, cmd := range cfg.Commands {
 			words, err := SplitArgs(input)
 			if err != nil {
-				if len(input) <= MaxArgBytes && !strings.ContainsAny(input, "\x00\r\n\x1b\u202e\u2066\u200f\u2028\xff\"") {
+				if len(input) <= MaxArgBytes && utf8.ValidString(input) && !strings.ContainsAny(input, "\x00\r\n\x1b\u202e\u2066\u200f\u2028\"") {
 					t.Errorf("SplitArgs(%s) refused ordinary text: %v", show(input), err)
 				}
 				words = []string{input} // Bind must hold even given the raw text

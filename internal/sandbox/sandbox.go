@@ -53,8 +53,9 @@ type Options struct {
 	TempDir string
 	// Timeout is the command's timeout, the default CPU limit.
 	Timeout time.Duration
-	// SelfExe is the binary that runs the trampoline; "" means this
-	// executable. Tests pass the test binary.
+	// SelfExe is the binary that runs the trampoline; "" means this very
+	// executable, started as /proc/self/exe so that the trampoline is the
+	// running version even after an upgrade replaced the file.
 	SelfExe string
 	// Probe replaces the kernel probe; nil means Probe. Tests use it to
 	// simulate a kernel without Landlock.
@@ -65,7 +66,8 @@ type Options struct {
 // implements exec.Wrapper.
 type Profile struct {
 	caps      Capabilities
-	exe       string
+	exe       string // what Wrap starts
+	exeName   string // its argv[0], for ps
 	tmpParent string
 	protected []string // absolute, symlinks resolved where they exist
 	roots     []root   // directories and files to grant, before expansion
@@ -103,19 +105,22 @@ func New(p policy.Sandbox, o Options) (*Profile, error) {
 		return nil, err
 	}
 
-	exe := o.SelfExe
-	if exe == "" {
-		e, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("find the relay binary for the sandbox trampoline: %w", err)
+	var err error
+	if o.SelfExe == "" {
+		// The running binary itself, even after an upgrade replaced the
+		// file: a different version could misread the profile.
+		pr.exe, pr.exeName = "/proc/self/exe", "relay"
+		if e, err := os.Executable(); err == nil {
+			pr.exeName = e
 		}
-		exe = e
-	}
-	exe, err := filepath.EvalSymlinks(exe)
-	if err != nil {
+	} else if pr.exe, err = filepath.EvalSymlinks(o.SelfExe); err != nil {
 		return nil, fmt.Errorf("resolve sandbox trampoline %q: %w", o.SelfExe, err)
+	} else {
+		pr.exeName = pr.exe
 	}
-	pr.exe = exe
+	if _, err := os.Stat(pr.exe); err != nil {
+		return nil, fmt.Errorf("sandbox trampoline: %w", err)
+	}
 
 	for _, q := range o.Protected {
 		if !filepath.IsAbs(q) {
@@ -402,7 +407,7 @@ func (pr *Profile) Wrap(argv, env []string) (*exec.Wrapped, error) {
 	if sys.Cloneflags&unix.CLONE_NEWUSER != 0 {
 		setMappings(sys, pr.caps.Root)
 	}
-	args := append([]string{pr.exe, tr.Arg}, s.Encode()...)
+	args := append([]string{pr.exeName, tr.Arg}, s.Encode()...)
 	args = append(append(args, "--"), argv...)
 	return &exec.Wrapped{
 		Path:        pr.exe,

@@ -535,6 +535,24 @@ func TestSelfTest(t *testing.T) {
 	}
 }
 
+func TestDefaultSelfExeIsTheRunningBinary(t *testing.T) {
+	p, err := New(policy.Sandbox{}, Options{Timeout: time.Second, TempDir: worldDir(t, false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	w, err := p.Wrap([]string{"/bin/true"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Path != "/proc/self/exe" {
+		t.Errorf("got Path %q, want /proc/self/exe", w.Path)
+	}
+	if r := run(t, p, []string{"/bin/true"}, nil); !r.ok() {
+		t.Errorf("got status %v (output %q), want success", r.ws, r.out)
+	}
+}
+
 func TestProbeAndReport(t *testing.T) {
 	c := Probe()
 	if (c.LandlockABI == 0) == (c.LandlockErr == "") {

@@ -20,10 +20,12 @@
 // and run a binary): sandbox.write and a private temp dir (Profile.TempDir)
 // made for each invocation. Landlock rights add up along a path, so a
 // directory that is both read (itself or through a parent such as /etc) and
-// write is also executable. /proc is
-// read-only (Landlock also forbids ptrace-style access to processes outside
-// the sandbox, so /proc/<relay>/environ, mem and fd stay closed); /dev/null
-// is read-write; /dev/zero, /dev/random and /dev/urandom are read-only.
+// write is also executable. /proc is read-only (Landlock also forbids
+// ptrace-style access to processes outside the sandbox, so
+// /proc/<relay>/environ, mem and fd stay closed, but the host's process list
+// and command lines are visible); /dev/null is read-write; /dev/zero,
+// /dev/random and /dev/urandom are read-only. A command whose network is
+// allowed may also read the target of /etc/resolv.conf.
 //
 // Landlock only allows, so a protected path under an allowed directory (the
 // config dir /etc/relay under /etc) cannot be carved out by a deny rule.
@@ -72,6 +74,14 @@
 // SIGKILL and SIGSTOP sent from outside reach it only if it handles them, so
 // a runner's SIGTERM may be ignored and the SIGKILL after the grace period
 // does the work. The host /proc stays mounted.
+//
+// # Limits
+//
+// rlimits are per process: RLIMIT_NPROC bounds how many processes the
+// command's uid may have (as root, every nobody process on the host counts
+// without namespaces; in a user namespace only the command's own), but
+// nothing here bounds the sum of their memory. Run the relay under a
+// cgroup limit (systemd MemoryMax= and TasksMax=) for that.
 //
 // # Trampoline
 //

@@ -166,8 +166,14 @@ func (r *relay) start(creds string, o options) {
 		select {
 		case <-r.exited:
 		default:
-			_ = cmd.Process.Kill()
-			<-r.exited
+			// Graceful first, so the relay cleans up after its jobs.
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-r.exited:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				<-r.exited
+			}
 		}
 		if strings.Contains(r.stderr.String(), testToken) {
 			t.Errorf("the bot token appears in the relay's log")

@@ -188,17 +188,16 @@ func (d *Daemon) start(ctx context.Context, chatID, userID int64, inv *policy.In
 	d.mu.Lock()
 	d.running[job.ID()] = &jobInfo{command: cmd.Name, chatID: chatID}
 	d.mu.Unlock()
-	go func() {
-		defer done()
-		d.follow(job, inv, chatID)
-	}()
+	go d.follow(job, inv, chatID, done)
 }
 
 // follow shows live progress for a long job, records its end and delivers
 // its output. It uses its own context: a job started before shutdown still
 // reports its result to the owner.
-func (d *Daemon) follow(job *exec.Job, inv *policy.Invocation, chatID int64) {
+func (d *Daemon) follow(job *exec.Job, inv *policy.Invocation, chatID int64, done func()) {
 	defer d.jobs.Done()
+	// Release the sandbox's temp dir before shutdown can see the job gone.
+	defer done()
 	defer func() {
 		d.mu.Lock()
 		delete(d.running, job.ID())

@@ -80,6 +80,10 @@ type options struct {
 	// the relay must find it in the real Secret Service.
 	keyringToken bool
 	env          []string // extra environment for the relay process
+	// webhook: the relay registers a webhook instead of polling.
+	webhook bool
+	// telegram is extra YAML under "telegram:", indented two spaces.
+	telegram string
 }
 
 // credStore is an audit.KeyStore writing systemd-credential-style files.
@@ -123,6 +127,7 @@ func (r *relay) writeConfig(o options) {
 telegram:
   api_url: %s
   poll_timeout: 2s
+%s
 auth:
   owner_id: %d
 audit:
@@ -134,7 +139,7 @@ limits:
 %s
 commands:
 %s
-`, filepath.Join(r.dir, "state"), r.api.URL(), ownerID, r.auditDir, o.extra, o.commands)
+`, filepath.Join(r.dir, "state"), r.api.URL(), o.telegram, ownerID, r.auditDir, o.extra, o.commands)
 	must(r.t, os.WriteFile(r.cfgPath, []byte(cfg), 0o600))
 }
 
@@ -184,6 +189,12 @@ func (r *relay) start(creds string, o options) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	if o.webhook {
+		if err := r.api.WaitCalls(ctx, "setWebhook", 1); err != nil {
+			t.Fatalf("relay never set its webhook: %v\n%s", err, r.stderr.String())
+		}
+		return
+	}
 	if _, err := r.api.WaitPoll(ctx); err != nil {
 		t.Fatalf("relay never polled: %v\n%s", err, r.stderr.String())
 	}
@@ -271,5 +282,23 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// expectAll waits for new bot messages containing each of wants, in any
+// order: a job's result and the answer to the command that ended it race.
+func (r *relay) expectAll(wants ...string) {
+	r.t.Helper()
+	seen := r.seen
+	for _, want := range wants {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		m, err := r.api.WaitMessage(ctx, func(m fakebotapi.Message) bool {
+			return m.ChatID == ownerID && m.ID > seen && strings.Contains(m.Text, want)
+		})
+		cancel()
+		if err != nil {
+			r.t.Fatalf("no message containing %q: %v\nsent so far:\n%s", want, err, r.transcript())
+		}
+		r.seen = max(r.seen, m.ID)
 	}
 }

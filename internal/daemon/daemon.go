@@ -202,6 +202,9 @@ loop:
 		}
 	}
 	_ = sdnotify.Stopping()
+	if serveErr != nil {
+		d.o.Log.Error().Err(serveErr).Msg("receiving updates failed")
+	}
 	d.o.Log.Info().Msg("relay stopping")
 	d.draining.Store(true)
 	stopPolling()

@@ -105,10 +105,10 @@ func TestSdNotifyReadyAndStopping(t *testing.T) {
 	}
 }
 
-func TestDoctorOffline(t *testing.T) {
+func TestDoctor(t *testing.T) {
 	r := startRelay(t, options{commands: echoCmd})
 	r.stop(syscall.SIGTERM)
-	cmd := osexec.Command(relayBin, "doctor", "--offline", "--config", r.cfgPath)
+	cmd := osexec.Command(relayBin, "doctor", "--config", r.cfgPath)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + r.dir, "CREDENTIALS_DIRECTORY=" + filepath.Join(r.dir, "creds"),
 		"DBUS_SESSION_BUS_ADDRESS=unix:path=" + filepath.Join(r.dir, "no-bus")}
 	out, err := cmd.CombinedOutput()
@@ -116,7 +116,7 @@ func TestDoctorOffline(t *testing.T) {
 	if err != nil {
 		t.Fatalf("relay doctor: %v\n%s", err, text)
 	}
-	for _, want := range []string{"ok    config", "ok    token", "ok    totp", "ok    audit", "/echo"} {
+	for _, want := range []string{"ok    config", "ok    token", "ok    totp", "ok    audit", "ok    getMe", "/echo"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, text)
 		}

@@ -119,15 +119,7 @@ func runSpec(ctx context.Context, env *Env, cfg *policy.Config, cmd *policy.Comm
 }
 
 func status(res *exec.Result) string {
-	s := fmt.Sprintf("exit %d", res.ExitCode)
-	switch {
-	case res.TimedOut:
-		s = "timed out"
-	case res.Canceled:
-		s = "killed"
-	case res.Signal != "":
-		s = "signal " + res.Signal
-	}
+	s := res.Status()
 	if res.Signal != "" && (res.TimedOut || res.Canceled) {
 		s += " (" + res.Signal + ")"
 	}

@@ -269,16 +269,7 @@ func outcome(res *exec.Result) string {
 }
 
 func footer(name string, res *exec.Result) string {
-	status := fmt.Sprintf("exit %d", res.ExitCode)
-	switch {
-	case res.TimedOut:
-		status = "timed out"
-	case res.Canceled:
-		status = "killed"
-	case res.Signal != "":
-		status = "signal " + res.Signal
-	}
-	f := fmt.Sprintf("/%s · %s · %s", name, status, res.Duration.Round(10*time.Millisecond))
+	f := fmt.Sprintf("/%s · %s · %s", name, res.Status(), res.Duration.Round(10*time.Millisecond))
 	if res.Dropped > 0 {
 		f += fmt.Sprintf(" · %d bytes dropped", res.Dropped)
 	}

@@ -417,3 +417,17 @@ func waitExited(pid int) {
 		}
 	}
 }
+
+// Status says in a few words how the command ended: "exit 0", "timed out",
+// "killed" or "signal SIGSEGV". It is what every report of a result shows.
+func (r *Result) Status() string {
+	switch {
+	case r.TimedOut:
+		return "timed out"
+	case r.Canceled:
+		return "killed"
+	case r.Signal != "":
+		return "signal " + r.Signal
+	}
+	return fmt.Sprintf("exit %d", r.ExitCode)
+}

@@ -69,6 +69,9 @@ type relay struct {
 	started  time.Time // when the process was started
 	// seen is the highest bot message ID already matched by expect.
 	seen int
+	// said is every text the owner sent, which the relay's operational
+	// log must never contain.
+	said []string
 }
 
 type options struct {
@@ -180,8 +183,14 @@ func (r *relay) start(creds string, o options) {
 				<-r.exited
 			}
 		}
-		if strings.Contains(r.stderr.String(), testToken) {
+		logText := r.stderr.String()
+		if strings.Contains(logText, testToken) {
 			t.Errorf("the bot token appears in the relay's log")
+		}
+		for _, text := range r.said {
+			if strings.Contains(logText, text) {
+				t.Errorf("the relay's log contains message text %q", text)
+			}
 		}
 		if t.Failed() {
 			t.Logf("relay log:\n%s", r.stderr.String())
@@ -216,6 +225,7 @@ func (r *relay) stop(sig syscall.Signal) int {
 }
 
 func (r *relay) say(text string) int {
+	r.said = append(r.said, text)
 	_, msgID := r.api.SendMessage(owner, ownerDM, text)
 	return msgID
 }

@@ -17,6 +17,20 @@ func loadConfig(path string) (*policy.Config, error) {
 	return cfg, nil
 }
 
+// configFromFlag resolves --config (or the default location) and loads the
+// config, the first step of nearly every subcommand.
+func configFromFlag(given string, env *Env) (string, *policy.Config, error) {
+	path, err := configFlag(given, env)
+	if err != nil {
+		return "", nil, err
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return "", nil, err
+	}
+	return path, cfg, nil
+}
+
 // secretStore opens the secret store that cfg and the environment describe.
 func secretStore(cfg *policy.Config, env *Env) *secrets.Store {
 	return secrets.New(secrets.Options{

@@ -47,11 +47,7 @@ func execCmd(ctx context.Context, env *Env, args []string) error {
 	if fs.NArg() == 0 {
 		return usageErr("missing command NAME")
 	}
-	path, err := configFlag(*cfgFlag, env)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(path)
+	path, cfg, err := configFromFlag(*cfgFlag, env)
 	if err != nil {
 		return err
 	}

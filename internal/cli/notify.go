@@ -72,11 +72,7 @@ func notifyCmd(ctx context.Context, env *Env, args []string) error {
 	if *file == "" && strings.TrimSpace(text) == "" {
 		return usageErr("notify: empty message")
 	}
-	path, err := configFlag(*cfgFlag, env)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(path)
+	_, cfg, err := configFromFlag(*cfgFlag, env)
 	if err != nil {
 		return err
 	}

@@ -48,11 +48,7 @@ func sandboxCmd(ctx context.Context, env *Env, args []string) error {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
-	path, err := configFlag(*cfgFlag, env)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(path)
+	path, cfg, err := configFromFlag(*cfgFlag, env)
 	if err != nil {
 		return err
 	}

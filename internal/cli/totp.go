@@ -94,11 +94,7 @@ func totpEnrollCmd(env *Env, args []string) error {
 	if fs.NArg() > 0 {
 		return usageErr("totp enroll: unexpected argument %q", fs.Arg(0))
 	}
-	path, err := configFlag(*cfgFlag, env)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(path)
+	_, cfg, err := configFromFlag(*cfgFlag, env)
 	if err != nil {
 		return err
 	}
@@ -254,11 +250,7 @@ func totpStatusCmd(env *Env, args []string) error {
 	if fs.NArg() > 0 {
 		return usageErr("totp status: unexpected argument %q", fs.Arg(0))
 	}
-	path, err := configFlag(*cfgFlag, env)
-	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(path)
+	_, cfg, err := configFromFlag(*cfgFlag, env)
 	if err != nil {
 		return err
 	}

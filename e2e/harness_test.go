@@ -256,9 +256,13 @@ func (r *relay) transcript() string {
 
 func code(t testing.TB, at time.Time) string {
 	t.Helper()
-	c, err := totp.GenerateCodeCustom(totpSecret, at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	c, err := totpCode(totpSecret, at)
 	must(t, err)
 	return c
+}
+
+func totpCode(secret string, at time.Time) (string, error) {
+	return totp.GenerateCodeCustom(secret, at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 }
 
 func (r *relay) login() {

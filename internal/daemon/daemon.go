@@ -165,9 +165,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	pollCtx, stopPolling := context.WithCancel(context.Background())
 	defer stopPolling()
 
-	if err := d.tg.SetCommands(ctx, menu(cfg)); err != nil {
-		d.o.Log.Warn().Err(err).Msg("setMyCommands failed; the phone's menu may be stale")
-	}
+	// The menu is cosmetic: a slow or failing Bot API must not delay
+	// serving the owner, so it is set in the background.
+	go func() {
+		if err := d.tg.SetCommands(pollCtx, menu(cfg)); err != nil && pollCtx.Err() == nil {
+			d.o.Log.Warn().Err(err).Msg("setMyCommands failed; the phone's menu may be stale")
+		}
+	}()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -1,63 +1,218 @@
 #!/usr/bin/env bash
-# Installs relay as a hardened systemd service. Idempotent: a second run
-# changes nothing. Usage:
+# install.sh: install relay as a hardened systemd service.
 #
-#   go build -o relay ./cmd/relay
-#   sudo deploy/install.sh ./relay            # then: relay totp enroll, relay audit init
-#   printf %s "$TOKEN" | sudo deploy/install.sh ./relay --token-stdin
+#   CGO_ENABLED=0 go build -trimpath -o relay ./cmd/relay
+#   sudo deploy/install.sh [--owner-id ID] ./relay
+#   printf %s "$TOKEN" | sudo deploy/install.sh --token-stdin ./relay
 #
-# DESTDIR=/some/root installs into a tree instead (no user is created and
-# systemctl is not called), which is how the tests run it.
+# Options:
+#   --owner-id ID   your numeric Telegram user ID, written into a new config
+#   --token-stdin   read the bot token from stdin and encrypt it into
+#                   /etc/relay/bot-token.cred with systemd-creds
+#   --dry-run       print what would change and change nothing
+#
+# Idempotent: a file is written only when its content, mode or owner
+# differs, so a second run prints "nothing to do" and changes nothing. An
+# existing /etc/relay/relay.yaml is never overwritten. The service is not
+# enabled or started: enrol TOTP and create the audit log first (the script
+# prints the commands).
+#
+# DESTDIR=/some/root installs into that tree instead of /. Then no user is
+# created, nothing is chowned, the token is not encrypted (systemd-creds binds
+# it to this host's key) and systemctl is not called: that is how the tests
+# run it, as root, without touching the machine.
 set -euo pipefail
+umask 022
+
+prog=install.sh
+die() { echo "$prog: $*" >&2; exit 1; }
+
 here="$(cd "$(dirname "$0")" && pwd)"
-bin="${1:?usage: install.sh RELAY_BINARY [--token-stdin]}"
+repo="$(cd "$here/.." && pwd)"
+dry=false
 token_stdin=false
-[ "${2:-}" = "--token-stdin" ] && token_stdin=true
+owner_id=""
+bin=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--dry-run) dry=true ;;
+	--token-stdin) token_stdin=true ;;
+	--owner-id)
+		[ $# -ge 2 ] || die "--owner-id needs a value: your numeric Telegram user ID"
+		owner_id="$2"
+		shift
+		;;
+	--owner-id=*) owner_id="${1#--owner-id=}" ;;
+	-h | --help)
+		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+		exit 0
+		;;
+	-*) die "unknown option $1 (see --help)" ;;
+	*)
+		[ -z "$bin" ] || die "one binary only, got $bin and $1"
+		bin="$1"
+		;;
+	esac
+	shift
+done
+[ -n "$bin" ] || die "usage: install.sh [--dry-run] [--owner-id ID] [--token-stdin] RELAY_BINARY (build it with: CGO_ENABLED=0 go build -trimpath -o relay ./cmd/relay)"
+[ -f "$bin" ] && [ -x "$bin" ] || die "$bin is not an executable file: build it first with go build -o relay ./cmd/relay"
+case "$owner_id" in
+*[!0-9]* | 0*) die "--owner-id $owner_id is not a numeric Telegram user ID (message @userinfobot to find yours)" ;;
+esac
+
 root="${DESTDIR:-}"
+if [ -n "$root" ]; then
+	case "$root" in /*) ;; *) die "DESTDIR must be an absolute path, got $root" ;; esac
+	root="${root%/}"
+elif [ "$(id -u)" != 0 ]; then
+	die "run as root (sudo), or set DESTDIR to install into a tree"
+fi
+system=true
+[ -z "$root" ] || system=false
 
 changed=0
-# put SRC DST MODE: install only when the content or mode differs.
-put() {
-	local src="$1" dst="$root$2" mode="$3"
-	mkdir -p "$(dirname "$dst")"
-	if [ -f "$dst" ] && cmp -s "$src" "$dst" && [ "$(stat -c %a "$dst")" = "$mode" ]; then
-		return
-	fi
-	install -m "$mode" "$src" "$dst"
-	echo "installed $2"
+note() {
 	changed=1
+	if $dry; then echo "would $*"; else echo "$*"; fi
 }
 
-if [ -z "$root" ] && ! getent passwd relay >/dev/null; then
-	useradd --system --home-dir /var/lib/relay --shell /usr/sbin/nologin relay
-	echo "created user relay"
-	changed=1
+# ownerof PATH: "user:group" of PATH.
+ownerof() { stat -c %U:%G "$1"; }
+
+# dir PATH MODE [OWNER]: create PATH or fix its mode and owner.
+dir() {
+	local dst="$root$1" mode="$2" owner="${3:-}"
+	$system || owner=""
+	if [ ! -d "$dst" ]; then
+		note "create $1 (mode $mode${owner:+, $owner})"
+		$dry && return
+		mkdir -p "$dst"
+		chmod "$mode" "$dst"
+		[ -z "$owner" ] || chown "$owner" "$dst"
+		return
+	fi
+	if [ "$(stat -c %a "$dst")" != "${mode#0}" ]; then
+		note "chmod $mode $1"
+		$dry || chmod "$mode" "$dst"
+	fi
+	if [ -n "$owner" ] && [ "$(ownerof "$dst")" != "$owner" ]; then
+		note "chown $owner $1"
+		$dry || chown "$owner" "$dst"
+	fi
+}
+
+# put SRC DST MODE [OWNER]: install SRC as DST when content, mode or owner
+# differ. Parent directories that do not exist are created 0755.
+put() {
+	local src="$1" dst="$root$2" mode="$3" owner="${4:-root:root}"
+	$system || owner=""
+	if [ -f "$dst" ] && cmp -s "$src" "$dst" &&
+		[ "$(stat -c %a "$dst")" = "${mode#0}" ] &&
+		{ [ -z "$owner" ] || [ "$(ownerof "$dst")" = "$owner" ]; }; then
+		return
+	fi
+	note "install $2 (mode $mode${owner:+, $owner})"
+	$dry && return
+	mkdir -p "$(dirname "$dst")"
+	# Write beside the target and rename, so a running relay or a reader
+	# never sees a half-written file.
+	local tmp
+	tmp="$(mktemp "$dst.XXXXXX")"
+	cat "$src" >"$tmp"
+	chmod "$mode" "$tmp"
+	[ -z "$owner" ] || chown "$owner" "$tmp"
+	mv -f "$tmp" "$dst"
+}
+
+# The user: a system account with no shell and no password, whose home is
+# the state directory. It owns nothing outside /var/lib/relay and
+# /var/log/relay.
+if $system && ! getent passwd relay >/dev/null; then
+	note "create system user relay"
+	$dry || useradd --system --user-group --home-dir /var/lib/relay --no-create-home \
+		--shell /usr/sbin/nologin --comment "relay ChatOps command relay" relay
 fi
 
-put "$bin" /usr/local/bin/relay 755
-put "$here/systemd/relay.service" /etc/systemd/system/relay.service 644
-put "$here/polkit/50-relay.rules" /etc/polkit-1/rules.d/50-relay.rules 644
-put "$here/systemd/relay-action-restart-nginx.service" /etc/systemd/system/relay-action-restart-nginx.service 644
-mkdir -p "$root/etc/relay"
-chmod 750 "$root/etc/relay"
-if [ ! -e "$root/etc/relay/relay.yaml" ]; then
-	put "$here/../policy/examples/homelab.yaml" /etc/relay/relay.yaml 640
-	echo "edit /etc/relay/relay.yaml: set auth.owner_id"
-fi
-if [ -z "$root" ]; then
-	chgrp relay /etc/relay /etc/relay/relay.yaml
-fi
-if $token_stdin; then
-	if [ -n "$root" ]; then
-		echo "DESTDIR set: not encrypting the token" >&2
-	else
-		systemd-creds encrypt --name=bot-token - /etc/relay/bot-token.cred
-		chmod 600 /etc/relay/bot-token.cred
-		echo "encrypted the token into /etc/relay/bot-token.cred"
-		changed=1
+units_before="$(cat "$root"/etc/systemd/system/relay.service \
+	"$root"/etc/systemd/system/relay-action-*.service 2>/dev/null | cksum)"
+
+put "$bin" /usr/local/bin/relay 0755
+put "$here/systemd/relay.service" /etc/systemd/system/relay.service 0644
+put "$here/systemd/relay-action-restart-nginx.service" /etc/systemd/system/relay-action-restart-nginx.service 0644
+put "$here/systemd/relay-action-reboot.service" /etc/systemd/system/relay-action-reboot.service 0644
+put "$here/polkit/50-relay.rules" /etc/polkit-1/rules.d/50-relay.rules 0644
+
+# Reference material, not active: drop-ins are enabled by copying them into
+# /etc/systemd/system/relay.service.d/.
+put "$repo/SECURITY.md" /usr/share/doc/relay/SECURITY.md 0644
+for f in "$here"/systemd/relay.service.d/*.conf; do
+	put "$f" "/usr/share/doc/relay/relay.service.d/$(basename "$f")" 0644
+done
+for f in "$repo"/policy/examples/*.yaml; do
+	put "$f" "/usr/share/doc/relay/examples/$(basename "$f")" 0644
+done
+
+# /etc/relay: root owns it, relay may read it, nobody else may enter.
+dir /etc/relay 0750 root:relay
+# State and audit directories exist before the first start so that
+# "relay totp enroll" and "relay audit init" can run as relay; systemd
+# enforces the same modes (StateDirectoryMode=, LogsDirectoryMode=).
+dir /var/lib/relay 0700 relay:relay
+dir /var/log/relay 0700 relay:relay
+
+cfg=/etc/relay/relay.yaml
+if [ ! -e "$root$cfg" ]; then
+	src="$repo/policy/examples/homelab.yaml"
+	if [ -n "$owner_id" ]; then
+		gen="$(mktemp)"
+		trap 'rm -f "$gen"' EXIT
+		sed "s/^  owner_id: 123456789 /  owner_id: $owner_id /" "$src" >"$gen"
+		grep -q "^  owner_id: $owner_id " "$gen" || die "could not set owner_id in $src"
+		src="$gen"
 	fi
+	put "$src" "$cfg" 0640 root:relay
+	[ -n "$owner_id" ] || echo "edit $cfg: set auth.owner_id to your numeric Telegram user ID"
+elif [ -n "$owner_id" ]; then
+	echo "$cfg exists and is left alone: set auth.owner_id there yourself" >&2
 fi
-if [ -z "$root" ] && [ "$changed" = 1 ]; then
-	systemctl daemon-reload
+
+if $token_stdin; then
+	if ! $system; then
+		echo "DESTDIR is set: not encrypting the token (a credential is bound to this host's key)" >&2
+		cat >/dev/null
+	else
+		note "encrypt the token from stdin into /etc/relay/bot-token.cred"
+		if $dry; then
+			cat >/dev/null
+		else
+			# The token goes from stdin to systemd-creds: never into argv,
+			# the environment or a plaintext file.
+			tmp="$(mktemp /etc/relay/.bot-token.cred.XXXXXX)"
+			systemd-creds encrypt --name=bot-token - "$tmp"
+			chmod 0600 "$tmp"
+			mv -f "$tmp" /etc/relay/bot-token.cred
+		fi
+	fi
+elif [ ! -e "$root/etc/relay/bot-token.cred" ] && [ ! -e "$root/etc/relay/bot-token" ]; then
+	echo "no bot token yet: printf %s \"\$TOKEN\" | systemd-creds encrypt --name=bot-token - /etc/relay/bot-token.cred" >&2
 fi
-[ "$changed" = 1 ] || echo "nothing to do"
+
+units_after="$(cat "$root"/etc/systemd/system/relay.service \
+	"$root"/etc/systemd/system/relay-action-*.service 2>/dev/null | cksum)"
+if $system && [ "$units_before" != "$units_after" ]; then
+	note "systemctl daemon-reload"
+	$dry || systemctl daemon-reload
+fi
+
+if [ "$changed" = 0 ]; then
+	echo "nothing to do"
+elif ! $dry && $system; then
+	cat <<'EOF'
+next, as root:
+  runuser -u relay -- relay totp enroll --config /etc/relay/relay.yaml --file
+  runuser -u relay -- relay audit init --config /etc/relay/relay.yaml   # keep K0 off this host
+  runuser -u relay -- relay doctor --config /etc/relay/relay.yaml --offline
+  systemctl enable --now relay.service
+EOF
+fi

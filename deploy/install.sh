@@ -134,8 +134,13 @@ if $system && ! getent passwd relay >/dev/null; then
 		--shell /usr/sbin/nologin --comment "relay ChatOps command relay" relay
 fi
 
-units_before="$(cat "$root"/etc/systemd/system/relay.service \
-	"$root"/etc/systemd/system/relay-action-*.service 2>/dev/null | cksum)"
+# unitsum: a checksum of the installed units, to reload systemd only when
+# they changed.
+unitsum() {
+	{ cat "$root"/etc/systemd/system/relay.service \
+		"$root"/etc/systemd/system/relay-action-*.service 2>/dev/null || true; } | cksum
+}
+units_before="$(unitsum)"
 
 put "$bin" /usr/local/bin/relay 0755
 put "$here/systemd/relay.service" /etc/systemd/system/relay.service 0644
@@ -146,8 +151,8 @@ put "$here/polkit/50-relay.rules" /etc/polkit-1/rules.d/50-relay.rules 0644
 # Reference material, not active: drop-ins are enabled by copying them into
 # /etc/systemd/system/relay.service.d/.
 put "$repo/SECURITY.md" /usr/share/doc/relay/SECURITY.md 0644
-for f in "$here"/systemd/relay.service.d/*.conf; do
-	put "$f" "/usr/share/doc/relay/relay.service.d/$(basename "$f")" 0644
+for f in "$here"/systemd/drop-ins/*.conf; do
+	put "$f" "/usr/share/doc/relay/drop-ins/$(basename "$f")" 0644
 done
 for f in "$repo"/policy/examples/*.yaml; do
 	put "$f" "/usr/share/doc/relay/examples/$(basename "$f")" 0644
@@ -194,13 +199,9 @@ if $token_stdin; then
 			mv -f "$tmp" /etc/relay/bot-token.cred
 		fi
 	fi
-elif [ ! -e "$root/etc/relay/bot-token.cred" ] && [ ! -e "$root/etc/relay/bot-token" ]; then
-	echo "no bot token yet: printf %s \"\$TOKEN\" | systemd-creds encrypt --name=bot-token - /etc/relay/bot-token.cred" >&2
 fi
 
-units_after="$(cat "$root"/etc/systemd/system/relay.service \
-	"$root"/etc/systemd/system/relay-action-*.service 2>/dev/null | cksum)"
-if $system && [ "$units_before" != "$units_after" ]; then
+if $system && [ "$units_before" != "$(unitsum)" ]; then
 	note "systemctl daemon-reload"
 	$dry || systemctl daemon-reload
 fi
@@ -208,8 +209,11 @@ fi
 if [ "$changed" = 0 ]; then
 	echo "nothing to do"
 elif ! $dry && $system; then
+	echo "next, as root:"
+	if [ ! -e /etc/relay/bot-token.cred ]; then
+		echo '  printf %s "$TOKEN" | systemd-creds encrypt --name=bot-token - /etc/relay/bot-token.cred'
+	fi
 	cat <<'EOF'
-next, as root:
   runuser -u relay -- relay totp enroll --config /etc/relay/relay.yaml --file
   runuser -u relay -- relay audit init --config /etc/relay/relay.yaml   # keep K0 off this host
   runuser -u relay -- relay doctor --config /etc/relay/relay.yaml --offline

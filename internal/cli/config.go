@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"path/filepath"
 
 	"github.com/relaychat/relay/internal/secrets"
@@ -11,6 +14,9 @@ import (
 // the config goes through here so they all see the same defaults.
 func loadConfig(path string) (*policy.Config, error) {
 	cfg, err := policy.Load(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, withCode(ExitConfig, fmt.Errorf("%w (hint: relay run with no --config on a terminal walks you through set-up; policy/examples has starting points)", err))
+	}
 	if err != nil {
 		return nil, withCode(ExitConfig, err)
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"net/url"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,16 +33,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 }
 
 // screen collects what the terminal shows.
-type screen struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *screen) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
+type screen struct{ syncBuffer }
 
 func (s *screen) waitFor(t *testing.T, want string) string {
 	t.Helper()
@@ -87,9 +76,7 @@ func TestFirstRunSetupOnATerminal(t *testing.T) {
 		b := make([]byte, 4096)
 		for {
 			n, err := master.Read(b)
-			scr.mu.Lock()
-			scr.buf.Write(b[:n])
-			scr.mu.Unlock()
+			_, _ = scr.Write(b[:n])
 			if err != nil {
 				return
 			}

@@ -313,11 +313,9 @@ func (s *Server) sendMessage(_ *http.Request, p params) (any, *apiError) {
 	return wm, nil
 }
 
-// editTargetLocked finds the bot's message an edit names.
-func (s *Server) editTargetLocked(p params) (*message, *apiError) {
-	if p.str("inline_message_id") != "" {
-		return nil, badRequest("inline messages are not supported by the fake")
-	}
+// messageLocked finds the live message that chat_id and message_id name,
+// answering as Telegram does (notFound is its wording for the method).
+func (s *Server) messageLocked(p params, notFound string) (*message, *apiError) {
 	cs, e := s.chatForLocked(p)
 	if e != nil {
 		return nil, e
@@ -331,7 +329,19 @@ func (s *Server) editTargetLocked(p params) (*message, *apiError) {
 	}
 	m := cs.msgs[int(id)]
 	if m == nil || m.Deleted {
-		return nil, badRequest("message to edit not found")
+		return nil, badRequest("%s", notFound)
+	}
+	return m, nil
+}
+
+// editTargetLocked finds the bot's message an edit names.
+func (s *Server) editTargetLocked(p params) (*message, *apiError) {
+	if p.str("inline_message_id") != "" {
+		return nil, badRequest("inline messages are not supported by the fake")
+	}
+	m, e := s.messageLocked(p, "message to edit not found")
+	if e != nil {
+		return nil, e
 	}
 	if !m.fromBot {
 		return nil, badRequest("message can't be edited")
@@ -416,20 +426,9 @@ func (s *Server) editMessageReplyMarkup(_ *http.Request, p params) (any, *apiErr
 func (s *Server) deleteMessage(_ *http.Request, p params) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cs, e := s.chatForLocked(p)
+	m, e := s.messageLocked(p, "message to delete not found")
 	if e != nil {
 		return nil, e
-	}
-	id, ok, e := p.int("message_id")
-	if e != nil {
-		return nil, e
-	}
-	if !ok {
-		return nil, badRequest("message identifier is not specified")
-	}
-	m := cs.msgs[int(id)]
-	if m == nil || m.Deleted {
-		return nil, badRequest("message to delete not found")
 	}
 	m.Deleted, m.DeletedAt = true, s.clock.Now()
 	m.touch()

@@ -204,6 +204,11 @@ func TestStateWriteFailure(t *testing.T) {
 			ffs := &faultFS{}
 			dir, k0, l := newLog(t, Options{FS: ffs, SyncState: sync})
 			mustAppend(t, l, Record{Type: "start"})
+			// The background writer may still owe the first record's state;
+			// flush it so the fault hits only the write under test.
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
 			ffs.set(func(f *faultFS) { f.stateErr = syscall.ENOSPC })
 			_, err := l.Append(Record{Type: "request", Command: "reboot"})
 			if sync && err == nil {

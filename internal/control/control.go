@@ -137,6 +137,10 @@ func serveConn(ctx context.Context, c *net.UnixConn, maxBody int64, h Handler) {
 		return
 	}
 	if n.Size > 0 {
+		// Like HTTP's 100-continue: the client sends the body only once
+		// the header is accepted, so a refusal reaches it instead of a
+		// broken pipe.
+		answer(nil)
 		n.File = io.LimitReader(br, n.Size)
 	}
 	answer(h(ctx, n))
@@ -180,13 +184,21 @@ func Send(ctx context.Context, stateDir string, n Notification, body io.Reader) 
 	if _, err := c.Write(append(hdr, '\n')); err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
+	dec := json.NewDecoder(c)
 	if n.Size > 0 {
+		if err := readAnswer(dec); err != nil {
+			return err
+		}
 		if _, err := io.CopyN(c, body, n.Size); err != nil {
 			return fmt.Errorf("control socket: sending file: %w", err)
 		}
 	}
+	return readAnswer(dec)
+}
+
+func readAnswer(dec *json.Decoder) error {
 	var r response
-	if err := json.NewDecoder(c).Decode(&r); err != nil {
+	if err := dec.Decode(&r); err != nil {
 		return fmt.Errorf("control socket: no answer from the daemon: %w", err)
 	}
 	if !r.OK {

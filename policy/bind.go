@@ -283,6 +283,13 @@ func resolvePath(p *Param, raw string) (string, *ArgError) {
 	if !filepath.IsAbs(full) {
 		full = filepath.Join(root, raw)
 	}
+	// Refuse a path that is outside the root before it is even looked
+	// at, so that chat input cannot learn which files exist elsewhere
+	// ("does not exist" versus "is outside") or make the relay touch an
+	// arbitrary path, such as an automount that hangs.
+	if clean := filepath.Clean(full); !within(clean, root) && !within(clean, filepath.Clean(p.Root)) {
+		return fail("%s is outside %s", show(raw), p.Root)
+	}
 	real, err := filepath.EvalSymlinks(full)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

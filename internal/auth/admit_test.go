@@ -88,7 +88,7 @@ func TestFirstStaleOncePerStart(t *testing.T) {
 		}
 	}
 	// An ignored stranger's old message must not use up the notice.
-	b := reopen(t, c)
+	b := reopen(t, a, c)
 	b.Admit(Update{UserID: 1, ChatID: 1, ChatType: "private", Date: clk.Now().Add(-time.Hour)})
 	if b.FirstStale() {
 		t.Error("stranger's stale message: FirstStale got true, want false")

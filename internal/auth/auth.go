@@ -171,6 +171,10 @@ type Authenticator struct {
 	// writes fail or fuzz without fsync.
 	save func(path string, s *state) error
 
+	// lock keeps every other process from writing the state while this
+	// Authenticator lives; Close releases it.
+	lock *stateLock
+
 	mu sync.Mutex
 	// st is the persisted state. It only ever moves towards "stricter" in
 	// memory when a write fails: a failed write never hands out a free
@@ -212,12 +216,26 @@ func New(c Config) (*Authenticator, error) {
 	if s := a.lim.minGuessSeconds(1_000_000); s < MinBruteForce.Seconds() {
 		return nil, fmt.Errorf("auth config: login limits allow a million guesses in %.0f days, under %.0f (hint: raise auth.lockout_max or lower auth.login_attempts)", s/86400, MinBruteForce.Hours()/24)
 	}
-	st, err := loadState(c.StatePath, c.Attempts)
+	lock, err := lockState(c.StatePath)
 	if err != nil {
 		return nil, err
 	}
-	a.st = st
+	st, err := loadState(c.StatePath, c.Attempts)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	a.st, a.lock = st, lock
 	return a, nil
+}
+
+// Close releases the auth state for other processes, such as a later
+// 'relay totp enroll'. The Authenticator must not be used afterwards.
+func (a *Authenticator) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.lock.release()
+	return nil
 }
 
 func (c Config) validate() error {

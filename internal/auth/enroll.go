@@ -82,6 +82,9 @@ func (e *Enrollment) Confirm(code string, now time.Time) error {
 // marked used) with nRecovery fresh recovery codes, which it returns for
 // the owner to write down: only their hashes are kept.
 //
+// It refuses with ErrStateInUse while a relay holds the state: the relay
+// would keep accepting the old secret and overwrite the new state.
+//
 // The secret is written first: if the store refuses, nothing changed. If
 // the state write then fails, the old state (its old recovery codes and
 // step floor) stays in force and the error says to run enrolment again.
@@ -115,6 +118,14 @@ func (e *Enrollment) Save(store SecretStore, statePath string, nRecovery int) ([
 			st.Recovery = append(st.Recovery, recoveryEntry{Hash: hashRecovery(salt, n)})
 		}
 	}
+	// Held from before the secret changes until the state matches it, so
+	// a running relay can neither keep the old secret nor overwrite the
+	// new state.
+	lock, err := lockState(statePath)
+	if err != nil {
+		return nil, fmt.Errorf("save totp secret: %w", err)
+	}
+	defer lock.release()
 	if err := store.Set(SecretName, []byte(e.secret)); err != nil {
 		return nil, fmt.Errorf("save totp secret: %w", err)
 	}

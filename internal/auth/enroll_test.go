@@ -130,11 +130,21 @@ func TestEnrollResetsState(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := &memStore{}
+	// While the relay holds the state, enrolment refuses and changes
+	// nothing: the relay would go on accepting the old secret.
+	before, _ := os.ReadFile(c.StatePath)
+	if _, err := e.Save(store, c.StatePath, 2); !errors.Is(err, ErrStateInUse) {
+		t.Fatalf("save while the relay runs: got %v, want ErrStateInUse", err)
+	}
+	if after, _ := os.ReadFile(c.StatePath); len(store.m) != 0 || string(after) != string(before) {
+		t.Fatal("a refused enrolment still changed the secret or the state")
+	}
+	a.Close()
 	if _, err := e.Save(store, c.StatePath, 2); err != nil {
 		t.Fatal(err)
 	}
 	c.Secret = store.m[SecretName]
-	b := reopen(t, c)
+	b := reopen(t, a, c)
 	st := b.Status()
 	if st.Failures != 0 || !st.LockedUntil.IsZero() || st.Locked || st.RecoveryLeft != 2 {
 		t.Errorf("after re-enrolment: got %+v, want a clean state with 2 recovery codes", st)
@@ -165,13 +175,25 @@ func TestEnrollSaveFailures(t *testing.T) {
 			t.Errorf("%d recovery codes: got nil, want an error", n)
 		}
 	}
-	// A state path that cannot be written: the error says what to do.
+	// A state file that cannot be replaced (here a directory is in its
+	// way): the secret is saved, and the error says what to do.
+	if err := os.Mkdir(dir+"/dir", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir+"/dir/auth.json", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Save(&memStore{}, dir+"/dir/auth.json", 2)
+	if err == nil || !strings.Contains(err.Error(), "enroll --force") {
+		t.Errorf("unwritable state: got %v, want a hint to re-run enrolment", err)
+	}
+	// A state directory that cannot even be created: nothing is saved.
 	if err := os.WriteFile(dir+"/file", nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.Save(&memStore{}, dir+"/file/auth.json", 2)
-	if err == nil || !strings.Contains(err.Error(), "enroll --force") {
-		t.Errorf("unwritable state: got %v, want a hint to re-run enrolment", err)
+	store := &memStore{}
+	if _, err = e.Save(store, dir+"/file/auth.json", 2); err == nil || len(store.m) != 0 {
+		t.Errorf("state directory is a file: got %v and %d secrets stored, want an error and none", err, len(store.m))
 	}
 }
 

@@ -48,6 +48,11 @@ func (c *clock) Set(t time.Time) {
 // defaults mirror policy's defaults for auth.
 func testConfig(t testing.TB, clk *clock) Config {
 	t.Helper()
+	return configAt(filepath.Join(t.TempDir(), "state", StateFile), clk)
+}
+
+// configAt is testConfig with the state file at statePath.
+func configAt(statePath string, clk *clock) Config {
 	return Config{
 		OwnerID:       owner,
 		MaxMessageAge: 60 * time.Second,
@@ -57,7 +62,7 @@ func testConfig(t testing.TB, clk *clock) Config {
 		Window:        30 * time.Second,
 		LockoutBase:   time.Minute,
 		LockoutMax:    24 * time.Hour,
-		StatePath:     filepath.Join(t.TempDir(), "state", StateFile),
+		StatePath:     statePath,
 		Secret:        []byte(testSecret),
 		Now:           clk.Now,
 		StartedAt:     t0,
@@ -78,9 +83,11 @@ func newAuth(t testing.TB, mut func(*Config)) (*Authenticator, *clock, Config) {
 	return a, clk, c
 }
 
-// reopen is a restart: a new Authenticator on the same state file.
-func reopen(t testing.TB, c Config) *Authenticator {
+// reopen is a restart: old stops (releasing the state lock) and a new
+// Authenticator starts on the same state file.
+func reopen(t testing.TB, old *Authenticator, c Config) *Authenticator {
 	t.Helper()
+	old.Close()
 	a, err := New(c)
 	if err != nil {
 		t.Fatalf("New after restart: %v", err)

@@ -120,7 +120,7 @@ func TestReplayAcrossRestart(t *testing.T) {
 	if res := a.Login(owner, code); !res.OK {
 		t.Fatalf("login: got %q, want ok", res.Event)
 	}
-	b := reopen(t, c)
+	b := reopen(t, a, c)
 	if _, ok := b.Session(owner); ok {
 		t.Error("session survived a restart: got true, want false")
 	}
@@ -199,7 +199,7 @@ func TestLockoutGrowth(t *testing.T) {
 	}
 	// Persisted: a restart keeps the count and the lockout.
 	clk.Set(st.LockedUntil.Add(-time.Second))
-	b := reopen(t, c)
+	b := reopen(t, a, c)
 	if got := b.Status(); got.Failures != st.Failures || !got.LockedUntil.Equal(st.LockedUntil) {
 		t.Errorf("after restart: got failures=%d until=%v, want %d, %v", got.Failures, got.LockedUntil, st.Failures, st.LockedUntil)
 	}
@@ -308,7 +308,7 @@ func TestStateWriteFailureFailsClosed(t *testing.T) {
 			t.Error("got a session, want none")
 		}
 		// On disk the attempt counted as a failure, never as a success.
-		if got := reopen(t, c).Status(); got.Failures != 1 {
+		if got := reopen(t, a, c).Status(); got.Failures != 1 {
 			t.Errorf("state file: got failures=%d, want 1", got.Failures)
 		}
 		a.save = saveState
@@ -379,7 +379,7 @@ func TestRecoveryCodes(t *testing.T) {
 	if r := a.Login(owner, codes[0]); r.OK || r.Event != EventReplay {
 		t.Errorf("spent code again: got ok=%v event=%q, want replay", r.OK, r.Event)
 	}
-	b := reopen(t, c)
+	b := reopen(t, a, c)
 	clk.Add(31 * time.Second)
 	if r := b.Login(owner, codes[0]); r.OK || r.Event != EventReplay {
 		t.Errorf("spent code after restart: got ok=%v event=%q, want replay", r.OK, r.Event)
@@ -473,7 +473,7 @@ func TestLock(t *testing.T) {
 		t.Errorf("recovery code while locked: got ok=%v event=%q, want locked", r.OK, r.Event)
 	}
 	// The lock survives a restart.
-	b := reopen(t, c)
+	b := reopen(t, a, c)
 	if !b.Status().Locked {
 		t.Fatal("after restart: got locked=false, want true")
 	}
@@ -489,7 +489,7 @@ func TestLock(t *testing.T) {
 	if b.Status().Locked {
 		t.Error("after a fresh login: got locked=true, want false")
 	}
-	if reopen(t, c).Status().Locked {
+	if reopen(t, b, c).Status().Locked {
 		t.Error("after restart: got locked=true, want the unlock persisted")
 	}
 	if _, ok := b.Session(owner); !ok {

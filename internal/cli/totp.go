@@ -29,8 +29,9 @@ enroll  generates a new secret (20 bytes, SHA-1, 6 digits, 30 s), shows it
         stores the secret in the OS keyring (with --file in a 0600 file in
         the state directory) and resets the auth state: no failures, no
         lockout, no /lock. It prints auth.recovery_codes single-use recovery
-        codes, once; only their hashes are kept. Restart a running relay
-        afterwards: it reads the secret and the auth state at start.
+        codes, once; only their hashes are kept. It refuses while the
+        relay runs (stop it first, then start it again): a running relay
+        would keep accepting the old secret.
 
 status  says whether a secret is enrolled and where it is kept, and shows
         the auth state: last accepted code step, failures, lockout, /lock
@@ -163,6 +164,11 @@ func enroll(env *Env, existing, target auth.SecretStore, o enrollOpts) error {
 	} else if !errors.Is(err, secrets.ErrNotFound) {
 		return fmt.Errorf("totp enroll: cannot tell whether a secret is already enrolled: %w", err)
 	}
+	// Before the owner scans anything: a running relay would keep the old
+	// secret, so the new one could not be saved.
+	if err := auth.CheckStateFree(o.statePath); err != nil {
+		return fmt.Errorf("totp enroll: %w", err)
+	}
 	e, err := auth.Enroll("relay", o.account)
 	if err != nil {
 		return err
@@ -212,7 +218,6 @@ func enroll(env *Env, existing, target auth.SecretStore, o enrollOpts) error {
 		}
 		fmt.Fprintln(env.Stdout)
 	}
-	fmt.Fprintln(env.Stdout, "restart relay if it is running: it reads the secret and the auth state at start")
 	return nil
 }
 

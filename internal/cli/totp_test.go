@@ -16,6 +16,7 @@ import (
 
 	"github.com/relaychat/relay/internal/auth"
 	"github.com/relaychat/relay/internal/secrets"
+	"github.com/relaychat/relay/policy"
 )
 
 var totpNow = time.Date(2026, 3, 4, 5, 6, 10, 0, time.UTC)
@@ -142,6 +143,34 @@ func TestTOTPEnrollRefusals(t *testing.T) {
 		err := enroll(env, store, store, enrollOpts{statePath: filepath.Join(t.TempDir(), "a.json"), nRecovery: 1, account: "h", force: true, now: func() time.Time { return totpNow }})
 		if err != nil || string(store.m[auth.SecretName]) == "OLD" {
 			t.Fatalf("got %v, want the secret replaced", err)
+		}
+	})
+	t.Run("relay running", func(t *testing.T) {
+		dir := t.TempDir()
+		def, err := policy.Default(func(k string) string {
+			if k == "HOME" {
+				return dir
+			}
+			return ""
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := auth.ConfigFrom(def.Auth, dir)
+		c.OwnerID, c.Secret = 1, []byte("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+		running, err := auth.New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer running.Close()
+		store := &fakeTOTPStore{}
+		env, out, _ := enrollEnv("ok")
+		err = enroll(env, store, store, enrollOpts{statePath: c.StatePath, nRecovery: 1, account: "h", now: func() time.Time { return totpNow }})
+		if !errors.Is(err, auth.ErrStateInUse) || !strings.Contains(err.Error(), "stop the running relay") {
+			t.Fatalf("got %v, want a refusal saying to stop the relay", err)
+		}
+		if strings.Contains(out.String(), "otpauth://") || len(store.m) != 0 {
+			t.Error("a secret was shown or stored though it could not take effect")
 		}
 	})
 	t.Run("wrong codes", func(t *testing.T) {

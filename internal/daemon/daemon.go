@@ -131,6 +131,7 @@ func New(o Options) (*Daemon, error) {
 		Logger:      o.Log,
 	})
 	if err != nil {
+		a.Close()
 		al.Close()
 		return nil, fmt.Errorf("telegram client: %w", err)
 	}
@@ -156,6 +157,7 @@ func (d *Daemon) record(r audit.Record) error {
 // write the final audit record and checkpoint.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.audit.Close()
+	defer d.auth.Close()
 	cfg := d.config()
 	if err := d.record(audit.Record{Type: "start", Outcome: "ok", Detail: "relay " + d.o.Version + ", config " + cfgName(cfg)}); err != nil {
 		return err

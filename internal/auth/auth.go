@@ -185,6 +185,7 @@ type Authenticator struct {
 	sess *session
 	// nextSession numbers sessions, so that confirmations die with theirs.
 	nextSession uint64
+	expired     *expired // the last session that ran out, not yet reported
 	confirms    []*pending // oldest first, at most maxPending
 	staleSeen   bool       // a Stale verdict was given
 	staleTold   bool       // FirstStale already returned true
@@ -479,6 +480,7 @@ func (a *Authenticator) Lock(chatID int64) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.endSessionLocked()
+	a.expired = nil
 	a.st.Locked = true
 	// Apps show only the current step's code, so every code that could
 	// have been seen before the lock is from a step ≤ the current one.

@@ -48,6 +48,19 @@ type SessionInfo struct {
 	AbsoluteLeft time.Duration
 }
 
+// Expiry says why and when a session ended by itself.
+type Expiry struct {
+	Reason string        // "idle" or "lifetime"
+	Limit  time.Duration // the limit that was reached
+	At     time.Time     // the instant it was reached
+}
+
+// expired is the last session that ran out, until TakeExpiry reports it.
+type expired struct {
+	chatID int64
+	Expiry
+}
+
 // pending is one confirmation waiting for a button press.
 type pending struct {
 	token   string
@@ -75,7 +88,13 @@ func (a *Authenticator) sessionLocked(chatID int64) (SessionInfo, bool) {
 	now := a.c.Now()
 	idle, age := now.Sub(s.last), now.Sub(s.started)
 	if idle >= a.c.SessionIdle || age >= a.c.SessionMax {
+		// Whichever limit came first is why it ended.
+		e := Expiry{Reason: "idle", Limit: a.c.SessionIdle, At: s.last.Add(a.c.SessionIdle)}
+		if end := s.started.Add(a.c.SessionMax); end.Before(e.At) || end.Equal(e.At) {
+			e = Expiry{Reason: "lifetime", Limit: a.c.SessionMax, At: end}
+		}
 		a.endSessionLocked()
+		a.expired = &expired{chatID: chatID, Expiry: e}
 		return SessionInfo{}, false
 	}
 	abs := a.c.SessionMax - age
@@ -86,6 +105,25 @@ func (a *Authenticator) sessionLocked(chatID int64) (SessionInfo, bool) {
 		IdleLeft:     min(a.c.SessionIdle-idle, abs),
 		AbsoluteLeft: abs,
 	}, true
+}
+
+// TakeExpiry reports, once, that chatID's session ended by itself (idle
+// or past its lifetime) rather than by /logout or /lock, so the owner can
+// be told why a command needs a new login and the audit log can record
+// the end. A new login, /logout or /lock forgets it.
+func (a *Authenticator) TakeExpiry(chatID int64) (Expiry, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	// sessionLocked also notices an expiry nobody has looked at yet.
+	if _, ok := a.sessionLocked(chatID); ok {
+		return Expiry{}, false
+	}
+	e := a.expired
+	if e == nil || e.chatID != chatID {
+		return Expiry{}, false
+	}
+	a.expired = nil
+	return e.Expiry, true
 }
 
 // Touch records activity in chatID's session, restarting its idle timer.
@@ -105,10 +143,12 @@ func (a *Authenticator) Logout(chatID int64) {
 	if a.sess != nil && a.sess.chatID == chatID {
 		a.endSessionLocked()
 	}
+	a.expired = nil
 }
 
 func (a *Authenticator) startSessionLocked(chatID int64, now time.Time) {
 	a.endSessionLocked()
+	a.expired = nil
 	a.nextSession++
 	a.sess = &session{id: a.nextSession, chatID: chatID, started: now, last: now}
 }

@@ -251,3 +251,71 @@ func TestConfirmNeedsLiveSession(t *testing.T) {
 		t.Errorf("got %v, want %v", err, ErrConfirmNoSession)
 	}
 }
+
+// TestTakeExpiry: a session that ran out says why and when, exactly once,
+// and only for its own chat; /logout, /lock and a new login are not
+// expiries.
+func TestTakeExpiry(t *testing.T) {
+	const idle, abs = 15 * time.Minute, 12 * time.Hour
+	t.Run("idle", func(t *testing.T) {
+		a, clk, _ := loggedIn(t)
+		start := clk.Now()
+		clk.Add(idle - time.Nanosecond)
+		if _, ok := a.TakeExpiry(owner); ok {
+			t.Fatal("live session: got an expiry")
+		}
+		clk.Add(time.Hour) // noticed late: the expiry still dates from the limit
+		if _, ok := a.TakeExpiry(-1001); ok {
+			t.Fatal("another chat: got the owner's expiry")
+		}
+		e, ok := a.TakeExpiry(owner)
+		if !ok || e.Reason != "idle" || e.Limit != idle || !e.At.Equal(start.Add(idle)) {
+			t.Fatalf("got %+v, %v, want idle at %v", e, ok, start.Add(idle))
+		}
+		if _, ok := a.TakeExpiry(owner); ok {
+			t.Error("second TakeExpiry: got the expiry again")
+		}
+	})
+	t.Run("lifetime", func(t *testing.T) {
+		a, clk, _ := loggedIn(t)
+		start := clk.Now()
+		for clk.Now().Sub(start) < abs {
+			clk.Add(10 * time.Minute)
+			a.Touch(owner)
+		}
+		if _, ok := a.Session(owner); ok {
+			t.Fatal("past the lifetime: session alive")
+		}
+		e, ok := a.TakeExpiry(owner)
+		if !ok || e.Reason != "lifetime" || e.Limit != abs || !e.At.Equal(start.Add(abs)) {
+			t.Fatalf("got %+v, %v, want lifetime at %v", e, ok, start.Add(abs))
+		}
+	})
+	for _, end := range []struct {
+		name string
+		f    func(a *Authenticator, clk *clock)
+	}{
+		{"logout", func(a *Authenticator, clk *clock) { a.Logout(owner) }},
+		{"lock", func(a *Authenticator, clk *clock) { a.Lock(owner) }},
+		{"expired, then logout", func(a *Authenticator, clk *clock) {
+			clk.Add(idle)
+			a.Session(owner)
+			a.Logout(owner)
+		}},
+		{"expired, then a new login", func(a *Authenticator, clk *clock) {
+			clk.Add(idle)
+			a.Session(owner)
+			if r := a.Login(owner, validCode(t, a, 0)); !r.OK {
+				t.Fatalf("login: %s", r.Reason)
+			}
+		}},
+	} {
+		t.Run(end.name, func(t *testing.T) {
+			a, clk, _ := loggedIn(t)
+			end.f(a, clk)
+			if e, ok := a.TakeExpiry(owner); ok {
+				t.Errorf("got %+v, want no expiry", e)
+			}
+		})
+	}
+}

@@ -87,6 +87,8 @@ type options struct {
 	webhook bool
 	// telegram is extra YAML under "telegram:", indented two spaces.
 	telegram string
+	// auth is extra YAML under "auth:", indented two spaces.
+	auth string
 }
 
 // credStore is an audit.KeyStore writing systemd-credential-style files.
@@ -133,6 +135,7 @@ telegram:
 %s
 auth:
   owner_id: %d
+%s
 audit:
   dir: %s
   checkpoint_interval: 0s
@@ -142,7 +145,7 @@ limits:
 %s
 commands:
 %s
-`, filepath.Join(r.dir, "state"), r.api.URL(), o.telegram, ownerID, r.auditDir, o.extra, o.commands)
+`, filepath.Join(r.dir, "state"), r.api.URL(), o.telegram, ownerID, o.auth, r.auditDir, o.extra, o.commands)
 	must(r.t, os.WriteFile(r.cfgPath, []byte(cfg), 0o600))
 }
 

@@ -50,6 +50,58 @@ func TestReauthNeedsAFreshCode(t *testing.T) {
 	r.expect("step-up failed")
 }
 
+// TestSessionsExpireInChat runs the real binary with short session
+// limits: an idle session and one past its lifetime both refuse commands,
+// the owner is told why once, and each end is in the audit log. The exact
+// boundaries are tested with an injected clock in internal/auth; this
+// shows the daemon enforces them on a real clock.
+func TestSessionsExpireInChat(t *testing.T) {
+	const idle, lifetime = 5 * time.Second, 8 * time.Second
+	r := startRelay(t, options{commands: echoCmd, auth: "  session_idle: 5s\n  session_max: 8s"})
+
+	r.login()
+	r.say("/echo one")
+	r.expect("one")
+	time.Sleep(idle + 500*time.Millisecond)
+	r.say("/echo two")
+	r.expect("session expired (idle for 5s): send /login")
+	r.say("/echo three")
+	r.expect("not logged in") // told once; the rest is the usual answer
+
+	// Active all along, the session still ends at its lifetime. The login
+	// is timed from when its answer arrived, after the relay started the
+	// session, so the relay's clock is ahead of this one.
+	r.say("/login " + code(t, time.Now().Add(30*time.Second)))
+	r.expect("logged in")
+	loggedIn := time.Now()
+	for i := 1; time.Since(loggedIn) < lifetime-3*time.Second; i++ {
+		time.Sleep(1500 * time.Millisecond)
+		w := fmt.Sprintf("keep%d", i)
+		r.say("/echo " + w)
+		r.expect(w)
+	}
+	time.Sleep(time.Until(loggedIn.Add(lifetime + 500*time.Millisecond)))
+	r.say("/echo late")
+	r.expect("session expired (reached its lifetime of 8s): send /login")
+
+	r.stop(syscall.SIGTERM)
+	log := r.auditText()
+	for _, want := range []string{`"outcome":"expired","reason":"idle"`, `"outcome":"expired","reason":"lifetime"`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("audit log lacks %s", want)
+		}
+	}
+	if !strings.Contains(log, `"argv":["/bin/echo","one"]`) {
+		t.Error("audit log lacks the command run in the session; the check below would prove nothing")
+	}
+	for _, w := range []string{"two", "three", "late"} {
+		if strings.Contains(log, `"argv":["/bin/echo","`+w+`"]`) {
+			t.Errorf("/echo %s ran without a live session", w)
+		}
+	}
+	r.verifyAudit()
+}
+
 func TestLockKillsJobsAndNeedsFreshLogin(t *testing.T) {
 	r := startRelay(t, options{commands: napCmd + echoCmd})
 	r.login()

@@ -163,12 +163,30 @@ func (d *Daemon) help(ctx context.Context, u telegram.Update) {
 // withSession runs f only inside a live session, touching it.
 func (d *Daemon) withSession(ctx context.Context, u telegram.Update, what string, f func()) {
 	if _, ok := d.auth.Session(u.ChatID); !ok {
+		answer := d.noSession(u)
 		_ = d.record(audit.Record{Type: "request", Outcome: "denied", Reason: "no session", UserID: u.UserID, ChatID: u.ChatID, Command: what})
-		d.reply(ctx, u, "not logged in: send /login CODE")
+		d.reply(ctx, u, answer)
 		return
 	}
 	d.auth.Touch(u.ChatID)
 	f()
+}
+
+// noSession is the answer to a request that needs a session when there is
+// none. A session that ran out by itself is recorded as ended, and the
+// owner is told why, once: otherwise a timeout looks like a lost login.
+func (d *Daemon) noSession(u telegram.Update) string {
+	e, ok := d.auth.TakeExpiry(u.ChatID)
+	if !ok {
+		return "not logged in: send /login CODE"
+	}
+	what := "idle for " + e.Limit.String()
+	if e.Reason == "lifetime" {
+		what = "reached its lifetime of " + e.Limit.String()
+	}
+	_ = d.record(audit.Record{Type: "session", Outcome: "expired", Reason: e.Reason, UserID: u.UserID, ChatID: u.ChatID,
+		Detail: "expired at " + e.At.UTC().Format(time.RFC3339)})
+	return "session expired (" + what + "): send /login CODE"
 }
 
 func (d *Daemon) login(ctx context.Context, u telegram.Update, args string) {
@@ -311,7 +329,7 @@ func (d *Daemon) command(ctx context.Context, u telegram.Update, name, args stri
 		return
 	}
 	if _, ok := d.auth.Session(u.ChatID); !ok {
-		deny("no session", "not logged in: send /login CODE")
+		deny("no session", d.noSession(u))
 		return
 	}
 	d.auth.Touch(u.ChatID)

@@ -185,7 +185,7 @@ type Authenticator struct {
 	sess *session
 	// nextSession numbers sessions, so that confirmations die with theirs.
 	nextSession uint64
-	expired     *expired // the last session that ran out, not yet reported
+	expired     *expired   // the last session that ran out, not yet reported
 	confirms    []*pending // oldest first, at most maxPending
 	staleSeen   bool       // a Stale verdict was given
 	staleTold   bool       // FirstStale already returned true

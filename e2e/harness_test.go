@@ -89,6 +89,9 @@ type options struct {
 	telegram string
 	// auth is extra YAML under "auth:", indented two spaces.
 	auth string
+	// noWait returns as soon as the process started, for a relay that is
+	// expected to exit.
+	noWait bool
 }
 
 // credStore is an audit.KeyStore writing systemd-credential-style files.
@@ -199,6 +202,9 @@ func (r *relay) start(creds string, o options) {
 			t.Logf("relay log:\n%s", r.stderr.String())
 		}
 	})
+	if o.noWait {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if o.webhook {

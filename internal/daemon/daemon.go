@@ -9,6 +9,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -267,7 +268,17 @@ func (d *Daemon) serveWebhook(ctx context.Context, cfg *policy.Config) error {
 		d.handle(ctx, u)
 	}
 	mux.Handle(path, d.tg.WebhookHandler(secret, wh.MaxBodyBytes, handle))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
+	// The key pair is read before Telegram is pointed here: a bad one
+	// found only when serving would leave a webhook nobody answers.
+	var tlsConfig *tls.Config
+	if wh.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(wh.TLSCert, wh.TLSKey)
+		if err != nil {
+			return fmt.Errorf("webhook tls: %w (hint: tls_cert must be a PEM certificate chain and tls_key its PEM private key)", err)
+		}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	srv := &http.Server{Handler: mux, TLSConfig: tlsConfig, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
 	ln, err := net.Listen("tcp", wh.Listen)
 	if err != nil {
 		return fmt.Errorf("webhook listen %s: %w", wh.Listen, err)
@@ -282,8 +293,8 @@ func (d *Daemon) serveWebhook(ctx context.Context, cfg *policy.Config) error {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	if wh.TLSCert != "" {
-		err = srv.ServeTLS(ln, wh.TLSCert, wh.TLSKey)
+	if tlsConfig != nil {
+		err = srv.ServeTLS(ln, "", "")
 	} else {
 		err = srv.Serve(ln)
 	}

@@ -109,6 +109,10 @@ func (j *Job) Started() time.Time       { return j.started }
 func (j *Job) Done() <-chan struct{}    { return j.done }
 func (j *Job) Tail(maxBytes int) []byte { return j.spool.lastBytes(maxBytes) }
 
+// ReadOutputAt reads the output kept so far from offset off; see
+// Spool.ReadAt. The Result's Output is the same spool.
+func (j *Job) ReadOutputAt(p []byte, off int64) (int, error) { return j.spool.ReadAt(p, off) }
+
 // Written is the number of output bytes produced so far.
 func (j *Job) Written() int64 {
 	j.spool.mu.Lock()

@@ -171,6 +171,26 @@ func (s *Spool) Open() (io.ReadCloser, error) {
 	return io.NopCloser(io.MultiReader(body, strings.NewReader(s.marker()))), nil
 }
 
+// ReadAt reads kept output from offset off while the command may still
+// be writing it, so that relay exec can show output as it arrives. It
+// returns io.EOF at the end of what is kept so far; the truncation marker
+// is only in Open's stream.
+func (s *Spool) ReadAt(p []byte, off int64) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	if off < 0 || off >= s.kept {
+		return 0, io.EOF
+	}
+	n := min(int64(len(p)), s.kept-off)
+	if s.f != nil {
+		return s.f.ReadAt(p[:n], off)
+	}
+	return copy(p, s.mem[off:off+n]), nil
+}
+
 // Close frees the spool's temp file and memory.
 func (s *Spool) Close() error {
 	s.mu.Lock()

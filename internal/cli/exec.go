@@ -22,7 +22,7 @@ come from your shell, one argument each (they are not split again). Use it
 to try a policy before trusting it from a phone.
 
 The command's output (stdout and stderr interleaved, capped at its
-max_output) goes to stdout when it ends; a status line such as
+max_output) goes to stdout as it arrives; a status line such as
 "exit 0, 1.2s, 345 bytes" goes to stderr. Interrupting relay exec kills the
 command's whole process group.
 
@@ -94,12 +94,20 @@ func runSpec(ctx context.Context, env *Env, cfg *policy.Config, cmd *policy.Comm
 	if err != nil {
 		return fmt.Errorf("/%s: %w", cmd.Name, err)
 	}
+	// Output is shown as it arrives, read back from the spool, so what is
+	// printed is exactly what the bot would send, cap included.
+	printed, err := streamOutput(env.Stdout, job)
 	res := job.Wait()
 	defer res.Output.Close()
-	out, err := res.Output.Open()
 	if err == nil {
-		_, err = io.Copy(env.Stdout, out)
-		out.Close()
+		var out io.ReadCloser
+		if out, err = res.Output.Open(); err == nil {
+			// The rest, and the truncation marker if any.
+			if _, err = io.CopyN(io.Discard, out, printed); err == nil {
+				_, err = io.Copy(env.Stdout, out)
+			}
+			out.Close()
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("/%s: write output: %w", cmd.Name, err)
@@ -112,6 +120,37 @@ func runSpec(ctx context.Context, env *Env, cfg *policy.Config, cmd *policy.Comm
 		return errSilent{code: res.ExitCode}
 	}
 	return errSilent{code: ExitFailure}
+}
+
+// streamOutput copies job's output to w as it is written, until the job
+// ends, and returns how many bytes it copied. If w fails (a closed pipe,
+// say), the command is cancelled rather than left running unseen.
+func streamOutput(w io.Writer, job *exec.Job) (int64, error) {
+	var off int64
+	buf := make([]byte, 32<<10)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for {
+			n, err := job.ReadOutputAt(buf, off)
+			if n > 0 {
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					job.Cancel()
+					<-job.Done()
+					return off, werr
+				}
+				off += int64(n)
+			}
+			if err != nil || n == 0 {
+				break // io.EOF: everything kept so far is shown
+			}
+		}
+		select {
+		case <-job.Done():
+			return off, nil
+		case <-tick.C:
+		}
+	}
 }
 
 func status(res *exec.Result) string {

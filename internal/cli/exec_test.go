@@ -40,6 +40,9 @@ commands:
   boxed:
     argv: [/usr/bin/true]
     sandbox: {write: [/tmp]}
+  stream:
+    argv: [/bin/sh, -c, 'echo first; i=0; while [ ! -e "$0" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; if [ -e "$0" ]; then echo streamed; else echo not-streamed; fi', ` + filepath.Join(dir, "flag") + `]
+    sandbox: none
 `
 	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
@@ -94,7 +97,7 @@ func TestPolicyCheck(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("valid policy: got code %d", code)
 	}
-	for _, want := range []string{"/args <a: text, max 64 bytes> [b: x|y = x]", "/fail: argv[0] sh interprets", "/env: runs without a sandbox", "is valid: 5 command(s)"} {
+	for _, want := range []string{"/args <a: text, max 64 bytes> [b: x|y = x]", "/fail: argv[0] sh interprets", "/env: runs without a sandbox", "is valid: 6 command(s)"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("summary lacks %q:\n%s", want, stdout)
 		}
@@ -115,5 +118,51 @@ func TestPolicyCheck(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "policy", "check", filepath.Join(t.TempDir(), "missing.yaml")); code != ExitConfig {
 		t.Errorf("missing file: got %d, want %d", code, ExitConfig)
+	}
+}
+
+// flagWriter creates flag once it has been given want.
+type flagWriter struct {
+	bytes.Buffer
+	want, flag string
+}
+
+func (w *flagWriter) Write(p []byte) (int, error) {
+	n, err := w.Buffer.Write(p)
+	if strings.Contains(w.String(), w.want) {
+		if _, serr := os.Stat(w.flag); serr != nil {
+			os.WriteFile(w.flag, nil, 0o600)
+		}
+	}
+	return n, err
+}
+
+// TestExecStreams: output reaches stdout while the command still runs.
+// The command waits (up to 5 s) for a file that the test's stdout creates
+// on seeing the first line, and says whether it appeared: only streaming
+// makes it appear in time.
+func TestExecStreams(t *testing.T) {
+	cfg := execPolicy(t)
+	out := &flagWriter{want: "first\n", flag: filepath.Join(filepath.Dir(cfg), "flag")}
+	var errb bytes.Buffer
+	env := &Env{Stdin: strings.NewReader(""), Stdout: out, Stderr: &errb, Getenv: func(string) string { return "" }}
+	if code := Main(context.Background(), []string{"exec", "--config", cfg, "stream"}, env); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if got := out.String(); got != "first\nstreamed\n" {
+		t.Errorf("stdout: got %q, want the first line shown while the command ran", got)
+	}
+}
+
+// TestExecStreamsUpToTheCap: streamed output stops at max_output and
+// the truncation marker follows, exactly as the bot would send it.
+func TestExecStreamsUpToTheCap(t *testing.T) {
+	code, out, _ := runCLI(t, "exec", "--config", execPolicy(t), "big")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	want := strings.Repeat("\x00", 1000) + "\n[relay: output truncated, 99000 bytes dropped]\n"
+	if out != want {
+		t.Errorf("got %d bytes ending %q, want 1000 bytes and the marker", len(out), out[max(0, len(out)-60):])
 	}
 }

@@ -72,7 +72,8 @@ func TestSessionsExpireInChat(t *testing.T) {
 	// is timed from when its answer arrived, after the relay started the
 	// session, so the relay's clock is ahead of this one. The last
 	// keep-alive leaves 3.5 s before the lifetime ends; the final request
-	// comes after both limits, and the lifetime ended first.
+	// comes after the lifetime and, if late, after the idle limit too, but
+	// the lifetime ended first either way.
 	r.say("/login " + code(t, time.Now().Add(30*time.Second)))
 	r.expect("logged in")
 	loggedIn := time.Now()

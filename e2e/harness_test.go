@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	osexec "os/exec"
@@ -216,6 +217,30 @@ func (r *relay) start(creds string, o options) {
 	if _, err := r.api.WaitPoll(ctx); err != nil {
 		t.Fatalf("relay never polled: %v\n%s", err, r.stderr.String())
 	}
+}
+
+// webhookCall waits for the relay's setWebhook call and returns it.
+func (r *relay) webhookCall() fakebotapi.WebhookCall {
+	r.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if calls := r.api.WebhookCalls(); len(calls) > 0 {
+			return calls[0]
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatal("no setWebhook call recorded")
+		}
+	}
+}
+
+// ownerUpdate is a Bot API update carrying text in the owner's private
+// chat, as Telegram would post it to a webhook.
+func ownerUpdate(id int, text string) []byte {
+	b, _ := json.Marshal(map[string]any{"update_id": 1000 + id, "message": map[string]any{
+		"message_id": id, "date": time.Now().Unix(), "text": text,
+		"from": map[string]any{"id": ownerID, "is_bot": false, "first_name": "Owner"},
+		"chat": map[string]any{"id": ownerID, "type": "private"},
+	}})
+	return b
 }
 
 // stop sends sig and waits for the relay to exit, returning its exit code.

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/relaychat/relay/internal/audit"
-	"github.com/relaychat/relay/internal/fakebotapi"
 )
 
 const napCmd = `  nap:
@@ -165,18 +163,11 @@ func TestWebhookMode(t *testing.T) {
     listen: 127.0.0.1:%d
     url: https://relay.example.test
 `, port)})
-	var calls []fakebotapi.WebhookCall
-	for deadline := time.Now().Add(10 * time.Second); len(calls) == 0; calls = r.api.WebhookCalls() {
-		if time.Now().After(deadline) {
-			t.Fatal("no setWebhook call recorded")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	u, err := url.Parse(calls[0].URL)
+	call := r.webhookCall()
+	u, err := url.Parse(call.URL)
 	must(t, err)
 	endpoint := fmt.Sprintf("http://127.0.0.1:%d%s", port, u.Path)
-	post := func(secret string, update map[string]any) int {
-		body, _ := json.Marshal(update)
+	post := func(secret string, body []byte) int {
 		req, _ := http.NewRequest("POST", endpoint, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Telegram-Bot-Api-Secret-Token", secret)
@@ -193,17 +184,10 @@ func TestWebhookMode(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	msg := func(id int, text string) map[string]any {
-		return map[string]any{"update_id": 1000 + id, "message": map[string]any{
-			"message_id": id, "date": time.Now().Unix(), "text": text,
-			"from": map[string]any{"id": ownerID, "is_bot": false, "first_name": "Owner"},
-			"chat": map[string]any{"id": ownerID, "type": "private"},
-		}}
-	}
-	if got := post("wrong-secret-wrong-secret", msg(1, "/help")); got != http.StatusUnauthorized {
+	if got := post("wrong-secret-wrong-secret", ownerUpdate(1, "/help")); got != http.StatusUnauthorized {
 		t.Errorf("got %d for a wrong secret, want 401", got)
 	}
-	if got := post(calls[0].SecretToken, msg(2, "/help")); got != http.StatusOK {
+	if got := post(call.SecretToken, ownerUpdate(2, "/help")); got != http.StatusOK {
 		t.Fatalf("got %d for the right secret, want 200", got)
 	}
 	r.expect("Commands")

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -69,23 +68,9 @@ func TestWebhookTLS(t *testing.T) {
 	port := freePort(t)
 	cert, key, pool := selfSigned(t, t.TempDir())
 	r := startRelay(t, options{commands: echoCmd, webhook: true, telegram: webhookYAML(port, cert, key)})
-	calls := r.api.WebhookCalls()
-	for deadline := time.Now().Add(10 * time.Second); len(calls) == 0; calls = r.api.WebhookCalls() {
-		if time.Now().After(deadline) {
-			t.Fatal("no setWebhook call recorded")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	u, err := url.Parse(calls[0].URL)
+	call := r.webhookCall()
+	u, err := url.Parse(call.URL)
 	must(t, err)
-	update := func(id int, text string) []byte {
-		b, _ := json.Marshal(map[string]any{"update_id": 2000 + id, "message": map[string]any{
-			"message_id": id, "date": time.Now().Unix(), "text": text,
-			"from": map[string]any{"id": ownerID, "is_bot": false, "first_name": "Owner"},
-			"chat": map[string]any{"id": ownerID, "type": "private"},
-		}})
-		return b
-	}
 	post := func(client *http.Client, scheme string, body []byte) (*http.Response, error) {
 		endpoint := fmt.Sprintf("%s://127.0.0.1:%d%s", scheme, port, u.Path)
 		var resp *http.Response
@@ -93,7 +78,7 @@ func TestWebhookTLS(t *testing.T) {
 		for i := 0; i < 100; i++ { // the listener may still be starting
 			req, _ := http.NewRequest("POST", endpoint, bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("X-Telegram-Bot-Api-Secret-Token", calls[0].SecretToken)
+			req.Header.Set("X-Telegram-Bot-Api-Secret-Token", call.SecretToken)
 			if resp, err = client.Do(req); err == nil {
 				resp.Body.Close()
 				return resp, nil
@@ -106,19 +91,19 @@ func TestWebhookTLS(t *testing.T) {
 		return nil, err
 	}
 	trusting := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	resp, err := post(trusting, "https", update(1, "/help"))
+	resp, err := post(trusting, "https", ownerUpdate(1, "/help"))
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("https with the secret: got %v, %v, want 200", resp, err)
 	}
 	r.expect("Commands")
 
 	// Plain HTTP to the TLS port: Go answers 400 and nothing is handled.
-	resp, err = post(http.DefaultClient, "http", update(2, "/status"))
+	resp, err = post(http.DefaultClient, "http", ownerUpdate(2, "/status"))
 	if err == nil && resp.StatusCode == http.StatusOK {
 		t.Error("plain http to the tls listener: got 200")
 	}
 	// A client that does not trust the certificate cannot talk to it.
-	if _, err := post(http.DefaultClient, "https", update(3, "/status")); err == nil {
+	if _, err := post(http.DefaultClient, "https", ownerUpdate(3, "/status")); err == nil {
 		t.Error("an untrusted certificate was accepted by a default client")
 	}
 	time.Sleep(300 * time.Millisecond)

@@ -121,14 +121,7 @@ func TestEnrollResetsState(t *testing.T) {
 		clk.Add(31 * time.Second)
 	}
 	_ = a.Lock(owner)
-	e, err := Enroll("relay", "owner")
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, _ := codeAt(e.secret, stepAt(clk.Now()))
-	if err := e.Confirm(code, clk.Now()); err != nil {
-		t.Fatal(err)
-	}
+	e := confirmed(t, clk.Now())
 	store := &memStore{}
 	// While the relay holds the state, enrolment refuses and changes
 	// nothing: the relay would go on accepting the old secret.
@@ -155,14 +148,7 @@ func TestEnrollResetsState(t *testing.T) {
 }
 
 func TestEnrollSaveFailures(t *testing.T) {
-	e, err := Enroll("relay", "owner")
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, _ := codeAt(e.secret, stepAt(t0))
-	if err := e.Confirm(code, t0); err != nil {
-		t.Fatal(err)
-	}
+	e := confirmed(t, t0)
 	dir := t.TempDir()
 	if _, err := e.Save(&memStore{setErr: errors.New("keyring locked")}, dir+"/auth.json", 2); err == nil || !strings.Contains(err.Error(), "keyring locked") {
 		t.Errorf("store refuses: got %v, want its error", err)
@@ -183,7 +169,7 @@ func TestEnrollSaveFailures(t *testing.T) {
 	if err := os.Mkdir(dir+"/dir/auth.json", 0o700); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.Save(&memStore{}, dir+"/dir/auth.json", 2)
+	_, err := e.Save(&memStore{}, dir+"/dir/auth.json", 2)
 	if err == nil || !strings.Contains(err.Error(), "enroll --force") {
 		t.Errorf("unwritable state: got %v, want a hint to re-run enrolment", err)
 	}

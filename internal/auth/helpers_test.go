@@ -148,23 +148,31 @@ func (s *memStore) Set(name string, v []byte) error {
 
 var errNotFound = errors.New("secret not found")
 
+// confirmed is a new enrolment whose code at time at was confirmed, ready
+// to Save.
+func confirmed(t testing.TB, at time.Time) *Enrollment {
+	t.Helper()
+	e, err := Enroll("relay", "owner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := codeAt(e.secret, stepAt(at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Confirm(code, at); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // enrolled runs a real enrolment at clk's time and returns its recovery
 // codes and a Config using the saved secret.
 func enrolled(t testing.TB, n int) (*Authenticator, *clock, Config, []string) {
 	t.Helper()
 	clk := &clock{t: t0}
 	c := testConfig(t, clk)
-	e, err := Enroll("relay", "owner")
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := codeAt(e.secret, stepAt(clk.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Confirm(code, clk.Now()); err != nil {
-		t.Fatal(err)
-	}
+	e := confirmed(t, clk.Now())
 	st := &memStore{}
 	codes, err := e.Save(st, c.StatePath, n)
 	if err != nil {

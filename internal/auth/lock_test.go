@@ -60,14 +60,7 @@ func TestStateLockAcrossProcesses(t *testing.T) {
 		t.Fatalf("holder: got %q, %v", line, err)
 	}
 
-	e, err := Enroll("relay", "owner")
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, _ := codeAt(e.secret, stepAt(t0))
-	if err := e.Confirm(code, t0); err != nil {
-		t.Fatal(err)
-	}
+	e := confirmed(t, t0)
 	store := &memStore{}
 	_, err = e.Save(store, c.StatePath, 2)
 	if !errors.Is(err, ErrStateInUse) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", cmd.Process.Pid)) {

@@ -10,16 +10,23 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/relaychat/relay/internal/sandbox/trampoline"
 )
 
 // maxFileBytes caps a config file: a policy is hand-written, and a huge
 // file is a mistake or an attack on the parser.
 const maxFileBytes = 1 << 20
+
+// DefaultCommandUser is command_user's default: the account the installer
+// creates for commands of a relay that runs as root.
+const DefaultCommandUser = "relay-cmd"
 
 // Reserved are the command names the relay itself answers in the chat; a
 // policy command with one of these names would be unreachable.
@@ -157,6 +164,7 @@ func (d *decoder) config(root *yaml.Node, c *Config) *schema {
 	}
 	top := d.mapping(root, "config", []field{
 		{"state_dir", func(v *yaml.Node) { d.str(v, "state_dir", &c.StateDir) }},
+		{"command_user", func(v *yaml.Node) { d.str(v, "command_user", &c.CommandUser) }},
 		{"telegram", func(v *yaml.Node) { rec("telegram.", d.telegram(v, &c.Telegram)) }},
 		{"auth", func(v *yaml.Node) { rec("auth.", d.auth(v, &c.Auth)) }},
 		{"audit", func(v *yaml.Node) {
@@ -416,7 +424,37 @@ func (d *decoder) sandbox(n *yaml.Node, what string, s *Sandbox) map[string]*yam
 				s.ConnectPorts = append(s.ConnectPorts, uint16(p))
 			})
 		}},
-		{"namespaces", func(v *yaml.Node) { d.boolean(v, what+".namespaces", &s.Namespaces) }},
+		{"sockets", func(v *yaml.Node) { d.strings(v, what+".sockets", &s.Sockets) }},
+		{"pty", func(v *yaml.Node) { d.boolean(v, what+".pty", &s.Pty) }},
+		{"allow_syscalls", func(v *yaml.Node) {
+			d.list(v, what+".allow_syscalls", func(i int, e *yaml.Node) {
+				w := fmt.Sprintf("%s.allow_syscalls[%d]", what, i)
+				var name string
+				if !d.text(e, w, &name) {
+					return
+				}
+				known := trampoline.FilteredSyscalls()
+				if !slices.Contains(known, name) {
+					hint := didYouMean(name, known)
+					if hint == "" {
+						hint = "only the system calls the filter refuses can be re-allowed: " + strings.Join(known, ", ")
+					}
+					d.errAt(e, hint, "%s: %s is not a system call the sandbox refuses", w, show(name))
+					return
+				}
+				if slices.Contains(s.AllowSyscalls, name) {
+					d.errAt(e, "", "%s: duplicate %s", w, name)
+					return
+				}
+				s.AllowSyscalls = append(s.AllowSyscalls, name)
+			})
+		}},
+		{"namespaces", func(v *yaml.Node) {
+			var ignored bool
+			d.boolean(v, what+".namespaces", &ignored)
+			s.ObsoleteNamespaces = true
+		}},
+		{"tmp_size", func(v *yaml.Node) { d.size(v, what+".tmp_size", &s.TmpSize) }},
 		{"cpu", func(v *yaml.Node) { d.duration(v, what+".cpu", &s.CPU) }},
 		{"nofile", func(v *yaml.Node) { d.unsigned(v, what+".nofile", &s.NoFile) }},
 		{"fsize", func(v *yaml.Node) { d.size(v, what+".fsize", &s.FileSize) }},
@@ -439,6 +477,10 @@ func (d *decoder) defaults(c *Config, s *schema, getenv func(string) string, nee
 	at := s.node
 	present := func(k string) bool { _, ok := s.at[k]; return ok }
 
+	setDefault(&c.CommandUser, DefaultCommandUser)
+	if u := c.CommandUser; u == "root" || u == "nobody" || strings.HasPrefix(u, "0:") || strings.HasPrefix(u, "65534:") {
+		d.errAt(at("command_user"), "create a dedicated user: useradd --system --no-create-home --shell /usr/sbin/nologin relay-cmd", "command_user: %s is shared or privileged; commands need an account of their own", show(u))
+	}
 	paths := DefaultPaths(getenv)
 	if !present("state_dir") {
 		c.StateDir = paths.StateDir

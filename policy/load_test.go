@@ -147,7 +147,7 @@ commands:
 	s := c.Sandbox
 	if cfg.Telegram.MaxDocumentBytes != 20e6 || cfg.Telegram.Webhook.MaxBodyBytes != 2<<20 || cfg.Auth.RecoveryCodes != 0 ||
 		cfg.Audit.CheckpointInterval != 0 || c.MaxOutput != 4096 || !c.Confirm || !c.Reauth || c.Env["N"] != "1" ||
-		s.CPU != 10*time.Second || s.FileSize != 64<<20 || s.AddressSpace != 4<<30 || s.Procs != 64 || len(s.ConnectPorts) != 2 || !s.Namespaces {
+		s.CPU != 10*time.Second || s.FileSize != 64<<20 || s.AddressSpace != 4<<30 || s.Procs != 64 || len(s.ConnectPorts) != 2 || !s.ObsoleteNamespaces {
 		t.Errorf("decoded config differs from the file: %+v %+v", cfg, c)
 	}
 }

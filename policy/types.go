@@ -1,6 +1,10 @@
 package policy
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // Config is one relay configuration file: the relay's settings and the
 // command allowlist. A *Config returned by Load is fully validated and
@@ -13,6 +17,12 @@ type Config struct {
 	// StateDir holds persistent private state (auth state, audit key state,
 	// spool files). Key: state_dir. Absolute; created 0700 by the daemon.
 	StateDir string
+
+	// CommandUser is the account sandboxed commands run as when the
+	// relay runs as root (command_user): a name or uid:gid, default
+	// relay-cmd, never root or nobody. A relay that is not root runs
+	// commands as itself and ignores it.
+	CommandUser string
 
 	Telegram Telegram
 	Auth     Auth
@@ -139,21 +149,67 @@ type Param struct {
 type Sandbox struct {
 	Disabled bool
 	// Read lists extra read-only paths, beyond /usr, /lib*, /bin, /sbin
-	// and /etc.
+	// and /etc, bound into the command's view (read).
 	Read []string
-	// Write lists read-write directories; a private temp dir is always added.
+	// Write lists read-write directories (or device nodes) bound into
+	// the view (write). /tmp, /var/tmp, /run and /dev/shm are always
+	// private and writable.
 	Write []string
+	// Sockets lists pathname unix sockets bound into the view (sockets);
+	// no other host socket exists for the command.
+	Sockets []string
 	// Network allows unrestricted networking (network: true).
 	Network bool
 	// ConnectPorts allows TCP connect to these ports only (connect_ports).
 	ConnectPorts []uint16
-	// Namespaces runs the command in fresh user, mount, pid, ipc and uts
-	// namespaces, plus net unless Network or ConnectPorts (namespaces: true).
-	Namespaces bool
+	// Pty gives the command a private /dev/pts and /dev/ptmx (pty: true).
+	Pty bool
+	// AllowSyscalls re-allows system calls the seccomp filter refuses
+	// (allow_syscalls); policy check warns about each.
+	AllowSyscalls []string
+	// ObsoleteNamespaces records that the policy wrote the namespaces
+	// key: every sandboxed command now runs in its own namespaces, so it
+	// is accepted, ignored and warned about.
+	ObsoleteNamespaces bool
 	// Rlimits. Zero means the default shown.
 	CPU          time.Duration // cpu, default the command's timeout
 	NoFile       uint64        // nofile, default 256
 	FileSize     int64         // fsize, default 64 MiB
 	AddressSpace int64         // address_space, default 4 GiB
 	Procs        uint64        // procs, default 256
+	TmpSize      int64         // tmp_size: each private tmpfs, default 64 MiB
+}
+
+// String describes the profile in a few words, the one description the
+// policy summary, confirmations and audit records all show: "none", or the
+// network it has, then what it adds to the default view.
+func (s Sandbox) String() string {
+	if s.Disabled {
+		return "none"
+	}
+	var parts []string
+	switch {
+	case s.Network:
+		parts = append(parts, "network")
+	case len(s.ConnectPorts) > 0:
+		parts = append(parts, fmt.Sprintf("tcp%v", s.ConnectPorts))
+	default:
+		parts = append(parts, "no network")
+	}
+	if len(s.Read) > 0 {
+		parts = append(parts, "read "+strings.Join(s.Read, ","))
+	}
+	if len(s.Write) > 0 {
+		parts = append(parts, "write "+strings.Join(s.Write, ","))
+	}
+	if len(s.Sockets) > 0 {
+		parts = append(parts, "sockets "+strings.Join(s.Sockets, ","))
+	}
+	if s.Pty {
+		parts = append(parts, "pty")
+	}
+	if len(s.AllowSyscalls) > 0 {
+		parts = append(parts, "allows "+strings.Join(s.AllowSyscalls, ","))
+	}
+	return strings.Join(parts, ", ")
 }

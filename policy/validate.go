@@ -212,7 +212,7 @@ func (d *decoder) sandboxChecks(cs *cmdSchema, what string) {
 		key   string
 		paths []string
 		dir   bool
-	}{{"read", s.Read, false}, {"write", s.Write, true}} {
+	}{{"read", s.Read, false}, {"write", s.Write, true}, {"sockets", s.Sockets, false}} {
 		for i, p := range l.paths {
 			n := at(l.key)
 			if seq := cs.sbox[l.key]; seq != nil && i < len(seq.Content) {
@@ -223,10 +223,16 @@ func (d *decoder) sandboxChecks(cs *cmdSchema, what string) {
 				continue
 			}
 			l.paths[i] = filepath.Clean(p)
-			if l.dir {
+			fi, err := os.Stat(p)
+			switch {
+			case err != nil && l.dir:
 				d.dir(n, w, p)
-			} else if _, err := os.Stat(p); err != nil {
+			case err != nil:
 				d.errAt(n, "create it or remove it from the list", "%s: %s: %s", w, show(p), osReason(err))
+			case l.key == "sockets" && fi.Mode()&os.ModeSocket == 0:
+				d.errAt(n, "list a pathname unix socket, such as /run/mosquitto/mosquitto.sock", "%s: %s is not a unix socket", w, show(p))
+			case l.dir && !fi.IsDir() && fi.Mode()&os.ModeDevice == 0:
+				d.dir(n, w, p)
 			}
 		}
 	}

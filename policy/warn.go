@@ -54,6 +54,15 @@ func Warnings(c *Config) []Warning {
 			if s.Network {
 				add(cmd, "has unrestricted network access (network: true); connect_ports can narrow it")
 			}
+			for _, n := range s.AllowSyscalls {
+				add(cmd, "re-allows the system call %s (allow_syscalls), which the sandbox refuses because a compromised command can use it against the kernel or other processes", n)
+			}
+			if s.ObsoleteNamespaces {
+				add(cmd, "sandbox.namespaces is obsolete and ignored: every sandboxed command runs in its own namespaces; remove the key")
+			}
+			for _, k := range s.Sockets {
+				add(cmd, "can connect to the unix socket %s (sockets): it reaches whatever serves that socket, with the relay's identity", k)
+			}
 			for _, w := range s.Write {
 				writers = append(writers, writer{cmd, w})
 			}
@@ -170,7 +179,7 @@ func (c *Config) Summary(w io.Writer) {
 			"output " + FormatSize(cmd.MaxOutput),
 			fmt.Sprintf("concurrency %d", cmd.Concurrency),
 			"workdir " + cmd.Workdir,
-			"sandbox " + sandboxName(cmd.Sandbox),
+			"sandbox " + cmd.Sandbox.String(),
 		}
 		if cmd.Confirm {
 			flags = append(flags, "confirm")
@@ -199,27 +208,6 @@ func dur(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
-}
-
-func sandboxName(s Sandbox) string {
-	if s.Disabled {
-		return "none"
-	}
-	var parts []string
-	if s.Network {
-		parts = append(parts, "network")
-	} else if len(s.ConnectPorts) > 0 {
-		parts = append(parts, fmt.Sprintf("tcp%v", s.ConnectPorts))
-	} else {
-		parts = append(parts, "no network")
-	}
-	if s.Namespaces {
-		parts = append(parts, "namespaces")
-	}
-	if len(s.Write) > 0 {
-		parts = append(parts, "write "+strings.Join(s.Write, ","))
-	}
-	return strings.Join(parts, ", ")
 }
 
 func quoteAll(argv []string) []string {

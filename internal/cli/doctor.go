@@ -186,9 +186,9 @@ func (d *doctor) checkSandbox(cfg *policy.Config, path string, env *Env) {
 			d.warn("sandbox", "/"+c.Name+" runs without a sandbox (sandbox: none)")
 			continue
 		}
-		p, err := sandbox.New(c.Sandbox, sandbox.Options{Protected: launch.Protected(cfg, le), Timeout: c.Timeout})
+		p, err := launch.Profile(cfg, le, c)
 		if err != nil {
-			fix := "run relay on a kernel with Landlock (and user namespaces if namespaces: true), or change the profile"
+			fix := "see relay sandbox check; run relay where Landlock, seccomp and user namespaces are available, or change the profile"
 			if errors.Is(err, sandbox.ErrUnenforceable) {
 				fix = "this kernel cannot enforce the profile: " + fix
 			}
@@ -196,6 +196,6 @@ func (d *doctor) checkSandbox(cfg *policy.Config, path string, env *Env) {
 			continue
 		}
 		_ = p.Close()
-		d.ok("sandbox", "/"+c.Name+": "+launch.ProfileName(c)+" enforceable")
+		d.ok("sandbox", "/"+c.Name+": "+c.Sandbox.String()+" enforceable")
 	}
 }

@@ -39,7 +39,7 @@ commands:
     sandbox: none
   boxed:
     argv: [/usr/bin/true]
-    sandbox: {write: [/tmp]}
+    sandbox: {cpu: 5s}
   stream:
     argv: [/bin/sh, -c, 'echo first; i=0; while [ ! -e "$0" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; if [ -e "$0" ]; then echo streamed; else echo not-streamed; fi', ` + filepath.Join(dir, "flag") + `]
     sandbox: none

@@ -72,10 +72,10 @@ func sandboxCmd(ctx context.Context, env *Env, args []string) error {
 		}
 		if err := checkProfile(cfg, c, le); err != nil {
 			failed++
-			line("FAIL", name, launch.ProfileName(c)+": "+err.Error())
+			line("FAIL", name, c.Sandbox.String()+": "+err.Error())
 			continue
 		}
-		line("ok", name, launch.ProfileName(c)+": enforced (self-test passed)")
+		line("ok", name, c.Sandbox.String()+": enforced (self-test passed)")
 	}
 	if failed > 0 {
 		fmt.Fprintf(env.Stdout, "%d of %d commands would be refused\n", failed, len(cfg.Commands))
@@ -85,7 +85,7 @@ func sandboxCmd(ctx context.Context, env *Env, args []string) error {
 }
 
 func checkProfile(cfg *policy.Config, c *policy.Command, le launch.Env) error {
-	p, err := sandbox.New(c.Sandbox, sandbox.Options{Protected: launch.Protected(cfg, le), Timeout: c.Timeout})
+	p, err := launch.Profile(cfg, le, c)
 	if err != nil {
 		if errors.Is(err, sandbox.ErrUnenforceable) {
 			return err

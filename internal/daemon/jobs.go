@@ -13,7 +13,6 @@ import (
 	"github.com/relaychat/relay/internal/audit"
 	"github.com/relaychat/relay/internal/chatfmt"
 	"github.com/relaychat/relay/internal/exec"
-	"github.com/relaychat/relay/internal/launch"
 	"github.com/relaychat/relay/internal/telegram"
 	"github.com/relaychat/relay/policy"
 )
@@ -55,7 +54,7 @@ func (d *Daemon) askConfirm(ctx context.Context, u telegram.Update, inv *policy.
 	key := randomID()
 	token := d.auth.NewConfirm(u.ChatID, key)
 	r := audit.Record{Type: "request", Outcome: "confirm_pending", UserID: u.UserID, ChatID: u.ChatID,
-		Command: inv.Command.Name, Params: paramsOf(inv), Argv: inv.Argv, Workdir: inv.Dir, Sandbox: launch.ProfileName(inv.Command)}
+		Command: inv.Command.Name, Params: paramsOf(inv), Argv: inv.Argv, Workdir: inv.Dir, Sandbox: inv.Command.Sandbox.String()}
 	if err := d.record(r); err != nil {
 		done()
 		d.reply(ctx, u, "audit log unavailable; command not run")
@@ -70,7 +69,7 @@ func (d *Daemon) askConfirm(ctx context.Context, u telegram.Update, inv *policy.
 		b.WriteString(chatfmt.Escape(quoteArg(a)))
 	}
 	fmt.Fprintf(&b, "</pre>workdir %s · timeout %s · sandbox %s\nThe buttons work once, for 60 s.",
-		chatfmt.Escape(inv.Dir), inv.Command.Timeout, chatfmt.Escape(launch.ProfileName(inv.Command)))
+		chatfmt.Escape(inv.Dir), inv.Command.Timeout, chatfmt.Escape(inv.Command.Sandbox.String()))
 	msgID, err := d.tg.SendText(ctx, u.ChatID, b.String(), telegram.Buttons([]telegram.Button{
 		{Text: "Run", Data: "r:" + token},
 		{Text: "Cancel", Data: "x:" + token},
@@ -155,7 +154,7 @@ func (d *Daemon) callback(ctx context.Context, u telegram.Update) {
 func (d *Daemon) start(ctx context.Context, chatID, userID int64, inv *policy.Invocation, spec exec.Spec, done func()) {
 	cmd := inv.Command
 	r := audit.Record{Type: "request", Outcome: "allowed", UserID: userID, ChatID: chatID, Command: cmd.Name,
-		Params: paramsOf(inv), Argv: inv.Argv, Workdir: inv.Dir, Sandbox: launch.ProfileName(cmd)}
+		Params: paramsOf(inv), Argv: inv.Argv, Workdir: inv.Dir, Sandbox: cmd.Sandbox.String()}
 	d.mu.Lock()
 	if d.draining.Load() {
 		d.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -58,6 +59,12 @@ type Result struct {
 	Dropped     int64  // bytes over the cap (or lost to a spool error)
 	SHA256      string // hex digest of the whole output stream
 	Output      *Spool // the kept output; the receiver must Close it
+	// CPU is the user and system time of the command and every
+	// descendant that was reaped (inside a sandbox, all of them).
+	CPU time.Duration
+	// MaxRSS is the largest resident set of any single process of the
+	// job, in bytes.
+	MaxRSS int64
 }
 
 // LimitError refuses a job over a concurrency limit. Its message is safe
@@ -206,7 +213,7 @@ func (r *Runner) Start(ctx context.Context, key string, perKeyLimit int, spec Sp
 	r.mu.Unlock()
 
 	j := &Job{id: id, key: key, spool: newSpool(spec.SpoolDir, spec.MaxOutput), cancel: make(chan struct{}), done: make(chan struct{})}
-	cmd, pr, err := start(spec, j.spool)
+	cmd, pr, status, err := start(spec, j.spool)
 	if err != nil {
 		r.release(key, id)
 		return nil, err
@@ -216,7 +223,7 @@ func (r *Runner) Start(ctx context.Context, key string, perKeyLimit int, spec Sp
 	r.jobs[id] = j
 	r.mu.Unlock()
 	go func() {
-		j.res = monitor(ctx, j, cmd, pr, spec)
+		j.res = monitor(ctx, j, cmd, pr, status, spec)
 		// Free the slots before Done fires, so a caller that saw the job
 		// end can start the next one at once.
 		r.release(key, id)
@@ -254,19 +261,31 @@ var cloexecMu sync.Mutex
 
 // start forks the command with its output on one pipe whose read end it
 // returns. Stdout and stderr are the same *os.File, so os/exec passes the
-// descriptor as is and both streams interleave in the order written.
-func start(spec Spec, spool *Spool) (*exec.Cmd, *os.File, error) {
-	path, args, env := spec.Argv[0], spec.Argv, spec.Env
+// descriptor as is and both streams interleave in the order written. When
+// the wrapper reports the command's status, status is the read end of the
+// pipe it reports on.
+func start(spec Spec, spool *Spool) (cmd *exec.Cmd, out, status *os.File, err error) {
+	path, args, env, dir := spec.Argv[0], spec.Argv, spec.Env, spec.Dir
 	var wattr *syscall.SysProcAttr
+	var extra []*os.File
+	reports := false
+	defer func() {
+		for _, f := range extra {
+			f.Close()
+		}
+	}()
 	if !isNil(spec.Sandbox) {
 		w, err := spec.Sandbox.Wrap(spec.Argv, spec.Env)
 		if err != nil {
-			return nil, nil, fmt.Errorf("sandbox refused the command: %w", err)
+			return nil, nil, nil, fmt.Errorf("sandbox refused the command: %w", err)
 		}
 		if w == nil || w.Path == "" || len(w.Args) == 0 {
-			return nil, nil, errors.New("sandbox returned an empty command")
+			return nil, nil, nil, errors.New("sandbox returned an empty command")
 		}
-		path, args, env, wattr = w.Path, w.Args, w.Env, w.SysProcAttr
+		path, args, env, wattr, reports, extra = w.Path, w.Args, w.Env, w.SysProcAttr, w.ReportsStatus, w.ExtraFiles
+		if w.Dir != "" {
+			dir = w.Dir
+		}
 	}
 	attr := procAttr(wattr)
 	if env == nil {
@@ -274,29 +293,51 @@ func start(spec Spec, spool *Spool) (*exec.Cmd, *os.File, error) {
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return nil, nil, fmt.Errorf("exec: output pipe: %w", err)
+		return nil, nil, nil, fmt.Errorf("exec: output pipe: %w", err)
 	}
-	cmd := &exec.Cmd{
+	var sr, sw *os.File
+	if reports || len(extra) > 0 {
+		if sr, sw, err = os.Pipe(); err != nil {
+			pr.Close()
+			pw.Close()
+			return nil, nil, nil, fmt.Errorf("exec: status pipe: %w", err)
+		}
+	}
+	cmd = &exec.Cmd{
 		Path:        path,
 		Args:        args,
 		Env:         env,
-		Dir:         spec.Dir,
+		Dir:         dir,
 		Stdin:       nil, // os/exec opens /dev/null
 		Stdout:      pw,
 		Stderr:      pw,
 		SysProcAttr: attr,
 		WaitDelay:   drainDelay,
 	}
+	if sw != nil {
+		// Descriptor 3 is the status pipe, the wrapper's own files follow.
+		cmd.ExtraFiles = append([]*os.File{sw}, extra...)
+	}
 	cloexecMu.Lock()
 	markCloexec()
 	err = cmd.Start()
 	cloexecMu.Unlock()
-	pw.Close() // the child holds its own copy
+	pw.Close() // the child holds its own copies
+	if sw != nil {
+		sw.Close()
+	}
 	if err != nil {
 		pr.Close()
-		return nil, nil, fmt.Errorf("exec: start %s: %w", path, err)
+		if sr != nil {
+			sr.Close()
+		}
+		return nil, nil, nil, fmt.Errorf("exec: start %s: %w", path, err)
 	}
-	return cmd, pr, nil
+	if !reports && sr != nil {
+		sr.Close()
+		sr = nil
+	}
+	return cmd, pr, sr, nil
 }
 
 // procAttr returns a copy of the Wrapper's attributes (never modifying
@@ -337,7 +378,7 @@ func markCloexec() {
 
 // monitor drives one job to its end: copy output, enforce the timeout and
 // cancellation, kill what is left of the group, reap, and build the result.
-func monitor(ctx context.Context, j *Job, cmd *exec.Cmd, pr *os.File, spec Spec) *Result {
+func monitor(ctx context.Context, j *Job, cmd *exec.Cmd, pr, status *os.File, spec Spec) *Result {
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
@@ -397,10 +438,24 @@ func monitor(ctx context.Context, j *Job, cmd *exec.Cmd, pr *os.File, spec Spec)
 	pr.Close()
 
 	st := cmd.ProcessState
-	res.ExitCode = st.ExitCode()
-	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+	ws, _ := st.Sys().(syscall.WaitStatus)
+	if status != nil {
+		// The wrapper wrote the command's own status, or nothing if it
+		// failed before the command ran: then its own status stands.
+		var b [4]byte
+		if n, _ := io.ReadFull(status, b[:]); n == len(b) {
+			ws = *(*syscall.WaitStatus)(unsafe.Pointer(&b))
+		}
+		status.Close()
+	}
+	res.ExitCode = ws.ExitStatus()
+	if ws.Signaled() {
 		res.Signal = unix.SignalName(ws.Signal())
 		res.ExitCode = -1
+	}
+	if ru, ok := st.SysUsage().(*syscall.Rusage); ok && ru != nil {
+		res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		res.MaxRSS = ru.Maxrss << 10
 	}
 	s := j.spool
 	s.mu.Lock()

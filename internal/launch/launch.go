@@ -7,9 +7,13 @@
 package launch
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/relaychat/relay/internal/exec"
 	"github.com/relaychat/relay/internal/sandbox"
@@ -44,8 +48,8 @@ func Protected(cfg *policy.Config, e Env) []string {
 func SpoolDir(cfg *policy.Config) string { return filepath.Join(cfg.StateDir, "spool") }
 
 // Spec builds the exec.Spec for inv. done releases what the sandbox made
-// for the command (its private temp dir); call it once the job has ended,
-// or when the job never starts.
+// for the command; call it once the job has ended, or when the job never
+// starts.
 func Spec(cfg *policy.Config, inv *policy.Invocation, e Env) (spec exec.Spec, done func(), err error) {
 	dir := SpoolDir(cfg)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -54,35 +58,63 @@ func Spec(cfg *policy.Config, inv *policy.Invocation, e Env) (spec exec.Spec, do
 	if inv.Command.Sandbox.Disabled {
 		return exec.SpecFor(inv, dir, nil), func() {}, nil
 	}
-	p, err := sandbox.New(inv.Command.Sandbox, sandbox.Options{
-		Protected: Protected(cfg, e),
-		TempDir:   os.TempDir(),
-		Timeout:   inv.Command.Timeout,
-	})
+	o, err := options(cfg, e, inv.Command, inv.Dir)
+	if err != nil {
+		return exec.Spec{}, nil, fmt.Errorf("sandbox unavailable, command refused: %w", err)
+	}
+	p, err := sandbox.New(inv.Command.Sandbox, o)
 	if err != nil {
 		return exec.Spec{}, nil, fmt.Errorf("sandbox unavailable, command refused: %w", err)
 	}
 	return exec.SpecFor(inv, dir, p), func() { _ = p.Close() }, nil
 }
 
-// ProfileName describes the sandbox profile of c for audit records and
-// confirmations.
-func ProfileName(c *policy.Command) string {
-	s := c.Sandbox
-	if s.Disabled {
-		return "none"
+// Profile builds the sandbox profile of c as Spec would, for the checks of
+// `relay sandbox check` and `relay doctor`.
+func Profile(cfg *policy.Config, e Env, c *policy.Command) (*sandbox.Profile, error) {
+	o, err := options(cfg, e, c, c.Workdir)
+	if err != nil {
+		return nil, err
 	}
-	name := "landlock+rlimits"
-	if s.Namespaces {
-		name += "+namespaces"
+	return sandbox.New(c.Sandbox, o)
+}
+
+func options(cfg *policy.Config, e Env, c *policy.Command, workdir string) (sandbox.Options, error) {
+	o := sandbox.Options{
+		Protected: Protected(cfg, e),
+		Workdir:   workdir,
+		Timeout:   c.Timeout,
 	}
-	switch {
-	case s.Network:
-		name += ",net"
-	case len(s.ConnectPorts) > 0:
-		name += fmt.Sprintf(",tcp%v", s.ConnectPorts)
-	default:
-		name += ",nonet"
+	if os.Geteuid() == 0 {
+		id, err := CommandUser(cfg.CommandUser)
+		if err != nil {
+			return o, fmt.Errorf("%w: relay runs as root and commands run as command_user: %w (create it: useradd --system --no-create-home --shell /usr/sbin/nologin relay-cmd)", sandbox.ErrUnenforceable, err)
+		}
+		o.CommandUser = &id
 	}
-	return name
+	return o, nil
+}
+
+// CommandUser resolves command_user, a user name or uid:gid, to the ids
+// commands run as when the relay runs as root.
+func CommandUser(s string) (sandbox.Identity, error) {
+	if u, g, ok := strings.Cut(s, ":"); ok {
+		uid, err1 := strconv.Atoi(u)
+		gid, err2 := strconv.Atoi(g)
+		if err1 != nil || err2 != nil || uid < 0 || gid < 0 {
+			return sandbox.Identity{}, fmt.Errorf("command_user %q: want a user name or uid:gid", s)
+		}
+		return sandbox.Identity{UID: uid, GID: gid}, nil
+	}
+	u, err := user.Lookup(s)
+	if err != nil {
+		var unknown user.UnknownUserError
+		if errors.As(err, &unknown) {
+			return sandbox.Identity{}, fmt.Errorf("command_user %q does not exist", s)
+		}
+		return sandbox.Identity{}, fmt.Errorf("command_user %q: %w", s, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return sandbox.Identity{UID: uid, GID: gid}, nil
 }

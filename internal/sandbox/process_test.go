@@ -43,9 +43,9 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestForkBombContained(t *testing.T) {
 	const procs = 20
 	bomb := `(i=0; while [ $i -lt 2000 ]; do /bin/sleep 1000 & i=$((i+1)); done) 2>/dev/null; echo done; exec /bin/sleep 1000`
-	for _, ns := range []bool{false, true} {
-		t.Run(fmt.Sprintf("namespaces=%v", ns), func(t *testing.T) {
-			p := newProfile(t, policy.Sandbox{Procs: procs, Namespaces: ns}, Options{})
+	{
+		{
+			p := newProfile(t, policy.Sandbox{Procs: procs}, Options{})
 			cmd := command(t, p, sh(bomb), nil)
 			out, err := cmd.StdoutPipe()
 			if err != nil {
@@ -65,12 +65,8 @@ func TestForkBombContained(t *testing.T) {
 			}
 			defer kill()
 			nsLink, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
-			count := func() int {
-				if ns {
-					return len(nsProcs(t, nsLink))
-				}
-				return len(groupProcs(t, pid))
-			}
+			// The trampoline's init counts against the limit too.
+			count := func() int { return len(nsProcs(t, nsLink)) - 1 }
 			waitLine(t, out, "done")
 
 			n := count()
@@ -85,14 +81,31 @@ func TestForkBombContained(t *testing.T) {
 			}
 
 			kill()
-			eventually(t, "every process of the bomb is dead", func() bool { return count() == 0 })
-		})
+			eventually(t, "every process of the bomb is dead", func() bool { return len(nsProcs(t, nsLink)) == 0 })
+		}
 	}
 }
 
-func TestSetsidChildDeadAfterTimeout(t *testing.T) {
-	p := newProfile(t, policy.Sandbox{Namespaces: true}, Options{})
-	cmd := command(t, p, sh(`(/usr/bin/setsid /bin/sleep 1000 &); echo started; exec /bin/sleep 1000`), nil)
+// TestEscapeesDie: a setsid child and a double fork leave the command's
+// session and process group, and still die with the job: when the runner
+// kills it (a timeout, /kill, /lock), and when the command exits by itself.
+func TestEscapeesDie(t *testing.T) {
+	for _, how := range []string{"killed", "exits"} {
+		t.Run(how, func(t *testing.T) { testEscapeesDie(t, how) })
+	}
+}
+
+func testEscapeesDie(t *testing.T, how string) {
+	p := newProfile(t, policy.Sandbox{}, Options{})
+	last := `exec /bin/sleep 1000`
+	if how == "exits" {
+		last = `read line; exit 0`
+	}
+	cmd := command(t, p, sh(`(/usr/bin/setsid /bin/sleep 1000 &); ( (/bin/sleep 1000 &) & ); echo started; `+last), nil)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -108,25 +121,52 @@ func TestSetsidChildDeadAfterTimeout(t *testing.T) {
 	}
 	waitLine(t, out, "started")
 
-	// Find the child that escaped the session and process group.
-	escaped := 0
-	eventually(t, "the setsid child is running", func() bool {
+	// Find the child that escaped the session, and the double-forked one
+	// whose parent is gone.
+	escaped, orphans := 0, 0
+	eventually(t, "the setsid child and the orphan are running", func() bool {
+		escaped, orphans = 0, 0
 		for _, q := range nsProcs(t, nsLink) {
 			if s := procSession(q); s != -1 && s != procSession(pid) {
 				escaped = q
-				return true
+			}
+			if procParent(q) == pid && procComm(q) == "sleep" {
+				orphans++
 			}
 		}
-		return false
+		return escaped != 0 && orphans >= 1
 	})
 
-	// The timeout: the runner kills the process group.
-	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	if how == "killed" {
+		// The timeout: the runner kills the process group.
+		if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		stdin.Close()
 	}
 	cmd.Wait()
-	eventually(t, "the setsid child is dead", func() bool {
+	eventually(t, "every process of the job is dead", func() bool {
 		l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", escaped))
 		return l != nsLink && len(nsProcs(t, nsLink)) == 0
 	})
+}
+
+// procParent returns the parent pid of pid, or -1 if it is gone.
+func procParent(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 2 {
+		return -1
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
+
+func procComm(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return strings.TrimSpace(string(b))
 }

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -19,10 +18,10 @@ import (
 	"github.com/relaychat/relay/policy"
 )
 
-// ErrUnenforceable is wrapped by every error New returns because this
-// kernel cannot enforce what a profile asks for. The command must be refused
-// and the refusal audited.
-var ErrUnenforceable = errors.New("sandbox cannot be enforced on this kernel")
+// ErrUnenforceable is wrapped by every error New returns because this host
+// cannot enforce what a profile asks for. The command must be refused and
+// the refusal audited.
+var ErrUnenforceable = errors.New("sandbox cannot be enforced on this host")
 
 // Defaults for a zero field of policy.Sandbox.
 const (
@@ -30,54 +29,67 @@ const (
 	DefaultFileSize     = 64 << 20
 	DefaultAddressSpace = 4 << 30
 	DefaultProcs        = 256
+	DefaultTmpSize      = 64 << 20
 	minNoFile           = tr.MinNoFile
 )
 
 const (
 	minABI = tr.MinABI
-	// nobodyID is the uid and gid a command runs as when the relay is root.
-	nobodyID = 65534
-	// nsFlags are the namespaces of namespaces: true, net excepted.
+	// nsFlags are the namespaces every sandboxed command gets; net is
+	// added unless the profile has network.
 	nsFlags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP
+	// statusFD is where the trampoline's init reports the command's wait
+	// status: the first of exec.Wrapped's ExtraFiles.
+	statusFD = 3
 )
+
+// setupCaps are the capabilities the trampoline holds inside the command's
+// user namespace, and only there, to build its world: mounts and
+// pivot_root, and dropping the bounding set. It drops them all before the
+// command starts.
+var setupCaps = []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_SETPCAP}
+
+// Identity is the account a command runs as.
+type Identity struct{ UID, GID int }
 
 // Options is what the host contributes to every profile.
 type Options struct {
 	// Protected are paths that must never be readable or writable: the
 	// relay's state dir, audit dir, secret files, config and credentials.
+	// Where one lies inside the command's view it is masked.
 	Protected []string
-	// TempDir is the parent under which Wrap makes a private temp dir per
-	// command, writable by the command; "" means os.TempDir(). The
-	// environment is not changed: the policy decides whether TMPDIR points
-	// there. Profile.TempDir tells its path.
-	TempDir string
+	// Workdir is the command's working directory; it must lie inside the
+	// view. "" means /.
+	Workdir string
 	// Timeout is the command's timeout, the default CPU limit.
 	Timeout time.Duration
+	// CommandUser is who commands run as when the relay runs as root;
+	// nil refuses every sandboxed command as root. It must be neither 0
+	// nor 65534, which other processes share.
+	CommandUser *Identity
 	// SelfExe is the binary that runs the trampoline; "" means this very
 	// executable, started as /proc/self/exe so that the trampoline is the
 	// running version even after an upgrade replaced the file.
 	SelfExe string
-	// Probe replaces the kernel probe; nil means Probe. Tests use it to
-	// simulate a kernel without Landlock.
+	// Probe replaces the host probe; nil means Probe. Tests use it to
+	// simulate a host without a feature.
 	Probe func() Capabilities
 }
 
-// Profile is a validated sandbox profile that this kernel can enforce. It
-// implements exec.Wrapper.
+// Profile is a validated sandbox profile that this host can enforce. It
+// implements exec.Wrapper. One Profile serves one invocation.
 type Profile struct {
 	caps      Capabilities
 	exe       string // what Wrap starts
 	exeName   string // its argv[0], for ps
-	tmpParent string
-	protected []string // absolute, symlinks resolved where they exist
-	roots     []root   // directories and files to grant, before expansion
+	protected []string
+	binds     []string // host paths bound into the view (the trees a mask may lie in)
 	argvRoots []string // where argv[0] may live (granted executable)
-	cloneNet  bool     // a fresh network namespace
-	ns        bool     // namespaces: true
-	spec      tr.Spec  // everything but Rules
-
-	mu  sync.Mutex
-	tmp string // the private temp dir once made; removed by Close
+	roots     []root   // Landlock grants, before expansion
+	cloneNet  bool
+	id        Identity
+	asRoot    bool
+	spec      tr.Spec // everything but Rules
 }
 
 type root struct {
@@ -85,13 +97,38 @@ type root struct {
 	access   uint64
 	optional bool // a default that may be missing on this system
 	declared bool // named by the policy: must not touch a protected path
+	private  bool // made by the trampoline: no host path shows through it
 }
 
-var defaultRead = []string{"/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/etc"}
+// defaultRead are the host trees every command sees, read-only.
+var defaultRead = []string{"/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc"}
 
-// New validates p against o and this kernel. It fails, wrapping
-// ErrUnenforceable, when the kernel cannot enforce p, and fails when p names
-// a path inside a protected one.
+// scratch are the private, writable tmpfs directories of every view. A
+// Landlock rule covers everything beneath its path, binds included, so no
+// host path may be declared under them: the rule would make it writable
+// for Landlock, and only the mount layer would stand in the way.
+var scratch = []string{"/tmp", "/var/tmp", "/dev/shm"}
+
+// skeleton are the parts of the view the trampoline makes itself, with
+// what Landlock grants on them. /run is private too, but read-only and
+// without a rule of its own, so that sockets and files bound beneath it
+// keep rules of their own.
+var skeleton = []root{
+	{private: true, path: "/tmp", access: accReadWrite},
+	{private: true, path: "/var/tmp", access: accReadWrite},
+	{private: true, path: "/dev/shm", access: accReadWrite},
+	{private: true, path: "/dev", access: tr.AccessFSReadDir},
+	{private: true, path: "/proc", access: accRead},
+	{private: true, path: "/dev/null", access: accReadWrite & fileRights},
+	{private: true, path: "/dev/full", access: accReadWrite & fileRights},
+	{private: true, path: "/dev/zero", access: accRead & fileRights},
+	{private: true, path: "/dev/random", access: accRead & fileRights},
+	{private: true, path: "/dev/urandom", access: accRead & fileRights},
+}
+
+// New validates p against o and this host. It fails, wrapping
+// ErrUnenforceable, when the host cannot enforce p, and fails when p names
+// a path inside a protected one or a workdir outside the view.
 func New(p policy.Sandbox, o Options) (*Profile, error) {
 	if p.Disabled {
 		return nil, errors.New("sandbox profile is disabled (sandbox: none): run the command without a wrapper")
@@ -103,6 +140,12 @@ func New(p policy.Sandbox, o Options) (*Profile, error) {
 	pr := &Profile{caps: probe()}
 	if err := pr.enforceable(p); err != nil {
 		return nil, err
+	}
+	if err := pr.identity(o.CommandUser); err != nil {
+		return nil, err
+	}
+	if _, err := tr.NewFilter(p.AllowSyscalls); err != nil {
+		return nil, fmt.Errorf("sandbox.allow_syscalls: %w", err)
 	}
 
 	var err error
@@ -133,27 +176,57 @@ func New(p policy.Sandbox, o Options) (*Profile, error) {
 		}
 	}
 
-	tmp := o.TempDir
-	if tmp == "" {
-		tmp = os.TempDir()
-	}
-	if pr.tmpParent, err = pr.declared("temp dir", tmp); err != nil {
-		return nil, err
-	}
-
+	s := &pr.spec
 	for _, d := range defaultRead {
-		r, err := filepath.EvalSymlinks(d)
+		fi, err := os.Lstat(d)
 		if err != nil {
 			continue // /lib32 and friends are optional
 		}
-		pr.roots = append(pr.roots, root{path: r, access: accReadExec, optional: true})
-		pr.argvRoots = append(pr.argvRoots, r)
+		if pr.isProtected(d) {
+			continue // a default such as /etc itself protected: leave it out
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			// Merged /usr: /lib is usr/lib. The link is recreated; what
+			// it points to is visible through its own tree.
+			target, err := os.Readlink(d)
+			if err != nil {
+				continue
+			}
+			s.Mounts = append(s.Mounts, tr.Mount{Kind: tr.Symlink, Path: d, Target: target})
+			r, err := filepath.EvalSymlinks(d)
+			if err != nil {
+				continue
+			}
+			if !pr.visible(r) {
+				pr.bind(tr.BindRO, r, true)
+			}
+			pr.roots = append(pr.roots, root{path: r, access: accReadExec, optional: true})
+			pr.argvRoots = append(pr.argvRoots, r)
+			continue
+		}
+		if !fi.IsDir() {
+			continue
+		}
+		pr.bind(tr.BindRO, d, true)
+		pr.roots = append(pr.roots, root{path: d, access: accReadExec, optional: true})
+		pr.argvRoots = append(pr.argvRoots, d)
 	}
 	for _, d := range p.Read {
 		r, err := pr.declared("sandbox.read", d)
 		if err != nil {
 			return nil, err
 		}
+		if dev, err := isDevice(r); err != nil {
+			return nil, err
+		} else if dev {
+			pr.bind(tr.BindDev, r, false)
+			pr.roots = append(pr.roots, root{path: r, access: accRead & fileRights, declared: true})
+			continue
+		}
+		if !pr.visible(r) {
+			pr.bind(tr.BindRO, r, false)
+		}
+		pr.mirror(d)
 		pr.roots = append(pr.roots, root{path: r, access: accReadExec, declared: true})
 		pr.argvRoots = append(pr.argvRoots, r)
 	}
@@ -162,34 +235,80 @@ func New(p policy.Sandbox, o Options) (*Profile, error) {
 		if err != nil {
 			return nil, err
 		}
+		if dev, err := isDevice(r); err != nil {
+			return nil, err
+		} else if dev {
+			pr.bind(tr.BindDev, r, false)
+			pr.roots = append(pr.roots, root{path: r, access: accReadWrite & fileRights, declared: true})
+			continue
+		}
+		pr.bind(tr.BindRW, r, false)
+		pr.mirror(d)
 		pr.roots = append(pr.roots, root{path: r, access: accReadWrite, declared: true})
 	}
-	pr.roots = append(pr.roots,
-		root{path: "/proc", access: accRead, optional: true},
-		root{path: "/dev/null", access: accReadWrite & fileRights, optional: true},
-		root{path: "/dev/zero", access: accRead & fileRights, optional: true},
-		root{path: "/dev/random", access: accRead & fileRights, optional: true},
-		root{path: "/dev/urandom", access: accRead & fileRights, optional: true},
-	)
+	for _, d := range p.Sockets {
+		r, err := pr.declared("sandbox.sockets", d)
+		if err != nil {
+			return nil, err
+		}
+		fi, err := os.Stat(r)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox.sockets path %q: %w", d, err)
+		}
+		if fi.Mode()&fs.ModeSocket == 0 {
+			return nil, fmt.Errorf("sandbox.sockets path %q is not a unix socket", d)
+		}
+		pr.bind(tr.BindSocket, r, false)
+		pr.mirror(d)
+		if pr.caps.LandlockUnix {
+			pr.roots = append(pr.roots, root{path: r, access: tr.AccessFSResolveUnix | tr.AccessFSWriteFile | tr.AccessFSReadFile, declared: true})
+		}
+	}
 	if p.Network || len(p.ConnectPorts) > 0 {
-		// /etc/resolv.conf is often a symlink into /run; name resolution
-		// is part of having a network.
-		if r, err := filepath.EvalSymlinks("/etc/resolv.conf"); err == nil {
+		// /etc/resolv.conf is often a symlink into /run, which the view
+		// replaces: name resolution is part of having a network.
+		if r, err := filepath.EvalSymlinks("/etc/resolv.conf"); err == nil && !pr.isProtected(r) {
+			if !pr.visible(r) {
+				pr.bind(tr.BindRO, r, true)
+			}
 			pr.roots = append(pr.roots, root{path: r, access: accRead & fileRights, optional: true})
 		}
 	}
+	pr.roots = append(pr.roots, skeleton...)
+	if p.Pty {
+		s.Pty = true
+		pr.roots = append(pr.roots, root{private: true, path: "/dev/pts", access: accReadWrite | tr.AccessFSIoctlDev})
+	}
+	// Protected paths inside a bound tree are masked: the command finds an
+	// empty directory or file there, whatever Landlock would say.
+	for _, q := range pr.protected {
+		for _, b := range pr.binds {
+			if within(q, b) && q != b {
+				s.Mounts = append(s.Mounts, tr.Mount{Kind: tr.Mask, Path: q})
+				break
+			}
+		}
+	}
+	slices.SortStableFunc(s.Mounts, func(a, b tr.Mount) int { return strings.Compare(a.Path, b.Path) })
+	s.Mounts = slices.CompactFunc(s.Mounts, func(a, b tr.Mount) bool { return a == b })
 
-	s := &pr.spec
+	wd := o.Workdir
+	if wd == "" {
+		wd = "/"
+	}
+	if s.Workdir, err = pr.workdir(wd); err != nil {
+		return nil, err
+	}
+
 	s.ABI = min(pr.caps.LandlockABI, tr.MaxKnownABI)
 	s.FS = tr.FSRights(s.ABI)
 	if pr.caps.LandlockUnix {
-		s.FS |= tr.AccessFSResolveUnix // handled; granted only in write dirs
+		s.FS |= tr.AccessFSResolveUnix // handled; granted only in write dirs and declared sockets
 	}
-	s.UID, s.GID = -1, -1
-	if pr.caps.Root {
-		s.UID, s.GID = nobodyID, nobodyID
-	}
-	pr.ns = p.Namespaces
+	s.UID, s.GID = pr.id.UID, pr.id.GID
+	s.Groups = !pr.asRoot
+	s.StatusFD = statusFD
+	s.Allow = slices.Clone(p.AllowSyscalls)
 	pr.cloneNet = !p.Network && len(p.ConnectPorts) == 0
 	switch {
 	case p.Network:
@@ -220,12 +339,13 @@ func New(p policy.Sandbox, o Options) (*Profile, error) {
 	if s.NoFile < minNoFile {
 		return nil, fmt.Errorf("sandbox.nofile %d is too low: the sandbox needs at least %d", s.NoFile, minNoFile)
 	}
-	if p.FileSize < 0 || p.AddressSpace < 0 {
-		return nil, errors.New("sandbox.fsize and sandbox.address_space must not be negative")
+	if p.FileSize < 0 || p.AddressSpace < 0 || p.TmpSize < 0 {
+		return nil, errors.New("sandbox.fsize, sandbox.address_space and sandbox.tmp_size must not be negative")
 	}
 	s.FSize = orDefault(uint64(p.FileSize), DefaultFileSize)
 	s.AS = orDefault(uint64(p.AddressSpace), DefaultAddressSpace)
 	s.NProc = orDefault(p.Procs, DefaultProcs)
+	s.TmpSize = orDefault(uint64(p.TmpSize), DefaultTmpSize)
 	return pr, nil
 }
 
@@ -236,7 +356,28 @@ func orDefault(v, d uint64) uint64 {
 	return v
 }
 
-// enforceable refuses p when the probed kernel cannot enforce it.
+// identity decides who the command runs as: the relay's own uid inside
+// its user namespace, or, as root, the configured command user.
+func (pr *Profile) identity(u *Identity) error {
+	if !pr.caps.Root {
+		pr.id = Identity{UID: os.Getuid(), GID: os.Getgid()}
+		return nil
+	}
+	if u == nil {
+		return fmt.Errorf("%w: relay runs as root but no command user is set up: create one with `useradd --system --no-create-home --shell /usr/sbin/nologin relay-cmd`, or set command_user", ErrUnenforceable)
+	}
+	switch {
+	case u.UID <= 0 || u.GID <= 0:
+		return fmt.Errorf("%w: command user %d:%d is root: commands must never run as root", ErrUnenforceable, u.UID, u.GID)
+	case u.UID == 65534 || u.GID == 65534:
+		return fmt.Errorf("%w: command user %d:%d is nobody, which other processes share: create a dedicated user such as relay-cmd", ErrUnenforceable, u.UID, u.GID)
+	}
+	pr.id, pr.asRoot = *u, true
+	return nil
+}
+
+// enforceable refuses p when the probed host cannot enforce it, naming
+// the fix.
 func (pr *Profile) enforceable(p policy.Sandbox) error {
 	c := pr.caps
 	if c.LandlockABI == 0 {
@@ -248,18 +389,16 @@ func (pr *Profile) enforceable(p policy.Sandbox) error {
 	if len(p.ConnectPorts) > 0 && !p.Network && c.LandlockABI < 4 {
 		return fmt.Errorf("%w: connect_ports needs landlock ABI 4 (Linux >= 6.7), have %d: use network: true or upgrade the kernel", ErrUnenforceable, c.LandlockABI)
 	}
-	if p.Namespaces && !c.UserNS {
-		return fmt.Errorf("%w: namespaces: true needs user namespaces: %s", ErrUnenforceable, c.UserNSErr)
+	if !c.UserNS {
+		return fmt.Errorf("%w: every sandboxed command runs in its own namespaces, and this host cannot create them: %s", ErrUnenforceable, c.UserNSErr)
 	}
-	if !p.Network && len(p.ConnectPorts) == 0 && !c.NetNS {
-		return fmt.Errorf("%w: denying the network needs a network namespace (as root, or through a user namespace): %s", ErrUnenforceable, c.NetNSErr)
+	if !c.Seccomp {
+		return fmt.Errorf("%w: seccomp: %s", ErrUnenforceable, c.SeccompErr)
 	}
-	// Without a pid namespace only Landlock's signal scope keeps the
-	// command from signalling the relay; without a network namespace only
-	// its abstract-socket scope keeps it off the host's abstract sockets.
-	hostNet := p.Network || len(p.ConnectPorts) > 0
-	if (!p.Namespaces || hostNet) && c.LandlockABI < 6 {
-		return fmt.Errorf("%w: landlock ABI %d cannot scope signals and abstract unix sockets (needs ABI 6, Linux >= 6.12): set namespaces: true without network, or upgrade the kernel", ErrUnenforceable, c.LandlockABI)
+	// With the host's network the command shares the host's abstract
+	// unix sockets; only Landlock's scope keeps it off them.
+	if (p.Network || len(p.ConnectPorts) > 0) && c.LandlockABI < 6 {
+		return fmt.Errorf("%w: landlock ABI %d cannot scope abstract unix sockets (needs ABI 6, Linux >= 6.12), which a command with the host's network could reach: drop network and connect_ports, or upgrade the kernel", ErrUnenforceable, c.LandlockABI)
 	}
 	return nil
 }
@@ -274,12 +413,111 @@ func (pr *Profile) declared(what, p string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s path %q: %w (create it or remove it from the policy)", what, p, err)
 	}
+	for _, d := range scratch {
+		if within(r, d) {
+			return "", fmt.Errorf("%s path %q is under %s, which every command gets fresh and private: keep what a command shares with the host somewhere else", what, p, d)
+		}
+	}
 	for _, q := range pr.protected {
 		if within(r, q) {
 			return "", fmt.Errorf("%s path %q is inside the protected path %q: commands may never touch the relay's state, audit, secrets or config", what, p, q)
 		}
 	}
 	return r, nil
+}
+
+func (pr *Profile) isProtected(p string) bool {
+	for _, q := range pr.protected {
+		if within(p, q) {
+			return true
+		}
+	}
+	return false
+}
+
+// bind adds a host path to the view.
+func (pr *Profile) bind(k tr.MountKind, p string, optional bool) {
+	pr.spec.Mounts = append(pr.spec.Mounts, tr.Mount{Kind: k, Path: p, Optional: optional})
+	pr.binds = append(pr.binds, p)
+}
+
+// visible reports whether host path p already shows through a tree the
+// view binds read-only or read-write.
+func (pr *Profile) visible(p string) bool {
+	for _, m := range pr.spec.Mounts {
+		if (m.Kind == tr.BindRO || m.Kind == tr.BindRW) && within(p, m.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+// mirror recreates, for a declared path that went through symlinks, the
+// link at the path the policy wrote, where that link would otherwise be
+// missing from the view: /var/run/x still works when /var/run is /run.
+func (pr *Profile) mirror(declared string) {
+	cur := "/"
+	for _, c := range strings.Split(strings.TrimPrefix(filepath.Clean(declared), "/"), "/") {
+		next := filepath.Join(cur, c)
+		fi, err := os.Lstat(next)
+		if err != nil {
+			return
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if !pr.visible(next) && !pr.skeletonHolds(next) {
+				if target, err := os.Readlink(next); err == nil {
+					pr.spec.Mounts = append(pr.spec.Mounts, tr.Mount{Kind: tr.Symlink, Path: next, Target: target})
+				}
+			}
+			r, err := filepath.EvalSymlinks(next)
+			if err != nil {
+				return
+			}
+			next = r
+		}
+		cur = next
+	}
+}
+
+// skeletonHolds reports whether p is a directory the trampoline makes
+// itself, where no link may be created.
+func (pr *Profile) skeletonHolds(p string) bool {
+	switch p {
+	case "/proc", "/dev", "/tmp", "/var", "/var/tmp", "/run", "/dev/shm":
+		return true
+	}
+	return false
+}
+
+// workdir resolves wd and checks that the command can enter it in the view.
+func (pr *Profile) workdir(wd string) (string, error) {
+	if !filepath.IsAbs(wd) {
+		return "", fmt.Errorf("workdir %q is not absolute", wd)
+	}
+	r, err := filepath.EvalSymlinks(filepath.Clean(wd))
+	if err != nil {
+		return "", fmt.Errorf("workdir %q: %w", wd, err)
+	}
+	if pr.isProtected(r) {
+		return "", fmt.Errorf("workdir %q is inside a protected path", wd)
+	}
+	if r == "/" || slices.Contains(scratch, r) {
+		return r, nil // the view's root, or a private directory: empty, but there
+	}
+	for _, b := range pr.binds {
+		if within(r, b) {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("workdir %q is not inside the sandbox's view: add it to sandbox.read or sandbox.write", wd)
+}
+
+func isDevice(p string) (bool, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return false, err
+	}
+	return fi.Mode()&fs.ModeDevice != 0, nil
 }
 
 // resolve resolves the symlinks of the longest existing prefix of p, so a
@@ -307,62 +545,16 @@ func within(p, dir string) bool {
 	return p == dir || strings.HasPrefix(p, dir+"/")
 }
 
-// TempDir returns the command's private temp dir, making it on first use,
-// so a caller can name it in the environment before Wrap. One Profile
-// serves one invocation: every Wrap of it shares this directory.
-func (pr *Profile) TempDir() (string, error) {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	return pr.tempDirLocked()
-}
+// Identity returns who the command runs as: inside its user namespace, and,
+// as the same numbers, on the host.
+func (pr *Profile) Identity() Identity { return pr.id }
 
-func (pr *Profile) tempDirLocked() (string, error) {
-	if pr.tmp != "" {
-		return pr.tmp, nil
-	}
-	tmp, err := os.MkdirTemp(pr.tmpParent, "relay-sandbox-")
-	if err != nil {
-		return "", fmt.Errorf("sandbox: make private temp dir: %w", err)
-	}
-	if pr.spec.UID >= 0 {
-		if err := os.Chown(tmp, pr.spec.UID, pr.spec.GID); err != nil {
-			os.Remove(tmp)
-			return "", fmt.Errorf("sandbox: hand the private temp dir to uid %d: %w", pr.spec.UID, err)
-		}
-	}
-	pr.tmp = tmp
-	return tmp, nil
-}
-
-// Close removes the private temp dir. Call it after the command
-// and everything it started are dead.
-func (pr *Profile) Close() error {
-	pr.mu.Lock()
-	tmp := pr.tmp
-	pr.tmp = ""
-	pr.mu.Unlock()
-	if tmp == "" {
-		return nil
-	}
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("remove sandbox temp dir: %w", err)
-	}
-	return nil
-}
-
-// ChildIdentity returns the uid and gid a sandboxed command runs as, so a
-// caller can prepare directories it must write.
-func (pr *Profile) ChildIdentity() (uid, gid int) {
-	if pr.spec.UID >= 0 {
-		return pr.spec.UID, pr.spec.GID
-	}
-	return os.Getuid(), os.Getgid()
-}
+// Close releases what the profile holds for its invocation. Call it after
+// the command and everything it started are dead.
+func (pr *Profile) Close() error { return nil }
 
 // Wrap returns the trampoline invocation that runs argv with exactly env
-// inside the sandbox. It makes the private temp dir if TempDir has not, and
-// snapshots the directory listings it needs to keep protected paths out of
-// reach.
+// inside the sandbox.
 func (pr *Profile) Wrap(argv, env []string) (*exec.Wrapped, error) {
 	if len(argv) == 0 || !filepath.IsAbs(argv[0]) {
 		return nil, errors.New("sandbox: argv[0] must be an absolute path")
@@ -375,15 +567,9 @@ func (pr *Profile) Wrap(argv, env []string) (*exec.Wrapped, error) {
 		return nil, fmt.Errorf("sandbox: %q is not executable inside the sandbox: add its directory to sandbox.read", argv[0])
 	}
 
-	tmp, err := pr.TempDir()
-	if err != nil {
-		return nil, err
-	}
-
 	s := pr.spec
 	s.Rules = nil
-	roots := append(slices.Clone(pr.roots), root{path: tmp, access: accReadWrite})
-	for _, r := range roots {
+	for _, r := range pr.roots {
 		rs, err := pr.grant(r)
 		if err != nil {
 			return nil, err
@@ -393,51 +579,63 @@ func (pr *Profile) Wrap(argv, env []string) (*exec.Wrapped, error) {
 	for i := range s.Rules {
 		s.Rules[i].Access &= s.FS
 	}
+	s.Rules = slices.DeleteFunc(s.Rules, func(r tr.Rule) bool { return r.Access == 0 })
 
-	sys := &syscall.SysProcAttr{}
-	if pr.ns {
-		sys.Cloneflags |= nsFlags
-	}
+	sys := &syscall.SysProcAttr{Cloneflags: nsFlags, AmbientCaps: setupCaps}
 	if pr.cloneNet {
 		sys.Cloneflags |= unix.CLONE_NEWNET
-		if !pr.caps.Root {
-			sys.Cloneflags |= unix.CLONE_NEWUSER
-		}
 	}
-	if sys.Cloneflags&unix.CLONE_NEWUSER != 0 {
-		setMappings(sys, pr.caps.Root)
+	id := pr.id
+	sys.UidMappings = []syscall.SysProcIDMap{{ContainerID: id.UID, HostID: id.UID, Size: 1}}
+	sys.GidMappings = []syscall.SysProcIDMap{{ContainerID: id.GID, HostID: id.GID, Size: 1}}
+	if pr.asRoot {
+		// Root may drop its supplementary groups in the new namespace,
+		// and must: they would still count on the host.
+		sys.Credential = &syscall.Credential{Uid: uint32(id.UID), Gid: uint32(id.GID), Groups: []uint32{}}
+		sys.GidMappingsEnableSetgroups = true
 	}
-	args := append([]string{pr.exeName, tr.Arg}, s.Encode()...)
-	args = append(append(args, "--"), argv...)
+	prof, err := profileFile(&s)
+	if err != nil {
+		return nil, err
+	}
 	return &exec.Wrapped{
-		Path:        pr.exe,
-		Args:        args,
-		Env:         append([]string{}, env...), // never nil: nil would mean "inherit"
-		SysProcAttr: sys,
+		Path:          pr.exe,
+		Args:          append([]string{pr.exeName, tr.Arg, "--"}, argv...),
+		Env:           append([]string{}, env...), // never nil: nil would mean "inherit"
+		Dir:           "/",                        // the trampoline enters the workdir inside the view
+		SysProcAttr:   sys,
+		ReportsStatus: true,
+		ExtraFiles:    []*os.File{prof},
 	}, nil
 }
 
-// setMappings maps the ids a user namespace needs. As root, uid 0 stays
-// root so the trampoline can exec itself from a root-only directory, and
-// nobody is mapped for the switch before execve; otherwise the relay's own
-// ids map to themselves, so the trampoline holds no capabilities after exec.
-func setMappings(sys *syscall.SysProcAttr, isRoot bool) {
-	if isRoot {
-		sys.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}, {ContainerID: nobodyID, HostID: nobodyID, Size: 1}}
-		sys.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}, {ContainerID: nobodyID, HostID: nobodyID, Size: 1}}
-		sys.GidMappingsEnableSetgroups = true
-		return
+// profileFile writes s into a sealed memfd, the trampoline's descriptor
+// tr.ProfileFD: out of argv, where the command could read it in
+// /proc/1/cmdline.
+func profileFile(s *tr.Spec) (*os.File, error) {
+	b, err := s.Marshal()
+	if err != nil {
+		return nil, err
 	}
-	uid, gid := os.Getuid(), os.Getgid()
-	sys.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}
-	sys.GidMappings = []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}}
+	fd, err := unix.MemfdCreate("relay-sandbox-profile", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: profile memfd: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "relay-sandbox-profile")
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sandbox: write the profile: %w", err)
+	}
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sandbox: seal the profile: %w", err)
+	}
+	return f, nil
 }
 
 func (pr *Profile) executable(bin string) bool {
-	for _, q := range pr.protected {
-		if within(bin, q) {
-			return false
-		}
+	if pr.isProtected(bin) {
+		return false
 	}
 	for _, r := range pr.argvRoots {
 		if within(bin, r) {
@@ -450,6 +648,9 @@ func (pr *Profile) executable(bin string) bool {
 // grant turns one root into rules that never cover a protected path: a
 // directory containing one is replaced by its other children, recursively.
 func (pr *Profile) grant(r root) ([]tr.Rule, error) {
+	if r.private {
+		return []tr.Rule{{Path: r.path, Access: r.access, Optional: r.optional}}, nil
+	}
 	var inner []string
 	for _, q := range pr.protected {
 		if within(r.path, q) {

@@ -37,15 +37,29 @@ func (pr *Profile) SelfTest() error {
 		return fmt.Errorf("self-test: %w", err)
 	}
 	defer r.Close()
+	sr, sw, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("self-test: %w", err)
+	}
+	defer sr.Close()
 	sys := *w.SysProcAttr
 	sys.Setpgid = true
 	sys.Pdeathsig = syscall.SIGKILL
+	files := []uintptr{devnull.Fd(), devnull.Fd(), wr.Fd(), sw.Fd()}
+	for _, f := range w.ExtraFiles {
+		files = append(files, f.Fd())
+	}
 	pid, err := syscall.ForkExec(w.Path, w.Args, &syscall.ProcAttr{
+		Dir:   w.Dir,
 		Env:   w.Env,
-		Files: []uintptr{devnull.Fd(), devnull.Fd(), wr.Fd()},
+		Files: files,
 		Sys:   &sys,
 	})
 	wr.Close()
+	sw.Close()
+	for _, f := range w.ExtraFiles {
+		f.Close()
+	}
 	if err != nil {
 		return fmt.Errorf("self-test: start the trampoline: %w", err)
 	}

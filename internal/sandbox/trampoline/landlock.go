@@ -63,15 +63,15 @@ func TryRuleset(fs, net, scope uint64) error {
 	return nil
 }
 
-// restrict builds the Landlock ruleset s describes and enforces it on the
-// calling thread, which then execve's.
-func restrict(s *Spec) error {
+// ruleset builds the Landlock ruleset s describes and returns its
+// descriptor; the forked child enforces it with landlock_restrict_self.
+func ruleset(s *Spec) (int, error) {
 	abi, why := ABI()
 	if abi < s.ABI {
 		if abi == 0 {
-			return errors.New("landlock: " + why)
+			return -1, errors.New("landlock: " + why)
 		}
-		return errors.New("landlock ABI " + strconv.Itoa(abi) + ", profile needs " + strconv.Itoa(s.ABI))
+		return -1, errors.New("landlock ABI " + strconv.Itoa(abi) + ", profile needs " + strconv.Itoa(s.ABI))
 	}
 	attr := rulesetAttr{s.FS, s.Net, s.Scope}
 	size := uintptr(8)
@@ -83,23 +83,25 @@ func restrict(s *Spec) error {
 	}
 	r, _, e := syscall.RawSyscall(sysLandlockCreate, uintptr(unsafe.Pointer(&attr)), size, 0)
 	if e != 0 {
-		return errno("landlock_create_ruleset", e)
+		return -1, errno("landlock_create_ruleset", e)
 	}
 	rs := int(r)
-	defer syscall.Close(rs)
-
+	fail := func(err error) (int, error) {
+		syscall.Close(rs)
+		return -1, err
+	}
 	for _, rl := range s.Rules {
 		fd, e := openPath(rl.Path)
 		if e != 0 {
 			if rl.Optional && e == syscall.ENOENT {
 				continue
 			}
-			return errno("open "+strconv.Quote(rl.Path)+" for a landlock rule", e)
+			return fail(errno("open "+strconv.Quote(rl.Path)+" for a landlock rule", e))
 		}
 		var st syscall.Stat_t
 		if err := syscall.Fstat(fd, &st); err != nil {
 			syscall.Close(fd)
-			return errors.New("stat " + strconv.Quote(rl.Path) + ": " + err.Error())
+			return fail(errors.New("stat " + strconv.Quote(rl.Path) + ": " + err.Error()))
 		}
 		access := rl.Access
 		if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
@@ -109,20 +111,17 @@ func restrict(s *Spec) error {
 		_, _, e = syscall.RawSyscall6(sysLandlockAddRule, uintptr(rs), landlockRulePathBeneath, uintptr(unsafe.Pointer(&pb)), 0, 0, 0)
 		syscall.Close(fd)
 		if e != 0 {
-			return errno("landlock rule for "+strconv.Quote(rl.Path), e)
+			return fail(errno("landlock rule for "+strconv.Quote(rl.Path), e))
 		}
 	}
 	for _, p := range s.Ports {
 		np := netPortAttr{allowed: AccessNetConnectTCP, port: uint64(p)}
 		_, _, e := syscall.RawSyscall6(sysLandlockAddRule, uintptr(rs), landlockRuleNetPort, uintptr(unsafe.Pointer(&np)), 0, 0, 0)
 		if e != 0 {
-			return errno("landlock rule for tcp port "+strconv.Itoa(int(p)), e)
+			return fail(errno("landlock rule for tcp port "+strconv.Itoa(int(p)), e))
 		}
 	}
-	if _, _, e := syscall.RawSyscall(sysLandlockRestrictSelf, uintptr(rs), 0, 0); e != 0 {
-		return errno("landlock_restrict_self", e)
-	}
-	return nil
+	return rs, nil
 }
 
 // openPath opens p as an O_PATH descriptor without following any symlink:

@@ -49,6 +49,9 @@ const (
 	MaxKnownABI = 7
 	// MinNoFile leaves the trampoline room for its ruleset and path fds.
 	MinNoFile = 16
+	// MaxElems bounds the profile's argv elements, so a profile can
+	// never be an unbounded amount of work for the trampoline.
+	MaxElems = 4096
 )
 
 // FSRights returns every filesystem right Landlock ABI abi can handle:
@@ -85,10 +88,29 @@ type Spec struct {
 	NProc  uint64
 	AS     uint64
 
-	// UID and GID, when not -1, are the identity switched to before
-	// execve, with no supplementary groups.
-	UID int
-	GID int
+	// UID and GID are the identity the command must have inside its user
+	// namespace. The runner sets it up; the trampoline refuses to run the
+	// command under any other, or with supplementary groups when Groups is
+	// false.
+	UID, GID int
+	// Groups allows supplementary groups: an unprivileged relay cannot
+	// drop its own inside a user namespace.
+	Groups bool
+
+	// The filesystem view. Mounts are made in order, so a parent comes
+	// before what is mounted inside it.
+	Mounts  []Mount
+	Workdir string // the command's working directory inside the view
+	TmpSize uint64 // bytes of each private tmpfs (/tmp, /run, /dev/shm)
+	Pty     bool   // a private devpts at /dev/pts, with /dev/ptmx
+
+	// Allow names system calls the seccomp filter lets through.
+	Allow []string
+	// StatusFD, when not -1, is the descriptor on which the trampoline's
+	// init writes the command's raw wait status before it exits: pid 1 of
+	// a namespace cannot die of most signals, so its own status cannot
+	// carry the command's.
+	StatusFD int
 }
 
 // Rule grants Access beneath Path.
@@ -98,15 +120,46 @@ type Rule struct {
 	Optional bool // skip when missing instead of failing
 }
 
+// MountKind says what a Mount puts at its path.
+type MountKind byte
+
+const (
+	// BindRO binds the host path at the same path, read-only, nosuid,
+	// nodev, recursively.
+	BindRO MountKind = 'r'
+	// BindRW binds it read-write, nosuid, nodev.
+	BindRW MountKind = 'w'
+	// BindDev binds one device node read-write (no nodev).
+	BindDev MountKind = 'd'
+	// BindSocket binds one pathname unix socket; the host path must be a
+	// socket.
+	BindSocket MountKind = 'k'
+	// Mask hides the path: an empty read-only tmpfs over a directory, an
+	// empty read-only file over anything else.
+	Mask MountKind = 'm'
+	// Symlink makes a symbolic link at the path pointing to Target.
+	Symlink MountKind = 's'
+)
+
+// Mount is one element of the filesystem view.
+type Mount struct {
+	Kind     MountKind
+	Path     string
+	Target   string // Symlink only
+	Optional bool   // skip a bind whose host path is missing
+}
+
 // version starts the header element, so that a relay binary never
 // misreads instructions written by a different version of itself.
-const version = "v1"
+const version = "v2"
 
 // Encode renders s as argv elements: a header of space-separated key=value
-// fields, then one element per rule, "<access hex> <o|r> <path>". The path
-// is the rest of the element, so it may hold any byte but NUL, which argv
-// cannot carry anyway. No element can be "--". A hand-written format rather
-// than JSON: decoding JSON cost the trampoline about 0.13 ms of reflection.
+// fields, then one element per rule ("l <access hex> <o|r> <path>"), per
+// mount ("b <kind> <o|r> <path>", "s <quoted target> <path>") and the
+// workdir ("w <path>"). The path is the rest of its element, so it may hold
+// any byte but NUL, which argv cannot carry anyway. No element can be "--".
+// A hand-written format rather than JSON: decoding JSON cost the
+// trampoline about 0.13 ms of reflection.
 func (s *Spec) Encode() []string {
 	ports := make([]string, len(s.Ports))
 	for i, p := range s.Ports {
@@ -114,19 +167,53 @@ func (s *Spec) Encode() []string {
 	}
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	x := func(v uint64) string { return strconv.FormatUint(v, 16) }
+	b := func(v bool) string {
+		if v {
+			return "1"
+		}
+		return "0"
+	}
 	out := []string{strings.Join([]string{version,
 		"abi=" + strconv.Itoa(s.ABI), "fs=" + x(s.FS), "net=" + x(s.Net), "scope=" + x(s.Scope),
 		"cpu=" + u(s.CPU), "nofile=" + u(s.NoFile), "fsize=" + u(s.FSize), "nproc=" + u(s.NProc), "as=" + u(s.AS),
-		"uid=" + strconv.Itoa(s.UID), "gid=" + strconv.Itoa(s.GID), "ports=" + strings.Join(ports, ","),
+		"uid=" + strconv.Itoa(s.UID), "gid=" + strconv.Itoa(s.GID), "groups=" + b(s.Groups),
+		"ports=" + strings.Join(ports, ","), "tmp=" + u(s.TmpSize), "pty=" + b(s.Pty),
+		"allow=" + strings.Join(s.Allow, ","), "status=" + strconv.Itoa(s.StatusFD),
 	}, " ")}
-	for _, r := range s.Rules {
-		o := "r"
-		if r.Optional {
-			o = "o"
+	opt := func(o bool) string {
+		if o {
+			return "o"
 		}
-		out = append(out, x(r.Access)+" "+o+" "+r.Path)
+		return "r"
 	}
-	return out
+	for _, m := range s.Mounts {
+		if m.Kind == Symlink {
+			out = append(out, "s "+strconv.Quote(m.Target)+" "+m.Path)
+			continue
+		}
+		out = append(out, "b "+string(m.Kind)+" "+opt(m.Optional)+" "+m.Path)
+	}
+	for _, r := range s.Rules {
+		out = append(out, "l "+x(r.Access)+" "+opt(r.Optional)+" "+r.Path)
+	}
+	return append(out, "w "+s.Workdir)
+}
+
+// Marshal encodes s for the profile descriptor: Encode's elements joined
+// by NUL, which no element can hold.
+func (s *Spec) Marshal() ([]byte, error) {
+	elems := s.Encode()
+	for _, e := range elems {
+		if strings.IndexByte(e, 0) >= 0 {
+			return nil, errors.New("profile: a path holds a NUL byte")
+		}
+	}
+	return []byte(strings.Join(elems, "\x00")), nil
+}
+
+// Unmarshal decodes what Marshal wrote.
+func Unmarshal(b []byte) (*Spec, error) {
+	return Decode(strings.Split(string(b), "\x00"))
 }
 
 func bad(what string, v string) error {
@@ -136,18 +223,36 @@ func bad(what string, v string) error {
 	return errors.New("profile: bad " + what + " " + strconv.Quote(v))
 }
 
+// headerFields are the header's keys; every one must be present once.
+var headerFields = []string{"abi", "fs", "net", "scope", "cpu", "nofile", "fsize", "nproc", "as",
+	"uid", "gid", "groups", "ports", "tmp", "pty", "allow", "status"}
+
 // Decode parses and checks the trampoline's instructions. Anything
 // unexpected is an error: the trampoline fails closed.
 func Decode(elems []string) (*Spec, error) {
 	if len(elems) == 0 {
 		return nil, errors.New("profile: missing")
 	}
+	if len(elems) > MaxElems {
+		return nil, errors.New("profile: too many elements")
+	}
 	fields := strings.Split(elems[0], " ")
 	if fields[0] != version {
 		return nil, errors.New("profile: not version " + version + " (is the relay binary being replaced?)")
 	}
-	var s Spec
+	s := Spec{}
 	seen := map[string]bool{}
+	flag := func(v string, dst *bool) error {
+		switch v {
+		case "0":
+			*dst = false
+		case "1":
+			*dst = true
+		default:
+			return errors.New("not 0 or 1")
+		}
+		return nil
+	}
 	for _, f := range fields[1:] {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok || seen[k] {
@@ -178,6 +283,14 @@ func Decode(elems []string) (*Spec, error) {
 			s.UID, err = strconv.Atoi(v)
 		case "gid":
 			s.GID, err = strconv.Atoi(v)
+		case "groups":
+			err = flag(v, &s.Groups)
+		case "tmp":
+			s.TmpSize, err = strconv.ParseUint(v, 10, 64)
+		case "pty":
+			err = flag(v, &s.Pty)
+		case "status":
+			s.StatusFD, err = strconv.Atoi(v)
 		case "ports":
 			if v == "" {
 				break
@@ -189,6 +302,16 @@ func Decode(elems []string) (*Spec, error) {
 				}
 				s.Ports = append(s.Ports, uint16(n))
 			}
+		case "allow":
+			if v == "" {
+				break
+			}
+			for _, n := range strings.Split(v, ",") {
+				if !syscallName(n) {
+					return nil, bad("system call name", n)
+				}
+				s.Allow = append(s.Allow, n)
+			}
 		default:
 			return nil, bad("field", k)
 		}
@@ -197,7 +320,7 @@ func Decode(elems []string) (*Spec, error) {
 		}
 	}
 	switch {
-	case len(seen) != 12:
+	case len(seen) != len(headerFields):
 		return nil, errors.New("profile: missing fields")
 	case s.ABI < MinABI || s.ABI > MaxKnownABI:
 		return nil, errors.New("profile: landlock ABI out of range")
@@ -211,23 +334,88 @@ func Decode(elems []string) (*Spec, error) {
 		return nil, errors.New("profile: bad scope")
 	case s.CPU == 0 || s.NoFile < MinNoFile || s.FSize == 0 || s.NProc == 0 || s.AS == 0:
 		return nil, errors.New("profile: missing rlimit")
-	case (s.UID < 0) != (s.GID < 0) || s.UID < -1 || s.GID < -1 || int64(s.UID) > 1<<32-2 || int64(s.GID) > 1<<32-2:
+	case s.UID < 0 || s.GID < 0 || int64(s.UID) > 1<<32-2 || int64(s.GID) > 1<<32-2:
 		return nil, errors.New("profile: bad identity")
+	case s.TmpSize == 0:
+		return nil, errors.New("profile: missing tmpfs size")
+	case s.StatusFD < -1 || s.StatusFD > 1<<20:
+		return nil, errors.New("profile: bad status descriptor")
+	case s.StatusFD >= 0 && s.StatusFD <= 2:
+		return nil, errors.New("profile: status descriptor is a standard stream")
 	}
+	cleanAbs := func(p string) bool { return strings.HasPrefix(p, "/") && path.Clean(p) == p }
 	for _, e := range elems[1:] {
-		acc, rest, ok1 := strings.Cut(e, " ")
-		o, p, ok2 := strings.Cut(rest, " ")
-		a, err := strconv.ParseUint(acc, 16, 64)
-		if !ok1 || !ok2 || err != nil || (o != "o" && o != "r") {
-			return nil, bad("rule", e)
+		kind, rest, ok := strings.Cut(e, " ")
+		if !ok {
+			return nil, bad("element", e)
 		}
-		if !strings.HasPrefix(p, "/") || path.Clean(p) != p {
-			return nil, bad("rule path (not clean and absolute)", p)
+		switch kind {
+		case "w":
+			if s.Workdir != "" || !cleanAbs(rest) {
+				return nil, bad("workdir", rest)
+			}
+			s.Workdir = rest
+		case "l":
+			acc, rest, ok1 := strings.Cut(rest, " ")
+			o, p, ok2 := strings.Cut(rest, " ")
+			a, err := strconv.ParseUint(acc, 16, 64)
+			if !ok1 || !ok2 || err != nil || (o != "o" && o != "r") {
+				return nil, bad("rule", e)
+			}
+			if !cleanAbs(p) {
+				return nil, bad("rule path (not clean and absolute)", p)
+			}
+			if a == 0 || a&^s.FS != 0 {
+				return nil, bad("rule access for", p)
+			}
+			s.Rules = append(s.Rules, Rule{Path: p, Access: a, Optional: o == "o"})
+		case "b":
+			k, rest, ok1 := strings.Cut(rest, " ")
+			o, p, ok2 := strings.Cut(rest, " ")
+			if !ok1 || !ok2 || len(k) != 1 || (o != "o" && o != "r") {
+				return nil, bad("mount", e)
+			}
+			mk := MountKind(k[0])
+			switch mk {
+			case BindRO, BindRW, BindDev, BindSocket, Mask:
+			default:
+				return nil, bad("mount kind", k)
+			}
+			if !cleanAbs(p) || p == "/" {
+				return nil, bad("mount path", p)
+			}
+			s.Mounts = append(s.Mounts, Mount{Kind: mk, Path: p, Optional: o == "o"})
+		case "s":
+			q, err := strconv.QuotedPrefix(rest)
+			if err != nil {
+				return nil, bad("symlink", e)
+			}
+			target, _ := strconv.Unquote(q)
+			p, ok := strings.CutPrefix(rest[len(q):], " ")
+			if !ok || !cleanAbs(p) || p == "/" || target == "" || strings.IndexByte(target, 0) >= 0 {
+				return nil, bad("symlink", e)
+			}
+			s.Mounts = append(s.Mounts, Mount{Kind: Symlink, Path: p, Target: target})
+		default:
+			return nil, bad("element", e)
 		}
-		if a == 0 || a&^s.FS != 0 {
-			return nil, bad("rule access for", p)
-		}
-		s.Rules = append(s.Rules, Rule{Path: p, Access: a, Optional: o == "o"})
+	}
+	if s.Workdir == "" {
+		return nil, errors.New("profile: missing workdir")
 	}
 	return &s, nil
+}
+
+// syscallName reports whether n looks like a system call name: what the
+// seccomp filter then checks against its own table.
+func syscallName(n string) bool {
+	if n == "" || len(n) > 32 {
+		return false
+	}
+	for _, c := range []byte(n) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

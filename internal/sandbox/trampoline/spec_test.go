@@ -4,9 +4,9 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,13 +14,24 @@ import (
 
 // FuzzDecode: the trampoline's profile parser never panics, accepts only
 // what it can enforce, and what it accepts survives a round trip. The
-// profile's argv elements arrive joined by newlines.
+// profile arrives as it does on the profile descriptor: elements joined by
+// NUL.
 func FuzzDecode(f *testing.F) {
-	f.Add(strings.Join(valid().Encode(), "\n"))
+	b, _ := valid().Marshal()
+	f.Add(string(b))
 	f.Fuzz(func(t *testing.T, text string) {
-		s, err := Decode(strings.Split(text, "\n"))
+		s, err := Unmarshal([]byte(text))
 		if err != nil {
 			return
+		}
+		clean := func(p string) bool { return strings.HasPrefix(p, "/") && path.Clean(p) == p }
+		if !clean(s.Workdir) || s.TmpSize == 0 || s.UID < 0 || s.GID < 0 || (s.StatusFD >= 0 && s.StatusFD <= 2) {
+			t.Fatalf("accepted a profile without its workdir, tmpfs size, identity or status descriptor: %+v", s)
+		}
+		for _, m := range s.Mounts {
+			if !clean(m.Path) || m.Path == "/" || (m.Kind == Symlink) != (m.Target != "") {
+				t.Fatalf("accepted a bad mount: %+v", m)
+			}
 		}
 		if s.ABI < MinABI || s.CPU == 0 || s.NoFile < MinNoFile || s.NProc == 0 || s.AS == 0 || s.FSize == 0 {
 			t.Fatalf("accepted a profile without its floors: %+v", s)
@@ -30,11 +41,11 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("accepted a bad rule: %+v", r)
 			}
 		}
-		enc := s.Encode()
-		if slices.Contains(enc, "--") {
-			t.Fatalf("encoding holds the argv separator: %q", enc)
+		enc, err := s.Marshal()
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
 		}
-		s2, err := Decode(enc)
+		s2, err := Unmarshal(enc)
 		if err != nil {
 			t.Fatalf("re-decode: %v", err)
 		}
@@ -48,12 +59,23 @@ func valid() *Spec {
 	return &Spec{
 		ABI: 7, FS: FSRights(7), Net: NetTCP, Scope: ScopeSignal | ScopeAbstractUnixSocket,
 		Rules: []Rule{{Path: "/usr", Access: AccessFSReadFile | AccessFSReadDir | AccessFSExecute}, {Path: "/tmp/a b", Access: AccessFSWriteFile, Optional: true}},
-		Ports: []uint16{443, 8443}, CPU: 30, NoFile: 256, FSize: 1 << 26, NProc: 256, AS: 1 << 32, UID: 65534, GID: 65534,
+		Ports: []uint16{443, 8443}, CPU: 30, NoFile: 256, FSize: 1 << 26, NProc: 256, AS: 1 << 32, UID: 64123, GID: 64123,
+		Mounts: []Mount{
+			{Kind: Symlink, Path: "/bin", Target: "usr/bin"},
+			{Kind: BindRO, Path: "/etc", Optional: true},
+			{Kind: Mask, Path: "/etc/relay"},
+			{Kind: BindRW, Path: "/srv/data dir"},
+			{Kind: BindSocket, Path: "/run/mosquitto/mosquitto.sock"},
+			{Kind: BindDev, Path: "/dev/ttyUSB0"},
+			{Kind: Symlink, Path: "/var/run", Target: "../run \"odd\""},
+		},
+		Workdir: "/srv/data dir", TmpSize: 64 << 20, Pty: true,
+		Allow: []string{"ptrace", "keyctl"}, StatusFD: 3,
 	}
 }
 
 func TestRoundTrip(t *testing.T) {
-	for _, s := range []*Spec{valid(), {ABI: 3, FS: FSRights(3), CPU: 1, NoFile: MinNoFile, FSize: 1, NProc: 1, AS: 1, UID: -1, GID: -1}} {
+	for _, s := range []*Spec{valid(), {ABI: 3, FS: FSRights(3), CPU: 1, NoFile: MinNoFile, FSize: 1, NProc: 1, AS: 1, UID: 1, GID: 1, Groups: true, TmpSize: 1, Workdir: "/", StatusFD: -1}} {
 		got, err := Decode(s.Encode())
 		if err != nil {
 			t.Fatalf("Decode(Encode(%+v)): %v", s, err)
@@ -61,6 +83,18 @@ func TestRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(got, s) {
 			t.Errorf("got %+v, want %+v", got, s)
 		}
+		b, err := s.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := Unmarshal(b); err != nil || !reflect.DeepEqual(got, s) {
+			t.Errorf("Unmarshal(Marshal(s)): got %+v, %v, want %+v", got, err, s)
+		}
+	}
+	nul := valid()
+	nul.Workdir = "/a\x00b"
+	if _, err := nul.Marshal(); err == nil {
+		t.Error("Marshal of a path with a NUL byte: got no error")
 	}
 }
 
@@ -71,7 +105,7 @@ func TestDecodeRefuses(t *testing.T) {
 		elems []string
 	}{
 		{"nothing", nil},
-		{"other version", []string{"v2" + strings.TrimPrefix(h, "v1")}},
+		{"other version", []string{"v1" + strings.TrimPrefix(h, "v2")}},
 		{"unknown field", []string{h + " x=1"}},
 		{"duplicate field", []string{h + " uid=0"}},
 		{"missing field", []string{strings.Replace(h, " cpu=30", "", 1)}},
@@ -80,12 +114,27 @@ func TestDecodeRefuses(t *testing.T) {
 		{"ports without net", []string{strings.Replace(h, "net=3", "net=0", 1)}},
 		{"port zero", []string{strings.Replace(h, "ports=443,8443", "ports=0", 1)}},
 		{"nofile too low", []string{strings.Replace(h, "nofile=256", "nofile=3", 1)}},
-		{"half identity", []string{strings.Replace(h, "gid=65534", "gid=-1", 1)}},
-		{"relative rule", []string{h, "4 r usr"}},
-		{"unclean rule", []string{h, "4 r /usr/../etc"}},
-		{"rule without access", []string{h, "0 r /usr"}},
-		{"rule beyond handled", []string{h, "100000 r /usr"}},
-		{"rule flag", []string{h, "4 x /usr"}},
+		{"negative identity", []string{strings.Replace(h, "gid=64123", "gid=-1", 1), "w /"}},
+		{"no workdir", []string{h}},
+		{"two workdirs", []string{h, "w /", "w /tmp"}},
+		{"relative workdir", []string{h, "w tmp"}},
+		{"relative rule", []string{h, "l 4 r usr", "w /"}},
+		{"unclean rule", []string{h, "l 4 r /usr/../etc", "w /"}},
+		{"rule without access", []string{h, "l 0 r /usr", "w /"}},
+		{"rule beyond handled", []string{h, "l 100000 r /usr", "w /"}},
+		{"rule flag", []string{h, "l 4 x /usr", "w /"}},
+		{"old rule element", []string{h, "4 r /usr", "w /"}},
+		{"mount kind", []string{h, "b z r /usr", "w /"}},
+		{"mount over the root", []string{h, "b r r /", "w /"}},
+		{"relative mount", []string{h, "b r r usr", "w /"}},
+		{"unclean mount", []string{h, "b m r /etc/../etc/relay", "w /"}},
+		{"symlink without target", []string{h, `s "" /lib`, "w /"}},
+		{"symlink unquoted", []string{h, `s usr/lib /lib`, "w /"}},
+		{"symlink without path", []string{h, `s "usr/lib"`, "w /"}},
+		{"status on stderr", []string{strings.Replace(h, "status=3", "status=2", 1), "w /"}},
+		{"no tmpfs size", []string{strings.Replace(h, "tmp=67108864", "tmp=0", 1), "w /"}},
+		{"bad flag", []string{strings.Replace(h, "pty=1", "pty=yes", 1), "w /"}},
+		{"bad syscall name", []string{strings.Replace(h, "allow=ptrace,keyctl", "allow=ptrace,../x", 1), "w /"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if s, err := Decode(tc.elems); err == nil {
@@ -105,7 +154,7 @@ func TestFuzzSeedCorpusNotEmpty(t *testing.T) {
 func TestImportsStayLight(t *testing.T) {
 	// The trampoline runs from init ahead of the relay's heavier packages
 	// only while it imports nothing heavier than these (see the package doc).
-	allowed := map[string]bool{"errors": true, "os": true, "path": true, "runtime": true, "slices": true,
+	allowed := map[string]bool{"errors": true, "os": true, "os/signal": true, "path": true, "runtime": true, "slices": true,
 		"strconv": true, "strings": true, "syscall": true, "unsafe": true}
 	files, err := filepath.Glob("*.go")
 	if err != nil {

@@ -3,8 +3,8 @@ package trampoline
 import (
 	"errors"
 	"os"
+	"os/signal"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,11 +35,9 @@ const (
 	atFDCWD             = -100
 	resolveNoMagiclinks = 0x02
 	resolveNoSymlinks   = 0x04
-	closeRangeCloexec   = 1 << 2
-	prSetPdeathsig      = 1
 	prSetNoNewPrivs     = 38
 	rlimitNproc         = 6
-	sigSetmask          = 2
+	setModeFilter       = 1 // SECCOMP_SET_MODE_FILTER
 )
 
 func init() {
@@ -51,16 +49,19 @@ func init() {
 // Is reports whether args (os.Args) ask for the trampoline.
 func Is(args []string) bool { return len(args) > 1 && args[1] == Arg }
 
-// Run confines the current process as the profile in args says and
-// execve's the command. It never returns: on any failure it reports one
-// line on stderr and exits with ExitSetupFailed.
+// Run confines the current process as the profile in args says and runs
+// the command as its only child, as the init of the command's pid
+// namespace. It never returns: it exits with the command's exit status (or
+// 128 plus the signal that killed it, whose full wait status goes to the
+// profile's status descriptor), or, when it could not set up the sandbox,
+// reports one line on stderr and exits with ExitSetupFailed.
 func Run(args []string) {
-	// Landlock and no_new_privs apply to the calling thread, and execve
-	// must happen on that same thread.
+	// Mount and capability changes apply to the calling thread or need
+	// it to stay put across the fork.
 	runtime.LockOSThread()
 	err := run(args)
 	if err == nil {
-		err = errors.New("execve returned")
+		err = errors.New("init returned")
 	}
 	syscall.Write(2, []byte("relay-sandbox: "+err.Error()+"\n"))
 	syscall.Exit(ExitSetupFailed)
@@ -69,129 +70,229 @@ func Run(args []string) {
 func errno(what string, e syscall.Errno) error { return errors.New(what + ": " + e.Error()) }
 
 func run(args []string) error {
-	sep := slices.Index(args, "--")
-	if sep < 3 || sep == len(args)-1 {
-		return errors.New("usage: " + Arg + " PROFILE [RULE] -- COMMAND [ARG]")
+	if len(args) < 4 || args[2] != "--" {
+		return errors.New("usage: " + Arg + " -- COMMAND [ARG] (the profile on descriptor " + strconv.Itoa(ProfileFD) + ")")
 	}
-	s, err := Decode(args[2:sep])
+	s, err := readProfile()
 	if err != nil {
 		return err
 	}
-	argv := args[sep+1:]
+	if err := statusPipe(s.StatusFD); err != nil {
+		return err
+	}
+	argv := args[3:]
 	if !strings.HasPrefix(argv[0], "/") {
 		return errors.New("command " + strconv.Quote(argv[0]) + " is not an absolute path")
 	}
-
-	// 1. no_new_privs: nothing exec'd can gain privileges (setuid bits,
-	// file capabilities), and Landlock needs it without CAP_SYS_ADMIN.
-	if _, _, e := syscall.RawSyscall6(syscall.SYS_PRCTL, prSetNoNewPrivs, 1, 0, 0, 0, 0); e != 0 {
-		return errno("set no_new_privs", e)
+	if os.Getpid() != 1 {
+		return errors.New("not the init of a new pid namespace (pid " + strconv.Itoa(os.Getpid()) + ")")
 	}
-	// 2. rlimits. NPROC and AS come last, just before execve: an address
-	// space limit can crash the Go runtime and a process limit can stop it
-	// from starting the threads it wants.
-	for _, l := range []struct {
-		name     string
-		res      int
-		cur, max uint64
-	}{
-		{"cpu", syscall.RLIMIT_CPU, s.CPU, s.CPU + 1}, // SIGXCPU, then SIGKILL a second later
-		{"nofile", syscall.RLIMIT_NOFILE, s.NoFile, s.NoFile},
-		{"fsize", syscall.RLIMIT_FSIZE, s.FSize, s.FSize},
-		{"core", syscall.RLIMIT_CORE, 0, 0},
-	} {
-		if e := prlimit(l.res, l.cur, l.max); e != 0 {
-			return errno("set rlimit "+l.name, e)
-		}
-	}
-	// 3, 4. Landlock filesystem, network and scope rules.
-	if err := restrict(s); err != nil {
+	// Forwarded to the whole job; registered before anything runs, since
+	// an unhandled SIGTERM would end this init, and with it the job, at
+	// once instead of after the job's grace.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	if err := identity(s); err != nil {
 		return err
 	}
-	// 5. Stray descriptors. Marking them close-on-exec rather than closing
-	// them keeps the Go runtime's own descriptors working until execve.
-	if _, _, e := syscall.RawSyscall(sysCloseRange, 3, ^uintptr(0), closeRangeCloexec); e != 0 {
-		return errno("close_range", e)
+
+	umask := syscall.Umask(0) // the view's directories get the modes asked for
+	if err := view(s); err != nil {
+		return err
 	}
-	if s.UID >= 0 {
-		if err := dropIdentity(s.UID, s.GID); err != nil {
-			return err
+	syscall.Umask(umask)
+	rs, err := ruleset(s)
+	if err != nil {
+		return err
+	}
+	filter, err := NewFilter(s.Allow)
+	if err != nil {
+		return err
+	}
+	p, err := newPlan(s, argv, rs, filter)
+	if err != nil {
+		return err
+	}
+	var pipe [2]int
+	if err := syscall.Pipe2(pipe[:], syscall.O_CLOEXEC); err != nil {
+		return wrap("exec-error pipe", err)
+	}
+	p.errFD = uintptr(pipe[1])
+
+	pid, e := forkCommand(p)
+	syscall.Close(pipe[1])
+	if e != 0 {
+		return errno("fork the command", e)
+	}
+	runtime.KeepAlive(filter)
+	runtime.KeepAlive(p)
+	var rep [2]uint32
+	n, _ := syscall.Read(pipe[0], (*[8]byte)(unsafe.Pointer(&rep))[:])
+	syscall.Close(pipe[0])
+	syscall.Close(rs)
+	if n == 8 {
+		var ws syscall.WaitStatus
+		syscall.Wait4(pid, &ws, 0, nil)
+		what := "start the command"
+		if int(rep[0]) < len(stageNames) && stageNames[rep[0]] != "" {
+			what = stageNames[rep[0]]
 		}
+		if rep[0] == stageExecve {
+			what = "execve " + argv[0]
+		}
+		return errno(what, syscall.Errno(rep[1]))
 	}
-
-	argv0, err := syscall.BytePtrFromString(argv[0])
-	if err != nil {
-		return errors.New("command path holds a NUL byte")
-	}
-	argvp, err := syscall.SlicePtrFromStrings(argv)
-	if err != nil {
-		return errors.New("command arguments hold a NUL byte")
-	}
-	envp, err := syscall.SlicePtrFromStrings(syscall.Environ())
-	if err != nil {
-		return errors.New("command environment holds a NUL byte")
-	}
-	prefix := []byte("relay-sandbox: execve " + argv[0] + ": ")
-	var empty [1]uint64
-
-	// From here on: raw system calls only, nothing that allocates.
-	syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, sigSetmask, uintptr(unsafe.Pointer(&empty)), 0, 8, 0, 0)
-	if e := prlimit(rlimitNproc, s.NProc, s.NProc); e != 0 {
-		return errno("set rlimit nproc", e)
-	}
-	if e := prlimit(syscall.RLIMIT_AS, s.AS, s.AS); e != 0 {
-		rawFail(prefix[:len("relay-sandbox: ")], "set rlimit as: ", e)
-	}
-	_, _, e := syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(argv0)),
-		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])))
-	rawFail(prefix, "", e)
+	dropCapabilities()
+	go func() {
+		for sig := range sigs {
+			// From pid 1, -1 is every process of the namespace but
+			// this one: setsid and double forks included.
+			syscall.Kill(-1, sig.(syscall.Signal))
+		}
+	}()
+	reap(pid, s.StatusFD)
 	return nil
 }
 
-type rlimit struct{ cur, max uint64 }
+// ProfileFD is the descriptor the profile arrives on: a sealed memfd, so
+// that it never shows in /proc/PID/cmdline, where the command could read
+// the paths the profile masks.
+const ProfileFD = 4
 
-func prlimit(res int, cur, max uint64) syscall.Errno {
-	l := rlimit{cur, max}
-	_, _, e := syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, uintptr(res), uintptr(unsafe.Pointer(&l)), 0, 0, 0)
-	return e
+// MaxProfile bounds the profile's size.
+const MaxProfile = 1 << 20
+
+const (
+	fGetSeals  = 1034
+	fSealWrite = 0x0008
+)
+
+// readProfile reads and decodes the profile from ProfileFD and closes it.
+func readProfile() (*Spec, error) {
+	defer syscall.Close(ProfileFD)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(ProfileFD, &st); err != nil {
+		return nil, wrap("profile descriptor "+strconv.Itoa(ProfileFD), err)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Size > MaxProfile {
+		return nil, errors.New("profile descriptor is not a sealed memfd of at most 1 MiB")
+	}
+	seals, _, e := syscall.Syscall(syscall.SYS_FCNTL, ProfileFD, fGetSeals, 0)
+	if e != 0 || seals&fSealWrite == 0 {
+		return nil, errors.New("profile descriptor is not sealed against writes")
+	}
+	buf := make([]byte, st.Size)
+	n, err := syscall.Pread(ProfileFD, buf, 0)
+	if err != nil || int64(n) != st.Size {
+		return nil, errors.New("read the profile: short read")
+	}
+	return Unmarshal(buf)
 }
 
-// rawFail reports a failure after the address space limit is set, without
-// allocating, and exits.
-func rawFail(prefix []byte, what string, e syscall.Errno) {
-	syscall.RawSyscall(syscall.SYS_WRITE, 2, uintptr(unsafe.Pointer(&prefix[0])), uintptr(len(prefix)))
-	for _, s := range []string{what, e.Error(), "\n"} {
-		if len(s) > 0 {
-			syscall.RawSyscall(syscall.SYS_WRITE, 2, uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(len(s)))
-		}
+// statusPipe checks that the status descriptor is what the runner passes:
+// a pipe, never a stray descriptor the runtime happened to open there.
+func statusPipe(fd int) error {
+	if fd < 0 {
+		return nil
 	}
-	syscall.RawSyscall(syscall.SYS_EXIT_GROUP, ExitSetupFailed, 0, 0)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+		return errors.New("status descriptor " + strconv.Itoa(fd) + " is not a pipe")
+	}
+	syscall.CloseOnExec(fd)
+	return nil
 }
 
-// dropIdentity switches the calling thread, the one that will execve, to
-// uid and gid with no supplementary groups; the Landlock domain and
-// no_new_privs survive the switch. Raw per-thread system calls on purpose:
-// only this thread's credentials pass to the command, and Go's all-threads
-// variants stop the world three times for nothing. The kernel clears the
-// parent-death signal on a credential change, so it is set again.
-func dropIdentity(uid, gid int) error {
-	if _, _, e := syscall.RawSyscall(syscall.SYS_SETGROUPS, 0, 0, 0); e != 0 {
-		return errno("drop supplementary groups", e)
-	}
-	if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid)); e != 0 {
-		return errno("switch to gid "+strconv.Itoa(gid), e)
-	}
-	if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
-		return errno("switch to uid "+strconv.Itoa(uid), e)
-	}
+// identity refuses to go on unless this process is exactly the command's
+// identity: the runner sets it, and a mistake there must not run a
+// command as someone else.
+func identity(s *Spec) error {
 	var r, e, sv, rg, eg, sg uint32
 	syscall.RawSyscall(syscall.SYS_GETRESUID, uintptr(unsafe.Pointer(&r)), uintptr(unsafe.Pointer(&e)), uintptr(unsafe.Pointer(&sv)))
 	syscall.RawSyscall(syscall.SYS_GETRESGID, uintptr(unsafe.Pointer(&rg)), uintptr(unsafe.Pointer(&eg)), uintptr(unsafe.Pointer(&sg)))
-	if int(r) != uid || int(e) != uid || int(sv) != uid || int(rg) != gid || int(eg) != gid || int(sg) != gid {
-		return errors.New("identity switch did not take effect")
+	uid, gid := uint32(s.UID), uint32(s.GID)
+	if r != uid || e != uid || sv != uid || rg != gid || eg != gid || sg != gid {
+		return errors.New("identity is uid " + strconv.Itoa(int(r)) + " gid " + strconv.Itoa(int(rg)) +
+			", the profile wants uid " + strconv.Itoa(s.UID) + " gid " + strconv.Itoa(s.GID))
 	}
-	if _, _, e := syscall.RawSyscall6(syscall.SYS_PRCTL, prSetPdeathsig, uintptr(syscall.SIGKILL), 0, 0, 0, 0); e != 0 {
-		return errno("set parent-death signal", e)
+	if !s.Groups {
+		n, _, e := syscall.RawSyscall(syscall.SYS_GETGROUPS, 0, 0, 0)
+		if e != 0 || n != 0 {
+			return errors.New("the command must have no supplementary groups")
+		}
 	}
 	return nil
+}
+
+func newPlan(s *Spec, argv []string, rs int, f *Filter) (*plan, error) {
+	argv0, err := syscall.BytePtrFromString(argv[0])
+	if err != nil {
+		return nil, errors.New("command path holds a NUL byte")
+	}
+	argvp, err := syscall.SlicePtrFromStrings(argv)
+	if err != nil {
+		return nil, errors.New("command arguments hold a NUL byte")
+	}
+	envp, err := syscall.SlicePtrFromStrings(syscall.Environ())
+	if err != nil {
+		return nil, errors.New("command environment holds a NUL byte")
+	}
+	return &plan{
+		argv0: argv0, argv: argvp, envp: envp,
+		limits: []limit{
+			{syscall.RLIMIT_CPU, rlimit{s.CPU, s.CPU + 1}}, // SIGXCPU, then SIGKILL a second later
+			{syscall.RLIMIT_NOFILE, rlimit{s.NoFile, s.NoFile}},
+			{syscall.RLIMIT_FSIZE, rlimit{s.FSize, s.FSize}},
+			{syscall.RLIMIT_CORE, rlimit{0, 0}},
+			{rlimitNproc, rlimit{s.NProc, s.NProc}},
+			{syscall.RLIMIT_AS, rlimit{s.AS, s.AS}},
+		},
+		ruleset: uintptr(rs),
+		prog:    f.Prog(),
+		hdr:     capHeader{version: capVersion3},
+		all:     ^uint64(0),
+	}, nil
+}
+
+// dropCapabilities leaves this init with none: from here on it only reaps
+// and forwards signals. Capabilities are per thread, hence every thread.
+func dropCapabilities() {
+	hdr := capHeader{version: capVersion3}
+	var data [2]capData
+	syscall.AllThreadsSyscall6(syscall.SYS_PRCTL, prCapAmbient, prCapAmbientClearAll, 0, 0, 0, 0)
+	syscall.AllThreadsSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
+	runtime.KeepAlive(&hdr)
+	runtime.KeepAlive(&data)
+}
+
+// reap waits for the command, reaping whatever else the namespace leaves
+// to its init on the way, then kills the rest of the job and exits with
+// the command's status. It never returns.
+func reap(pid int, statusFD int) {
+	var ws syscall.WaitStatus
+	for {
+		var st syscall.WaitStatus
+		w, err := syscall.Wait4(-1, &st, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			syscall.Write(2, []byte("relay-sandbox: wait: "+err.Error()+"\n"))
+			syscall.Exit(ExitSetupFailed)
+		}
+		if w == pid {
+			ws = st
+			break
+		}
+	}
+	syscall.Kill(-1, syscall.SIGKILL)
+	if statusFD >= 0 {
+		b := *(*[4]byte)(unsafe.Pointer(&ws))
+		syscall.Write(statusFD, b[:])
+	}
+	code := ws.ExitStatus()
+	if ws.Signaled() {
+		code = 128 + int(ws.Signal())
+	}
+	syscall.Exit(code)
 }

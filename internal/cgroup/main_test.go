@@ -271,7 +271,7 @@ func alive(pidfd int, d time.Duration) bool {
 
 // mountRoot is the root directory of the cgroup2 hierarchy, where tests
 // make their own subtrees; it skips the test when it cannot.
-func mountRoot(t *testing.T) string {
+func mountRoot(t testing.TB) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to make test cgroups")
@@ -296,7 +296,7 @@ func mountRoot(t *testing.T) string {
 // newParent makes a fresh cgroup under the hierarchy's root, removed with
 // everything in it when the test ends. With enable, it passes on to its
 // children the controllers its parent gives it.
-func newParent(t *testing.T, enable bool) string {
+func newParent(t testing.TB, enable bool) string {
 	t.Helper()
 	root := mountRoot(t)
 	b := make([]byte, 6)
@@ -322,7 +322,7 @@ func newParent(t *testing.T, enable bool) string {
 }
 
 // mkcg makes the cgroup dir.
-func mkcg(t *testing.T, dir string) string {
+func mkcg(t testing.TB, dir string) string {
 	t.Helper()
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -332,7 +332,7 @@ func mkcg(t *testing.T, dir string) string {
 
 // openTree opens a fresh tree that gets whatever controllers the host can
 // give a test.
-func openTree(t *testing.T) *Tree {
+func openTree(t testing.TB) *Tree {
 	t.Helper()
 	tr, err := Open(mkcg(t, filepath.Join(newParent(t, true), "tree")))
 	if err != nil {

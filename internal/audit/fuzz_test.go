@@ -65,8 +65,70 @@ func FuzzParseRecord(f *testing.F) {
 }
 
 func TestFuzzSeedCorpusNotEmpty(t *testing.T) {
-	ents, err := os.ReadDir(filepath.Join("testdata", "fuzz", "FuzzParseRecord"))
-	if err != nil || len(ents) == 0 {
-		t.Fatalf("got %d seed files (%v), want a non-empty seed corpus", len(ents), err)
+	for _, name := range []string{"FuzzParseRecord", "FuzzChainExtend"} {
+		ents, err := os.ReadDir(filepath.Join("testdata", "fuzz", name))
+		if err != nil || len(ents) == 0 {
+			t.Fatalf("%s: got %d seed files (%v), want a non-empty seed corpus", name, len(ents), err)
+		}
 	}
+}
+
+// FuzzChainExtend holds verify's fast path to the full one: for any line
+// and a chain positioned just before it, extend accepts exactly the lines
+// the full path accepts, recoveries aside (extend leaves those to it), and
+// leaves the chain in the same state.
+func FuzzChainExtend(f *testing.F) {
+	key := bytes.Repeat([]byte{7}, keySize)
+	s := newSealer(key)
+	exit := 3
+	for i, r := range []Record{
+		{Type: "init", Outcome: "ok"},
+		{Type: "request", Outcome: "denied", Command: "x", Params: map[string]string{"a": "b\"\n"}, Argv: []string{"/bin/x", "é"}, Exit: &exit},
+		{Type: "recovery", Outcome: "ok"},
+	} {
+		body, _ := encodeBody(&r)
+		prev := bytes.Repeat([]byte("b"), 64)
+		seq := uint64(7 + i*1000)
+		if i == 0 {
+			prev, seq = nil, 1
+		}
+		line, _ := appendLine(nil, s, seq, time.Unix(1, 2), prev, body)
+		f.Add(line, true, int8(0), false)
+		f.Add(line, false, int8(0), false)
+		f.Add(line, true, int8(1), false)
+		f.Add(line, false, int8(0), true)
+	}
+	// The chain is put just before the line (seqOff and otherPrev move it
+	// off), so that the fuzzer reaches the checks past seq and prev.
+	f.Fuzz(func(t *testing.T, line []byte, withKey bool, seqOff int8, otherPrev bool) {
+		c := newChain(nil)
+		if withKey {
+			c = newChain(key)
+		}
+		if h, reason := parseHeader(line); reason == "" && h.seq > 0 {
+			c.seq = h.seq - 1 + uint64(int64(seqOff))
+			if len(h.prev) == macHex {
+				copy(c.mac[:], h.prev)
+			}
+			if otherPrev {
+				c.mac[macHex/2] ^= 1
+			}
+		}
+		fast, full := c.clone(), c.clone()
+		okFast := fast.extend(line, "f", 1)
+		okFull, verr := full.feedFull(line, "f", 1)
+		h, _ := parseHeader(line)
+		recovery := string(h.typ) == "recovery"
+		switch {
+		case okFast && (!okFull || verr != nil):
+			t.Fatalf("fast path accepted a line the full path refuses (%v): %q", verr, line)
+		case okFull && !okFast && !recovery:
+			t.Fatalf("fast path refused a line the full path accepts: %q", line)
+		case okFast && okFull:
+			if fast.seq != full.seq || fast.mac != full.mac || (fast.s != nil) != (full.s != nil) ||
+				(fast.s != nil && fast.s.key != full.s.key) || fast.recoveries != full.recoveries {
+				t.Fatalf("paths disagree on the chain after %q", line)
+			}
+		}
+	})
 }

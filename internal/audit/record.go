@@ -243,6 +243,7 @@ type header struct {
 	prev    []byte // "" or 64 hex
 	mac     []byte // 64 hex
 	content []byte // S without its closing brace
+	ts      []byte // tsLen bytes, not checked
 	typ     []byte
 }
 
@@ -309,6 +310,7 @@ func parseHeader(line []byte) (h header, reason string) {
 	if !bytes.HasPrefix(c, prefixTS) || len(c) < len(prefixTS)+tsLen {
 		return h, "malformed record: bad ts"
 	}
+	h.ts = c[len(prefixTS) : len(prefixTS)+tsLen]
 	c = c[len(prefixTS)+tsLen:]
 	if !bytes.HasPrefix(c, prefixPrev) {
 		return h, "malformed record: bad prev"
@@ -372,7 +374,10 @@ func ParseRecord(line []byte) (Entry, error) {
 	if d.More() {
 		return e, errors.New("malformed record: data after the object")
 	}
-	if w.Seq == nil || *w.Seq != h.seq || w.Prev == nil || *w.Prev != string(h.prev) || w.Type != string(h.typ) {
+	// The header's fields are what the MAC and the show pre-check read: a
+	// record whose JSON says otherwise (a duplicate key, or one in another
+	// case, which encoding/json also matches) is not shown as either.
+	if w.Seq == nil || *w.Seq != h.seq || w.Prev == nil || *w.Prev != string(h.prev) || w.Type != string(h.typ) || w.TS != string(h.ts) {
 		return e, errors.New("malformed record: fields disagree with the header (duplicate keys?)")
 	}
 	t, err := time.Parse(tsLayout, w.TS)

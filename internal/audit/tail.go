@@ -62,19 +62,20 @@ func eachLineBack(r io.ReaderAt, size int64, block int, fn func(line []byte, sta
 			text += n
 			i = bytes.LastIndexByte(data[:n], '\n')
 		}
+		long := false
 		if i < 0 && pos > 0 {
 			// Longer than any record: drop it and look for its start.
+			long = true
 			for i < 0 && pos > 0 {
 				if _, err := more(0); err != nil {
 					return err
 				}
 				i = bytes.LastIndexByte(data, '\n')
 			}
-			text = i + 1 + MaxRecordBytes + 1 // only its length matters now
 		}
 		start := pos + int64(i+1)
+		long = long || text-(i+1) > MaxRecordBytes
 		var line []byte
-		long := text-(i+1) > MaxRecordBytes
 		if !long {
 			line = data[i+1:]
 		}

@@ -3,11 +3,12 @@ package audit
 import (
 	"bytes"
 	"crypto/sha256"
-	"crypto/subtle"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"hash"
+	"strconv"
 )
 
 // chain is the verifier's state machine. Verify, Open and the writer's
@@ -43,6 +44,12 @@ type chain struct {
 	foreign bool
 
 	recoveries int
+
+	// digits is the decimal form of digitsSeq, kept for extend, which
+	// would otherwise format the expected seq for every record.
+	digits    []byte
+	digitsSeq uint64
+	digitsBuf [20]byte
 }
 
 func newChain(k []byte) *chain {
@@ -72,10 +79,7 @@ func (c *chain) check(h *header) string {
 		return "prev does not match the previous record's mac (records spliced from another chain)"
 	}
 	if c.s != nil {
-		m := c.s.mac(h.content, closeBrace)
-		var got [macHex]byte
-		hex.Encode(got[:], m[:])
-		if subtle.ConstantTimeCompare(got[:], h.mac) != 1 {
+		if m := c.s.mac(h.content, closeBrace); !macMatches(&m, h.mac) {
 			return "bad mac: the record was edited, forged with a later key, or comes from another log"
 		}
 	}
@@ -149,6 +153,14 @@ func (c *chain) matches(n int64, sum string) bool {
 // It returns accepted when the line became the head, and a non-nil error
 // when the log is definitely broken (verification stops there).
 func (c *chain) feed(line []byte, file string, lineNo int) (accepted bool, err *VerifyError) {
+	if !c.suspect() && c.extend(line, file, lineNo) {
+		return true, nil
+	}
+	return c.feedFull(line, file, lineNo)
+}
+
+// feedFull is feed without the fast path.
+func (c *chain) feedFull(line []byte, file string, lineNo int) (accepted bool, err *VerifyError) {
 	h, reason := parseHeader(line)
 	framed := reason == ""
 	if framed {
@@ -208,6 +220,122 @@ func (c *chain) feed(line []byte, file string, lineNo int) (accepted bool, err *
 	}
 	c.addRegion(line)
 	return false, nil
+}
+
+// extend is feed's fast path for the line every healthy log is made of:
+// the next record, not a recovery, that verifies. It accepts a line only
+// when parseHeader would frame it and check would pass it, and leaves
+// every other line, untouched, to the full path, which then finds the
+// reason. What the chain already proved is not parsed again: the seq is
+// compared with the expected digits, prev with the head's MAC (so neither
+// is read as a number or checked as hex), and the MAC with the one
+// computed (so it is hex when it matches).
+func (c *chain) extend(line []byte, file string, lineNo int) bool {
+	n := len(line)
+	if n < minLine || n > MaxRecordBytes+1 || line[n-1] != '\n' {
+		return false
+	}
+	content, suf := line[:n-suffixLen], line[n-suffixLen:]
+	if string(suf[:len(prefixMAC)]) != string(prefixMAC) || suf[suffixLen-3] != '"' || suf[suffixLen-2] != '}' {
+		return false
+	}
+	mac := suf[len(prefixMAC) : len(prefixMAC)+macHex]
+	want := c.nextDigits()
+	p, ok := cut(content, prefixSeq)
+	if ok {
+		p, ok = cut(p, want)
+	}
+	if ok {
+		p, ok = cut(p, prefixTS)
+	}
+	if !ok || len(p) < tsLen {
+		return false
+	}
+	p, ok = cut(p[tsLen:], prefixPrev)
+	if ok {
+		p, ok = cut(p, c.prevHex())
+	}
+	if ok {
+		p, ok = cut(p, prefixType)
+	}
+	if !ok {
+		return false
+	}
+	k := bytes.IndexByte(p, '"')
+	if k <= 0 || !validType(p[:k]) || string(p[:k]) == "recovery" {
+		return false
+	}
+	if c.s != nil {
+		if m := c.s.mac(content, closeBrace); !macMatches(&m, mac) {
+			return false
+		}
+	} else if !isHex(mac) {
+		return false
+	}
+	c.seq++
+	c.digits, c.digitsSeq = incDigits(c.digits), c.seq+1
+	copy(c.mac[:], mac)
+	c.lastFile, c.lastLine = file, lineNo
+	if c.s != nil {
+		c.s.next()
+	}
+	return true
+}
+
+// nextDigits returns the decimal digits of the seq the chain expects next.
+func (c *chain) nextDigits() []byte {
+	if c.digitsSeq != c.seq+1 || c.digits == nil {
+		c.digits, c.digitsSeq = strconv.AppendUint(c.digitsBuf[:0], c.seq+1, 10), c.seq+1
+	}
+	return c.digits
+}
+
+// incDigits adds one to a decimal number in place (growing it by a digit
+// when it was all nines).
+func incDigits(d []byte) []byte {
+	for i := len(d) - 1; i >= 0; i-- {
+		if d[i] != '9' {
+			d[i]++
+			return d
+		}
+		d[i] = '0'
+	}
+	return append(append(d[:0:0], '1'), d...)
+}
+
+// minLine is the shortest line parseHeader frames.
+var minLine = len(prefixSeq) + suffixLen + len(prefixTS) + tsLen + len(prefixPrev) + len(prefixType)
+
+func cut(b, prefix []byte) ([]byte, bool) {
+	if len(b) < len(prefix) || string(b[:len(prefix)]) != string(prefix) {
+		return b, false
+	}
+	return b[len(prefix):], true
+}
+
+// hexWords maps a byte to its two lower-case hex digits as they lie in
+// memory read little-endian, so that macMatches, which runs once per record
+// in verify, compares eight digits at a time.
+var hexWords = func() (t [256]uint64) {
+	const digits = "0123456789abcdef"
+	for i := range t {
+		t[i] = uint64(digits[i>>4]) | uint64(digits[i&15])<<8
+	}
+	return t
+}()
+
+// macMatches reports, in constant time, whether h is the lower-case hex
+// of m.
+func macMatches(m *[sha256.Size]byte, h []byte) bool {
+	if len(h) != macHex {
+		return false
+	}
+	var d uint64
+	for i := 0; i+4 <= len(m); i += 4 {
+		w := hexWords[m[i]] | hexWords[m[i+1]]<<16 | hexWords[m[i+2]]<<32 | hexWords[m[i+3]]<<48
+		d |= w ^ binary.LittleEndian.Uint64(h[2*i:])
+	}
+	return d == 0
 }
 
 // clone copies the chain's head and key, for a dry run.

@@ -77,6 +77,18 @@
 // entirely. Zeroing old keys is best effort: the Go runtime and the
 // filesystem (a renamed-over state file's old blocks) may keep copies.
 //
+// # Reading
+//
+// Scan and Summarize (relay audit show, the chat's /audit) read without
+// verifying and never write. A line reads as a record only when its JSON
+// agrees with the fixed header (seq, ts, prev, type); anything else is shown
+// as unreadable under an empty filter and skipped under any other, forwards
+// or backwards alike. Summarize with n > 0 reads the newest file from its end
+// backwards and an older file only while it has fewer than n matches, so its
+// cost follows n, not the log. A filter first rules lines out from their raw
+// bytes (the header's type and ts, and whether a command or outcome can be in
+// the line at all), and only what it cannot rule out is decoded.
+//
 // # Crashes and failures
 //
 // A write cut short (crash, full disk, file size limit) leaves a torn line

@@ -2,6 +2,10 @@ package audit
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
@@ -65,8 +69,119 @@ func FuzzParseRecord(f *testing.F) {
 }
 
 func TestFuzzSeedCorpusNotEmpty(t *testing.T) {
-	ents, err := os.ReadDir(filepath.Join("testdata", "fuzz", "FuzzParseRecord"))
-	if err != nil || len(ents) == 0 {
-		t.Fatalf("got %d seed files (%v), want a non-empty seed corpus", len(ents), err)
+	for _, name := range []string{"FuzzParseRecord", "FuzzChainExtend", "FuzzPrecheck"} {
+		ents, err := os.ReadDir(filepath.Join("testdata", "fuzz", name))
+		if err != nil || len(ents) == 0 {
+			t.Fatalf("%s: got %d seed files (%v), want a non-empty seed corpus", name, len(ents), err)
+		}
+	}
+}
+
+// FuzzChainExtend holds verify's fast path to the full one: for any line
+// and a chain positioned just before it, extend accepts exactly the lines
+// the full path accepts, recoveries aside (extend leaves those to it), and
+// leaves the chain in the same state.
+func FuzzChainExtend(f *testing.F) {
+	key := bytes.Repeat([]byte{7}, keySize)
+	s := newSealer(key)
+	exit := 3
+	for i, r := range []Record{
+		{Type: "init", Outcome: "ok"},
+		{Type: "request", Outcome: "denied", Command: "x", Params: map[string]string{"a": "b\"\n"}, Argv: []string{"/bin/x", "é"}, Exit: &exit},
+		{Type: "recovery", Outcome: "ok"},
+	} {
+		body, _ := encodeBody(&r)
+		prev := bytes.Repeat([]byte("b"), 64)
+		seq := uint64(7 + i*1000)
+		if i == 0 {
+			prev, seq = nil, 1
+		}
+		line, _ := appendLine(nil, s, seq, time.Unix(1, 2), prev, body)
+		f.Add(line, true, int8(0), false)
+		f.Add(line, false, int8(0), false)
+		f.Add(line, true, int8(1), false)
+		f.Add(line, false, int8(0), true)
+	}
+	// The chain is put just before the line (seqOff and otherPrev move it
+	// off), so that the fuzzer reaches the checks past seq and prev.
+	f.Fuzz(func(t *testing.T, line []byte, withKey bool, seqOff int8, otherPrev bool) {
+		c := newChain(nil)
+		if withKey {
+			c = newChain(key)
+		}
+		if h, reason := parseHeader(line); reason == "" && h.seq > 0 {
+			c.seq = h.seq - 1 + uint64(int64(seqOff))
+			if len(h.prev) == macHex {
+				copy(c.mac[:], h.prev)
+			}
+			if otherPrev {
+				c.mac[macHex/2] ^= 1
+			}
+		}
+		fast, full := c.clone(), c.clone()
+		okFast := fast.extend(line, "f", 1)
+		okFull, verr := full.feedFull(line, "f", 1)
+		h, _ := parseHeader(line)
+		recovery := string(h.typ) == "recovery"
+		switch {
+		case okFast && (!okFull || verr != nil):
+			t.Fatalf("fast path accepted a line the full path refuses (%v): %q", verr, line)
+		case okFull && !okFast && !recovery:
+			t.Fatalf("fast path refused a line the full path accepts: %q", line)
+		case okFast && okFull:
+			if fast.seq != full.seq || fast.mac != full.mac || (fast.s != nil) != (full.s != nil) ||
+				(fast.s != nil && fast.s.key != full.s.key) || fast.recoveries != full.recoveries {
+				t.Fatalf("paths disagree on the chain after %q", line)
+			}
+		}
+	})
+}
+
+// TestSealerIsHMACSHA256 holds the hand-rolled sealer, and the log's lines,
+// to crypto/hmac and the package doc's formulas: mac = HMAC-SHA256(K(seq-1),
+// S) and K(i) = HMAC-SHA256(K(i-1), "next"). Without it, a wrong MAC would
+// go unnoticed, because the writer and verify share the sealer.
+func TestSealerIsHMACSHA256(t *testing.T) {
+	ref := func(k, msg []byte) []byte {
+		h := hmac.New(sha256.New, k)
+		h.Write(msg)
+		return h.Sum(nil)
+	}
+	k := randomKey(t)
+	s := newSealer(k)
+	msg := make([]byte, 1000)
+	rand.Read(msg)
+	for i, n := range []int{0, 1, 54, 55, 56, 63, 64, 65, 119, 120, 128, 300, 1000} {
+		// Twice under one key: once from the fresh pad states, once
+		// restored, and split differently between a and b.
+		for _, cut := range []int{n / 2, 0} {
+			got := s.mac(msg[:cut], msg[cut:n])
+			if want := ref(k, msg[:n]); !bytes.Equal(got[:], want) {
+				t.Fatalf("key %d, %d bytes cut at %d: got %x, want %x", i, n, cut, got, want)
+			}
+		}
+		k = ref(k, []byte("next"))
+		s.next()
+		if !bytes.Equal(s.key[:], k) {
+			t.Fatalf("key %d: next gave %x, want %x", i+1, s.key, k)
+		}
+	}
+
+	dir := filepath.Join(t.TempDir(), "audit")
+	k0 := randomKey(t)
+	genLog(t, dir, k0, 300, 10_000, stepClock(time.Unix(0, 0), time.Second), benchRecord)
+	key := k0
+	for _, p := range Files(dir) {
+		for _, line := range readLines(t, p) {
+			if len(line) == 0 {
+				continue
+			}
+			n := len(line)
+			s := append(line[:n-suffixLen:n-suffixLen], '}')
+			if got, want := string(line[n-suffixLen+len(prefixMAC):n-3]), hex.EncodeToString(ref(key, s)); got != want {
+				t.Fatalf("%s: got mac %s, want %s: %s", p, got, want, line)
+			}
+			key = ref(key, []byte("next"))
+		}
 	}
 }

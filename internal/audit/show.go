@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -157,17 +158,66 @@ func clean(s string) string {
 
 // Scan streams the records of files (oldest first) that match f to fn,
 // stopping at fn's first error. It does not verify MACs: run Verify for
-// that. Unparseable lines reach fn only when f is empty.
+// that. Unparseable lines reach fn only when f is empty. A line that the
+// filter's pre-check rules out from its raw bytes is never decoded.
 func Scan(files []string, f Filter, fn func(Line) error) error {
+	q := newQuery(&f)
 	for _, path := range sortFiles(files) {
-		if err := scanShow(path, &f, fn); err != nil {
+		if err := scanShow(path, q, fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func scanShow(path string, f *Filter, fn func(Line) error) error {
+// query is a Filter ready to be applied to raw lines.
+type query struct {
+	f     *Filter
+	empty bool
+	pre   *precheck // nil when f is empty
+}
+
+func newQuery(f *Filter) *query {
+	q := &query{f: f, empty: f.empty()}
+	if !q.empty {
+		q.pre = newPrecheck(f)
+	}
+	return q
+}
+
+// classify decides what show does with one line s, as read (with its
+// newline, or the final fragment of a file without one); long marks a line
+// longer than any record, whose bytes were skipped. An unreadable line is
+// shown only under an empty filter, and its Detail, which names its line
+// number, is left for the caller (unreadableLine). The forward and the
+// backward reader both go through here, so they show the same lines.
+func (q *query) classify(name string, s []byte, long bool) (l Line, show, unreadable bool) {
+	if !long {
+		if q.pre != nil && q.pre.skip(s) {
+			return l, false, false
+		}
+		if e, err := ParseRecord(s); err == nil {
+			if !q.f.match(&e) {
+				return l, false, false
+			}
+			return Line{File: name, Seq: e.Seq, Time: e.Time, Entry: e, Raw: append([]byte(nil), bytes.TrimSuffix(s, newline)...)}, true, false
+		}
+	}
+	if !q.empty {
+		return l, false, false
+	}
+	return Line{File: name, Entry: Entry{Record: Record{Type: "?"}}}, true, true
+}
+
+var newline = []byte("\n")
+
+// unreadableLine is what show prints for line lineNo of file that does not
+// parse.
+func unreadableLine(file string, lineNo int) Line {
+	return Line{File: file, Entry: Entry{Record: Record{Type: "?", Detail: "line " + strconv.Itoa(lineNo) + ": unreadable (torn or damaged; run relay audit verify)"}}}
+}
+
+func scanShow(path string, q *query, fn func(Line) error) error {
 	fh, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("read audit log: %w", err)
@@ -186,24 +236,19 @@ func scanShow(path string, f *Filter, fn func(Line) error) error {
 		}
 		if len(s) > 0 || long {
 			lineNo++
-			var l Line
-			e, perr := ParseRecord(s)
-			if perr == nil && !long {
-				if !f.match(&e) {
-					goto next
-				}
-				l = Line{File: name, Seq: e.Seq, Time: e.Time, Entry: e, Raw: append([]byte(nil), s[:len(s)-1]...)}
-			} else {
-				if !f.empty() {
-					goto next
-				}
-				l = Line{File: name, Entry: Entry{Record: Record{Type: "?", Detail: "line " + strconv.Itoa(lineNo) + ": unreadable (torn or damaged; run relay audit verify)"}}}
+			if !long && len(bytes.TrimSuffix(s, newline)) > MaxRecordBytes {
+				long = true
 			}
-			if ferr := fn(l); ferr != nil {
-				return ferr
+			l, show, unreadable := q.classify(name, s, long)
+			if unreadable {
+				l = unreadableLine(name, lineNo)
+			}
+			if show {
+				if ferr := fn(l); ferr != nil {
+					return ferr
+				}
 			}
 		}
-	next:
 		if err == io.EOF {
 			return nil
 		}
@@ -214,27 +259,16 @@ func scanShow(path string, f *Filter, fn func(Line) error) error {
 }
 
 // Summarize returns the last n records matching f (all of them when n <= 0),
-// oldest first, keeping at most n in memory however long the log is. The
-// chat's /audit N and relay audit show -n use it.
+// oldest first. The chat's /audit N and relay audit show -n use it. With
+// n > 0 it reads from the end of the newest file backwards, and reaches into
+// an older file only when the newer ones hold fewer than n matches, so its
+// cost follows n and not the log's size; it keeps at most n lines in
+// memory either way.
 func Summarize(files []string, f Filter, n int) ([]Line, error) {
 	if n <= 0 {
 		var out []Line
 		err := Scan(files, f, func(l Line) error { out = append(out, l); return nil })
 		return out, err
 	}
-	ring := make([]Line, n)
-	count := 0
-	err := Scan(files, f, func(l Line) error {
-		ring[count%n] = l
-		count++
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if count < n {
-		return ring[:count], nil
-	}
-	k := count % n
-	return append(ring[k:], ring[:k]...), nil
+	return summarizeTail(files, f, n, tailBlock)
 }

@@ -42,7 +42,8 @@ verify  checks the whole chain (all files in audit.dir, or FILE... in
 show    prints matching records, oldest first, as a table, or with --json
         as the raw JSON lines. It streams, and does not verify MACs.
         --since/--until take RFC 3339 times or durations back from now
-        (24h); -n keeps the last N matches.
+        (24h); -n keeps the last N matches, reading the log from its end,
+        so it costs what it shows.
 
 Flags:
     --config FILE  the relay config (default: the usual locations)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -99,5 +101,59 @@ func TestAuditCLI(t *testing.T) {
 	code, _, errs = runAudit(t, "", "verify", "--dir", dir, "--key", k0[1])
 	if code != ExitVerify || !strings.Contains(errs, "seq 3") || !strings.Contains(errs, "bad mac") {
 		t.Fatalf("got exit %d, stderr %q; want %d naming seq 3 and a bad mac", code, errs, ExitVerify)
+	}
+}
+
+// TestAuditShowLastIsTheEndOfTheListing: show -n N, which reads the log
+// backwards, prints byte for byte the last N lines of what show prints
+// reading it forwards, as a table and as JSON, filtered or not, across
+// rotated files and with a torn last line.
+func TestAuditShowLastIsTheEndOfTheListing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "audit")
+	if code, _, errs := runAudit(t, "", "init", "--dir", dir, "--no-store"); code != ExitOK {
+		t.Fatalf("init: got exit %d (%s), want 0", code, errs)
+	}
+	l, err := audit.Open(dir, audit.Options{RotateBytes: 1200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 30; i++ {
+		for _, c := range []string{"uptime", "reboot"} {
+			if _, err := l.Append(audit.Record{Type: "request", Outcome: "ok", Command: c, Detail: `"command":"reboot" é`}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	l.Close()
+	files := audit.Files(dir)
+	if len(files) < 3 {
+		t.Fatalf("got %d files, want a rotated log", len(files))
+	}
+	f, err := os.OpenFile(files[len(files)-1], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"seq":99,"ts":"20`)
+	f.Close()
+
+	for _, args := range [][]string{nil, {"--json"}, {"--command", "reboot"}, {"--command", "reboot", "--json"}, {"--type", "rotate,init"}} {
+		base := append([]string{"show", "--dir", dir}, args...)
+		code, all, errs := runAudit(t, "", base...)
+		if code != ExitOK {
+			t.Fatalf("%v: got exit %d (%s)", base, code, errs)
+		}
+		lines := strings.SplitAfter(all, "\n")
+		lines = lines[:len(lines)-1]
+		head := 0
+		if !slices.Contains(args, "--json") {
+			head = 1 // the table's header line
+		}
+		for _, n := range []int{1, 2, 5, 20, len(lines) - head, len(lines) + 3} {
+			want := strings.Join(lines[:head], "") + strings.Join(lines[max(head, len(lines)-n):], "")
+			code, got, errs := runAudit(t, "", append(base, "-n", strconv.Itoa(n))...)
+			if code != ExitOK || got != want {
+				t.Fatalf("%v -n %d: got exit %d (%s)\n%s\nwant\n%s", base, n, code, errs, got, want)
+			}
+		}
 	}
 }

@@ -86,30 +86,23 @@ func collect(opts []SendOpt) (sendOptions, error) {
 // markup returns the reply markup, or nil (an untyped nil, so the library
 // omits the field instead of sending "null").
 //
-// It is our own type rather than the library's InlineKeyboardButton, which
-// has a non-pointer copy_text field and so sends "copy_text":{"text":""}
-// with every button: a second button kind beside callback_data, which the
-// Bot API may reject or act on.
+// Up to go-telegram/bot v1.19 the library's InlineKeyboardButton had a
+// non-pointer copy_text field and so sent "copy_text":{"text":""} with
+// every button: a second button kind beside callback_data, which the Bot
+// API may reject or act on. v1.24 made it a pointer with omitempty, so the
+// library's own types are used again; TestSendTextRequest pins the exact
+// JSON of a keyboard.
 func (o sendOptions) markup() models.ReplyMarkup {
 	if len(o.buttons) == 0 {
 		return nil
 	}
-	kb := make([][]inlineButton, len(o.buttons))
+	kb := make([][]models.InlineKeyboardButton, len(o.buttons))
 	for i, row := range o.buttons {
 		for _, b := range row {
-			kb[i] = append(kb[i], inlineButton{Text: b.Text, CallbackData: b.Data})
+			kb[i] = append(kb[i], models.InlineKeyboardButton{Text: b.Text, CallbackData: b.Data})
 		}
 	}
-	return &inlineKeyboard{InlineKeyboard: kb}
-}
-
-type inlineKeyboard struct {
-	InlineKeyboard [][]inlineButton `json:"inline_keyboard"`
-}
-
-type inlineButton struct {
-	Text         string `json:"text"`
-	CallbackData string `json:"callback_data"`
+	return &models.InlineKeyboardMarkup{InlineKeyboard: kb}
 }
 
 // noPreview stops Telegram from fetching URLs that appear in output.
@@ -185,7 +178,7 @@ func (c *Client) RemoveButtons(ctx context.Context, chatID int64, msgID int) err
 	params := &bot.EditMessageReplyMarkupParams{
 		ChatID:      chatID,
 		MessageID:   msgID,
-		ReplyMarkup: &inlineKeyboard{InlineKeyboard: [][]inlineButton{}},
+		ReplyMarkup: &models.InlineKeyboardMarkup{InlineKeyboard: [][]models.InlineKeyboardButton{}},
 	}
 	err := c.call(ctx, "editMessageReplyMarkup", true, callTimeout, func(ctx context.Context) error {
 		_, err := c.bot.EditMessageReplyMarkup(ctx, params)

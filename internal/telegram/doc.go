@@ -1,6 +1,18 @@
 // Package telegram is relay's transport to the Telegram Bot API: long
 // polling, the webhook endpoint, and the few methods the daemon sends.
 //
+// What Bot API 9.4 to 10.3 added is used where relay gains from it, and
+// each use degrades on a server that lacks it (tested against
+// fakebotapi.Without): SendDraft streams a job's progress as a message
+// draft and reports ErrDraftsUnsupported where the server will not (the
+// caller falls back to an edited message); a draft with CanStop delivers
+// KindGenerationStopped when the owner presses stop, which an older server
+// never sends; Button.Style colours a button, which an older server shows
+// plain; MarkPressed turns a pressed keyboard into a disabled button, or
+// removes it where disabled buttons are unknown; SetOwnerCommands shows
+// the command menu in the owner's chat only. Every text message and edit
+// disables link previews, and Options.ProtectContent sets protect_content.
+//
 // It wraps github.com/go-telegram/bot and guards against that library's
 // traps. Each was checked again against v1.24.0 (Bot API 10.3), the newest
 // release the module proxy serves; each workaround below is still needed

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -90,9 +91,14 @@ func (s *Server) chatForLocked(p params) (*chatState, *apiError) {
 	return s.chatLocked(Chat{ID: id, Type: typ}), nil
 }
 
+// buttonStyles are the values InlineKeyboardButton.style takes.
+var buttonStyles = map[string]bool{"danger": true, "success": true, "primary": true}
+
 // parseMarkup reads reply_markup. Only inline keyboards are kept; the
-// other keyboards are accepted and ignored.
-func parseMarkup(p params) (*wireMarkup, *apiError) {
+// other keyboards are accepted and ignored. style and disabled are read
+// only where the fake has the feature: an older server ignores an unknown
+// field, which leaves a disabled button without a kind.
+func (s *Server) parseMarkup(p params) (*wireMarkup, *apiError) {
 	raw := strings.TrimSpace(p.str("reply_markup"))
 	if raw == "" {
 		return nil, nil
@@ -123,11 +129,38 @@ func parseMarkup(p params) (*wireMarkup, *apiError) {
 			}
 			actions := 0
 			for k, v := range b {
+				if string(v) == "null" {
+					continue
+				}
+				switch {
+				case k == "disabled" && s.has(FeatureDisabledButton):
+					// DisabledButton is an empty object, so it must be
+					// read before empty values are skipped below.
+					var obj map[string]json.RawMessage
+					if err := json.Unmarshal(v, &obj); err != nil {
+						return nil, badRequest("can't parse inline keyboard button: field \"disabled\" must be an Object")
+					}
+					wb.Disabled = true
+					actions++
+					continue
+				case k == "style" && s.has(FeatureButtonStyle):
+					var st string
+					if err := json.Unmarshal(v, &st); err != nil {
+						return nil, badRequest("can't parse inline keyboard button: field \"style\" must be of type String")
+					}
+					if st != "" && !buttonStyles[st] {
+						// Telegram documents the three values; the
+						// wording of its refusal is the fake's.
+						return nil, badRequest("BUTTON_STYLE_INVALID")
+					}
+					wb.Style = st
+					continue
+				}
 				if emptyJSON(v) {
 					continue // the library sends some absent fields as empty values
 				}
 				switch k {
-				case "text", "icon_custom_emoji_id", "style":
+				case "text", "icon_custom_emoji_id", "style", "disabled":
 				case "callback_data":
 					var d string
 					if err := json.Unmarshal(v, &d); err != nil {
@@ -216,7 +249,7 @@ func buttonsOf(m *wireMarkup) [][]Button {
 	for _, row := range m.InlineKeyboard {
 		var r []Button
 		for _, b := range row {
-			nb := Button{Text: b.Text, URL: b.URL}
+			nb := Button{Text: b.Text, URL: b.URL, Style: b.Style, Disabled: b.Disabled}
 			if b.CallbackData != nil {
 				nb.Data = *b.CallbackData
 			}
@@ -252,6 +285,50 @@ func replyTarget(p params) (int, *apiError) {
 	return int(id), e
 }
 
+// linkPreviewOff reads link_preview_options.is_disabled, or the older
+// disable_web_page_preview.
+func linkPreviewOff(p params) (bool, *apiError) {
+	if p.bool("disable_web_page_preview") {
+		return true, nil
+	}
+	raw := strings.TrimSpace(p.str("link_preview_options"))
+	if raw == "" {
+		return false, nil
+	}
+	var o struct {
+		IsDisabled bool `json:"is_disabled"`
+	}
+	if err := json.Unmarshal([]byte(raw), &o); err != nil {
+		return false, badRequest("can't parse link preview options JSON object")
+	}
+	return o.IsDisabled, nil
+}
+
+var bareLink = regexp.MustCompile(`(?i)\b(https?://|www\.)[^\s]`)
+
+// hasLink reports a link Telegram would preview: an <a href>, a url
+// entity, or a bare link starting http://, https:// or www. (Telegram
+// spots bare domain names too; the fake does not.)
+func hasLink(plain string, ents []Entity) bool {
+	for _, e := range ents {
+		if e.Type == "text_link" || e.Type == "url" {
+			return true
+		}
+	}
+	return bareLink.MatchString(plain)
+}
+
+// finishDraftsLocked ends the live drafts in a chat's thread: the bot has
+// persisted its output with a real message there.
+func (s *Server) finishDraftsLocked(chatID int64, thread int, now time.Time) {
+	s.expireDraftsLocked(now)
+	for _, d := range s.drafts {
+		if d.ChatID == chatID && d.ThreadID == thread && d.State == DraftLive {
+			d.State, d.Ended = DraftFinished, now
+		}
+	}
+}
+
 func (s *Server) sendMessage(_ *http.Request, p params) (any, *apiError) {
 	text := p.str("text")
 	if text == "" {
@@ -273,11 +350,19 @@ func (s *Server) sendMessage(_ *http.Request, p params) (any, *apiError) {
 	if UTF16Len(plain) > MaxMessageLength {
 		return nil, badRequest("message is too long")
 	}
-	markup, e := parseMarkup(p)
+	markup, e := s.parseMarkup(p)
 	if e != nil {
 		return nil, e
 	}
 	replyTo, e := replyTarget(p)
+	if e != nil {
+		return nil, e
+	}
+	noPreview, e := linkPreviewOff(p)
+	if e != nil {
+		return nil, e
+	}
+	thread, _, e := p.int("message_thread_id")
 	if e != nil {
 		return nil, e
 	}
@@ -303,12 +388,15 @@ func (s *Server) sendMessage(_ *http.Request, p params) (any, *apiError) {
 		Message: Message{
 			ID: wm.MessageID, ChatID: cs.chat.ID, Text: plain, RawText: text, ParseMode: mode,
 			Entities: ents, Buttons: buttonsOf(markup), Silent: p.bool("disable_notification"),
+			Protected: p.bool("protect_content"), NoLinkPreview: noPreview, LinkPreview: !noPreview && hasLink(plain, ents),
 			Date: now, ReplyTo: replyTo,
 		},
 		fromBot: true, from: bot, wire: wm, markup: markup,
 	}
 	cs.msgs[m.ID] = m
 	s.sent = append(s.sent, m)
+	s.finishDraftsLocked(cs.chat.ID, int(thread), now)
+	s.messageEventLocked(EventMessage, m)
 	s.notifyLocked()
 	return wm, nil
 }
@@ -367,7 +455,11 @@ func (s *Server) editMessageText(_ *http.Request, p params) (any, *apiError) {
 	if UTF16Len(plain) > MaxMessageLength {
 		return nil, badRequest("message is too long")
 	}
-	markup, e := parseMarkup(p)
+	markup, e := s.parseMarkup(p)
+	if e != nil {
+		return nil, e
+	}
+	noPreview, e := linkPreviewOff(p)
 	if e != nil {
 		return nil, e
 	}
@@ -388,16 +480,18 @@ func (s *Server) editMessageText(_ *http.Request, p params) (any, *apiError) {
 	m.Edits = append(m.Edits, plain)
 	m.EditedAt = append(m.EditedAt, now)
 	m.markup, m.Buttons = markup, buttonsOf(markup)
+	m.NoLinkPreview, m.LinkPreview = noPreview, !noPreview && hasLink(plain, ents)
 	w := *m.wire
 	w.Text, w.Entities, w.ReplyMarkup, w.EditDate = plain, ents, markup, now.Unix()
 	m.wire = &w
 	m.touch()
+	s.messageEventLocked(EventEdit, m)
 	s.notifyLocked()
 	return m.wire, nil
 }
 
 func (s *Server) editMessageReplyMarkup(_ *http.Request, p params) (any, *apiError) {
-	markup, e := parseMarkup(p)
+	markup, e := s.parseMarkup(p)
 	if e != nil {
 		return nil, e
 	}
@@ -419,6 +513,7 @@ func (s *Server) editMessageReplyMarkup(_ *http.Request, p params) (any, *apiErr
 	w.ReplyMarkup, w.EditDate = markup, s.clock.Now().Unix()
 	m.wire = &w
 	m.touch()
+	s.messageEventLocked(EventButtons, m)
 	s.notifyLocked()
 	return m.wire, nil
 }
@@ -435,6 +530,7 @@ func (s *Server) deleteMessage(_ *http.Request, p params) (any, *apiError) {
 	if m.doc != nil {
 		m.doc.Deleted = true
 	}
+	s.messageEventLocked(EventDelete, m)
 	s.notifyLocked()
 	return true, nil
 }
@@ -462,13 +558,17 @@ func (s *Server) sendDocument(_ *http.Request, p params) (any, *apiError) {
 	if UTF16Len(plain) > MaxCaptionLength {
 		return nil, badRequest("message caption is too long")
 	}
-	markup, e := parseMarkup(p)
+	markup, e := s.parseMarkup(p)
 	if e != nil {
 		return nil, e
 	}
 	name := up.filename
 	if !utf8.ValidString(name) {
 		return nil, badRequest("strings must be encoded in UTF-8")
+	}
+	thread, _, e := p.int("message_thread_id")
+	if e != nil {
+		return nil, e
 	}
 	mt := up.contentType
 	if !p.bool("disable_content_type_detection") || mt == "" {
@@ -498,15 +598,19 @@ func (s *Server) sendDocument(_ *http.Request, p params) (any, *apiError) {
 	d := &Document{
 		MessageID: wm.MessageID, ChatID: cs.chat.ID, FileName: name, MIMEType: mt,
 		Caption: plain, RawCaption: caption, ParseMode: mode, Buttons: buttonsOf(markup),
-		Size: up.size, SHA256: up.sha256, Data: up.data, Silent: p.bool("disable_notification"), Date: now,
+		Size: up.size, SHA256: up.sha256, Data: up.data, Silent: p.bool("disable_notification"),
+		Protected: p.bool("protect_content"), Date: now,
 	}
 	m := &message{
 		Message: Message{ID: wm.MessageID, ChatID: cs.chat.ID, Text: plain, RawText: caption, ParseMode: mode,
-			Entities: ents, Buttons: d.Buttons, Silent: d.Silent, Date: now},
+			Entities: ents, Buttons: d.Buttons, Silent: d.Silent, Protected: d.Protected, Date: now},
 		fromBot: true, from: bot, wire: wm, markup: markup, doc: d,
 	}
 	cs.msgs[m.ID] = m
 	s.docs = append(s.docs, d)
+	s.finishDraftsLocked(cs.chat.ID, int(thread), now)
+	c := copyDocument(d)
+	s.eventLocked(Event{Kind: EventDocument, Document: &c})
 	s.notifyLocked()
 	return wm, nil
 }
@@ -524,7 +628,9 @@ func (s *Server) answerCallbackQuery(_ *http.Request, p params) (any, *apiError)
 		return nil, badRequest("query is too old and response timeout expired or query ID is invalid")
 	}
 	s.callbacks[id] = true
-	s.answers = append(s.answers, CallbackAnswer{QueryID: id, Text: text, ShowAlert: p.bool("show_alert"), URL: p.str("url"), At: s.clock.Now()})
+	a := CallbackAnswer{QueryID: id, Text: text, ShowAlert: p.bool("show_alert"), URL: p.str("url"), At: s.clock.Now()}
+	s.answers = append(s.answers, a)
+	s.eventLocked(Event{Kind: EventAnswer, Answer: &a})
 	s.notifyLocked()
 	return true, nil
 }
@@ -532,18 +638,42 @@ func (s *Server) answerCallbackQuery(_ *http.Request, p params) (any, *apiError)
 var commandName = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
 
 // commandsKey is the scope (default when absent) and language a command
-// list belongs to.
+// list belongs to. The scope is canonical JSON: keys sorted, and a chat_id
+// given as a string of digits taken as the number it names.
 func commandsKey(p params) (string, *apiError) {
 	scope := strings.TrimSpace(p.str("scope"))
 	if scope == "" {
 		scope = `{"type":"default"}`
 	}
+	dec := json.NewDecoder(strings.NewReader(scope))
+	dec.UseNumber()
 	var m map[string]any
-	if err := json.Unmarshal([]byte(scope), &m); err != nil {
+	if err := dec.Decode(&m); err != nil || m == nil {
 		return "", badRequest("can't parse BotCommandScope JSON object")
+	}
+	typ, _ := m["type"].(string)
+	switch typ {
+	case "default", "all_private_chats", "all_group_chats", "all_chat_administrators":
+	case "chat", "chat_administrators", "chat_member":
+		if str, ok := m["chat_id"].(string); ok {
+			if _, err := strconv.ParseInt(str, 10, 64); err == nil {
+				m["chat_id"] = json.Number(str)
+			}
+		}
+		if m["chat_id"] == nil {
+			return "", badRequest("can't parse BotCommandScope JSON object")
+		}
+	default:
+		return "", badRequest("wrong BotCommandScope type specified")
 	}
 	canon, _ := json.Marshal(m)
 	return string(canon) + "|" + p.str("language_code"), nil
+}
+
+// menuOf splits a commands key into a CommandMenu.
+func menuOf(key string, cmds []Command) CommandMenu {
+	scope, lang, _ := strings.Cut(key, "|")
+	return CommandMenu{Scope: scope, Language: lang, Commands: append([]Command{}, cmds...)}
 }
 
 func (s *Server) setMyCommands(_ *http.Request, p params) (any, *apiError) {
@@ -569,6 +699,8 @@ func (s *Server) setMyCommands(_ *http.Request, p params) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.commands[key] = append([]Command{}, cmds...)
+	menu := menuOf(key, cmds)
+	s.eventLocked(Event{Kind: EventCommands, Menu: &menu})
 	s.notifyLocked()
 	return true, nil
 }
@@ -591,6 +723,8 @@ func (s *Server) deleteMyCommands(_ *http.Request, p params) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.commands, key)
+	menu := menuOf(key, nil)
+	s.eventLocked(Event{Kind: EventCommands, Menu: &menu})
 	s.notifyLocked()
 	return true, nil
 }

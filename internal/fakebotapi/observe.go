@@ -3,6 +3,7 @@ package fakebotapi
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 )
@@ -92,6 +93,45 @@ func (s *Server) CommandsFor(scope, language string) []Command {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Command(nil), s.commands[key]...)
+}
+
+// CommandMenus is every command list set now, by scope and language,
+// sorted by scope.
+func (s *Server) CommandMenus() []CommandMenu {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := make([]string, 0, len(s.commands))
+	for k := range s.commands {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]CommandMenu, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, menuOf(k, s.commands[k]))
+	}
+	return out
+}
+
+// VisibleCommands is the menu a user sees in chat, resolved as Telegram
+// resolves scopes for a user without a language: the chat's own scope,
+// then all private chats (or all group chats), then the default. The
+// administrator and member scopes are not modelled.
+func (s *Server) VisibleCommands(chat Chat) []Command {
+	scopes := []string{fmt.Sprintf(`{"chat_id":%d,"type":"chat"}`, chat.ID)}
+	if chat.Type == "" || chat.Type == "private" {
+		scopes = append(scopes, `{"type":"all_private_chats"}`)
+	} else {
+		scopes = append(scopes, `{"type":"all_group_chats"}`)
+	}
+	scopes = append(scopes, `{"type":"default"}`)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sc := range scopes {
+		if cmds, ok := s.commands[sc+"|"]; ok && len(cmds) > 0 {
+			return append([]Command(nil), cmds...)
+		}
+	}
+	return nil
 }
 
 // WebhookCalls is every setWebhook and deleteWebhook, in order.
@@ -269,6 +309,21 @@ func (s *Server) WaitCallbackAnswer(ctx context.Context, id string) (CallbackAns
 func (s *Server) WaitCalls(ctx context.Context, method string, n int) error {
 	key := strings.ToLower(method)
 	return s.wait(ctx, fmt.Sprintf("%d calls of %s", n, method), func() bool { return s.calls[key] >= n })
+}
+
+// WaitCommandsFor waits until the menu of scope (its JSON) and language
+// is non-empty, and returns it.
+func (s *Server) WaitCommandsFor(ctx context.Context, scope, language string) ([]Command, error) {
+	key, e := commandsKey(params{v: map[string]string{"scope": scope, "language_code": language}})
+	if e != nil {
+		return nil, fmt.Errorf("fakebotapi: scope %s: %s", scope, e.desc)
+	}
+	var got []Command
+	err := s.wait(ctx, "setMyCommands for "+scope, func() bool {
+		got = append([]Command(nil), s.commands[key]...)
+		return len(got) > 0
+	})
+	return got, err
 }
 
 // WaitCommands waits until setMyCommands has set a non-empty default list.

@@ -74,6 +74,43 @@ func WithLenientHTML() Option { return func(s *Server) { s.lenientHTML = true } 
 // WithFirstUpdateID sets the first update_id; Telegram's do not start at 1.
 func WithFirstUpdateID(id int64) Option { return func(s *Server) { s.nextUpdate = id } }
 
+// Feature is a part of the Bot API that a server may lack: an older
+// Telegram, or a local Bot API build. Without makes the fake answer as
+// such a server does.
+type Feature string
+
+// Features that Without can take away.
+const (
+	// FeatureDrafts is sendMessageDraft (Bot API 9.5 for every bot).
+	// Without it the method is unknown: 404 Not Found.
+	FeatureDrafts Feature = "drafts"
+	// FeatureStopButton is sendMessageDraft's can_stop and the
+	// stopped_message_generation update (Bot API 10.3). Without it
+	// can_stop is ignored, so no draft can be stopped.
+	FeatureStopButton Feature = "stop"
+	// FeatureButtonStyle is InlineKeyboardButton.style (Bot API 9.4).
+	// Without it the field is ignored and buttons show plain.
+	FeatureButtonStyle Feature = "style"
+	// FeatureDisabledButton is InlineKeyboardButton.disabled (Bot API
+	// 10.3). Without it a disabled button is a button of no known kind,
+	// refused with "Text buttons are unallowed in the inline keyboard".
+	FeatureDisabledButton Feature = "disabled"
+)
+
+// Features lists every Feature, for a tool's usage text.
+var Features = []Feature{FeatureDrafts, FeatureStopButton, FeatureButtonStyle, FeatureDisabledButton}
+
+// Without makes the fake lack the given features, as an older server does.
+func Without(fs ...Feature) Option {
+	return func(s *Server) {
+		for _, f := range fs {
+			s.lacks[f] = true
+		}
+	}
+}
+
+func (s *Server) has(f Feature) bool { return !s.lacks[f] }
+
 // Server is a fake Bot API for one bot token. All of its methods are safe
 // for concurrent use.
 type Server struct {
@@ -85,6 +122,8 @@ type Server struct {
 	lenientHTML bool
 	bot         User
 	methods     map[string]handler
+	// lacks are the features the fake answers as if it predated.
+	lacks map[Feature]bool
 
 	// done is closed by Close; every wait in a handler selects on it.
 	done      chan struct{}
@@ -120,6 +159,9 @@ type Server struct {
 	commands  map[string][]Command // by scope JSON + "|" + language
 	webhook   WebhookCall          // current setting; URL "" when none
 	hooks     []WebhookCall
+	drafts    []*Draft // in the order they started
+	events    []Event  // the last maxEvents changes
+	eventSeq  uint64
 
 	calls        map[string]int // by lower-case method
 	unauthorized int
@@ -145,6 +187,7 @@ func New(token string, opts ...Option) *Server {
 		commands:   map[string][]Command{},
 		calls:      map[string]int{},
 		faults:     map[string]*fault{},
+		lacks:      map[Feature]bool{},
 	}
 	id, _, _ := strings.Cut(token, ":")
 	botID, _ := strconv.ParseInt(id, 10, 64)
@@ -158,10 +201,19 @@ func New(token string, opts ...Option) *Server {
 }
 
 // Start listens on 127.0.0.1 on a free port and serves until Close.
-func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func (s *Server) Start() error { return s.StartOn("127.0.0.1:0") }
+
+// StartOn listens on addr, which must be a loopback address ("localhost"
+// is taken as 127.0.0.1), and serves until Close. A fixed port keeps a
+// relay config's api_url valid across restarts of the fake.
+func (s *Server) StartOn(addr string) error {
+	addr, err := loopbackAddr(addr)
 	if err != nil {
-		return fmt.Errorf("fakebotapi: listen on loopback: %w", err)
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("fakebotapi: listen on %s: %w", addr, err)
 	}
 	s.mu.Lock()
 	if s.httpSrv != nil {
@@ -184,6 +236,22 @@ func (s *Server) Start() error {
 		_ = srv.Serve(ln)
 	}()
 	return nil
+}
+
+// loopbackAddr checks that addr is host:port with a loopback IP host.
+func loopbackAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("fakebotapi: listen address %q is not host:port (want e.g. 127.0.0.1:8081)", addr)
+	}
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return "", fmt.Errorf("fakebotapi: listen address %q is not a loopback address; the fake listens on 127.0.0.1 or ::1 only", addr)
+	}
+	return net.JoinHostPort(ip.String(), port), nil
 }
 
 // URL is the base URL to give the client (telegram.api_url), without a
@@ -268,6 +336,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Bot API method names are case-insensitive.
 	key := strings.ToLower(method)
 	h, known := s.methods[key]
+	if key == "sendmessagedraft" && !s.has(FeatureDrafts) {
+		known = false // a server that predates a method does not know it
+	}
 	s.mu.Lock()
 	s.calls[key]++
 	s.notifyLocked()
@@ -333,6 +404,7 @@ func (s *Server) methodTable() map[string]handler {
 		"editMessageReplyMarkup": s.editMessageReplyMarkup,
 		"deleteMessage":          s.deleteMessage,
 		"sendDocument":           s.sendDocument,
+		"sendMessageDraft":       s.sendMessageDraft,
 		"answerCallbackQuery":    s.answerCallbackQuery,
 		"setMyCommands":          s.setMyCommands,
 		"getMyCommands":          s.getMyCommands,

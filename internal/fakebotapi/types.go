@@ -41,13 +41,20 @@ func Supergroup(id int64, title string) Chat {
 // Channel is a channel; its messages arrive as channel_post updates.
 func Channel(id int64, title string) Chat { return Chat{ID: id, Type: "channel", Title: title} }
 
-// Button is one inline keyboard button. Exactly one of Data and URL is set
-// for the buttons relay sends; Other holds the JSON of any other kind.
+// Button is one inline keyboard button. Exactly one of Data, URL and
+// Disabled is set for the buttons relay sends; Other holds the JSON of any
+// other kind.
 type Button struct {
 	Text  string
 	Data  string
 	URL   string
 	Other string
+	// Style is "danger", "success" or "primary" as sent (Bot API 9.4), or
+	// "" for the app's default; always "" on a server Without
+	// FeatureButtonStyle, which ignores the field.
+	Style string
+	// Disabled is a DisabledButton (Bot API 10.3): shown, never pressable.
+	Disabled bool
 }
 
 // Message is a message the bot sent, as the fake holds it now.
@@ -73,6 +80,14 @@ type Message struct {
 	DeletedAt   time.Time
 	// Silent is disable_notification.
 	Silent bool
+	// Protected is protect_content: the app will not forward or save it.
+	Protected bool
+	// NoLinkPreview is link_preview_options.is_disabled.
+	NoLinkPreview bool
+	// LinkPreview reports that Telegram would have fetched a URL in the
+	// text to show its preview: the text holds a link and previews were
+	// not disabled.
+	LinkPreview bool
 	// Date is when the fake received it, at the fake clock's precision
 	// (Telegram's own date field has whole seconds).
 	Date    time.Time
@@ -93,10 +108,69 @@ type Document struct {
 	Size       int64
 	SHA256     string // hex
 	// Data is the content when Size is within the memory cap, else nil.
-	Data    []byte
-	Silent  bool
-	Deleted bool
-	Date    time.Time
+	Data      []byte
+	Silent    bool
+	Protected bool
+	Deleted   bool
+	Date      time.Time
+}
+
+// DraftState is where a message draft is in its life.
+type DraftState string
+
+// Draft states. A draft is live from its first sendMessageDraft until
+// DraftLifetime after its last one, the bot persists the output with a
+// message in the same chat, or the owner presses its stop button.
+const (
+	DraftLive     DraftState = "live"
+	DraftExpired  DraftState = "expired"
+	DraftFinished DraftState = "finished" // the bot sent a message or document in the chat
+	DraftStopped  DraftState = "stopped"  // the owner pressed stop
+)
+
+// DraftLifetime is how long a draft stays on screen after its last update:
+// Telegram's drafts are a temporary 30-second preview.
+const DraftLifetime = 30 * time.Second
+
+// maxDraftTexts bounds the texts a draft keeps; Updates counts them all.
+const maxDraftTexts = 100
+
+// Draft is a message draft the bot streamed with sendMessageDraft, as the
+// fake holds it at the time of the call that returned it.
+type Draft struct {
+	ChatID   int64
+	ThreadID int
+	ID       int64
+	// Text is the current text as the phone shows it (parsed); RawText as
+	// sent. Empty is the "Thinking…" placeholder.
+	Text      string
+	RawText   string
+	ParseMode string
+	// Texts are the parsed texts of the last updates, oldest first (at
+	// most 100); Updates counts every accepted update.
+	Texts   []string
+	Updates int
+	// CanStop shows a stop button (Bot API 10.3); false on a server
+	// Without FeatureStopButton, which ignores can_stop.
+	CanStop    bool
+	KeepOnStop bool
+	State      DraftState
+	// Started is the first update, Updated the last accepted one, Ended
+	// when the state left live (for an expired draft, Updated plus
+	// DraftLifetime).
+	Started, Updated, Ended time.Time
+	// AfterStop counts updates that arrived after a stop; the fake accepts
+	// and ignores them.
+	AfterStop int
+}
+
+// CommandMenu is one command list set with setMyCommands.
+type CommandMenu struct {
+	// Scope is the BotCommandScope as canonical JSON, e.g.
+	// {"type":"default"} or {"chat_id":4242,"type":"chat"}.
+	Scope    string
+	Language string
+	Commands []Command
 }
 
 // CallbackAnswer is one answerCallbackQuery the bot made.
@@ -159,6 +233,8 @@ type wireButton struct {
 	Text         string  `json:"text"`
 	CallbackData *string `json:"callback_data,omitempty"`
 	URL          string  `json:"url,omitempty"`
+	Style        string  `json:"style,omitempty"`
+	Disabled     bool    `json:"-"`
 	// Other button kinds are kept as they came.
 	Extra map[string]json.RawMessage `json:"-"`
 }
@@ -170,6 +246,12 @@ func (b wireButton) MarshalJSON() ([]byte, error) {
 	}
 	if b.URL != "" {
 		m["url"] = b.URL
+	}
+	if b.Style != "" {
+		m["style"] = b.Style
+	}
+	if b.Disabled {
+		m["disabled"] = struct{}{}
 	}
 	for k, v := range b.Extra {
 		m[k] = v
@@ -184,6 +266,14 @@ type wireUpdate struct {
 	ChannelPost       *wireMessage  `json:"channel_post,omitempty"`
 	EditedChannelPost *wireMessage  `json:"edited_channel_post,omitempty"`
 	CallbackQuery     *wireCallback `json:"callback_query,omitempty"`
+	Stopped           *wireStopped  `json:"stopped_message_generation,omitempty"`
+}
+
+// wireStopped is MessageGenerationStopped.
+type wireStopped struct {
+	Chat     Chat  `json:"chat"`
+	ThreadID int   `json:"message_thread_id,omitempty"`
+	DraftID  int64 `json:"draft_id"`
 }
 
 type wireCallback struct {

@@ -193,6 +193,46 @@ func (s *Server) SendMessage(from User, chat Chat, text string, opts ...MessageO
 func (s *Server) PressButton(from User, chatID int64, messageID int, data string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.pressLocked(from, chatID, messageID, data)
+}
+
+// PressButtonAt plays from pressing the n-th button (from 1, row by row,
+// left to right) of the bot's message messageID in chatID, as a phone
+// would: only a button that is there and sends a callback can be pressed.
+// A disabled button, a URL button, a deleted message or a message without
+// that button is an error, and nothing is sent to the bot. It returns the
+// callback query ID.
+func (s *Server) PressButtonAt(from User, chatID int64, messageID int, n int) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := s.chats[chatID]
+	var m *message
+	if cs != nil {
+		m = cs.msgs[messageID]
+	}
+	if m == nil || m.Deleted || !m.fromBot {
+		return "", fmt.Errorf("fakebotapi: no message %d from the bot in chat %d", messageID, chatID)
+	}
+	i := 0
+	for _, row := range m.Buttons {
+		for _, b := range row {
+			i++
+			if i != n {
+				continue
+			}
+			switch {
+			case b.Disabled:
+				return "", fmt.Errorf("fakebotapi: button %d (%q) is disabled", n, b.Text)
+			case b.Data == "":
+				return "", fmt.Errorf("fakebotapi: button %d (%q) sends no callback", n, b.Text)
+			}
+			return s.pressLocked(from, chatID, messageID, b.Data), nil
+		}
+	}
+	return "", fmt.Errorf("fakebotapi: message %d has %d buttons, not a button %d", messageID, i, n)
+}
+
+func (s *Server) pressLocked(from User, chatID int64, messageID int, data string) string {
 	s.nextQuery++
 	qid := strconv.FormatInt(4000000000000000000+s.nextQuery, 10)
 	s.callbacks[qid] = false

@@ -75,6 +75,9 @@ type Options struct {
 	// UploadTimeout bounds one attempt of SendDocument (default
 	// DefaultUploadTimeout).
 	UploadTimeout time.Duration
+	// ProtectContent sends every message and document with
+	// protect_content, so the owner's app will not forward or save it.
+	ProtectContent bool
 }
 
 // Client talks to the Bot API. It is safe for concurrent use, except that
@@ -95,8 +98,17 @@ type Client struct {
 	maxRetryAfter time.Duration
 	uploadTimeout time.Duration
 
+	// protect is Options.ProtectContent.
+	protect bool
+
 	// polling is set while Poll runs.
 	polling atomic.Bool
+	// noDrafts is set once the server answered that it does not know
+	// sendMessageDraft.
+	noDrafts atomic.Bool
+	// noDisabledButtons is set once the server refused a disabled button
+	// (before Bot API 10.3).
+	noDisabledButtons atomic.Bool
 }
 
 // secret holds the token so that printing it by accident prints nothing.
@@ -175,6 +187,7 @@ func New(o Options) (*Client, error) {
 		maxRetries:    o.MaxRetries,
 		maxRetryAfter: o.MaxRetryAfter,
 		uploadTimeout: o.UploadTimeout,
+		protect:       o.ProtectContent,
 	}
 	b, err := bot.New(o.Token,
 		bot.WithServerURL(api),
@@ -285,13 +298,45 @@ func (c *Client) call(ctx context.Context, method string, safe bool, timeout tim
 		if !ok {
 			return e
 		}
-		c.log.Warn().Str("method", method).Int("code", e.Code).Int("attempt", attempt+1).
-			Dur("wait", wait).Msg("telegram call failed, retrying")
+		c.logRetry(method, e).Int("attempt", attempt+1).Stringer("wait", wait).
+			Msg("telegram call failed, retrying")
 		if err := c.sleep(ctx, wait); err != nil {
 			e.cause = contextCause(err)
 			return e
 		}
 	}
+}
+
+// callOnce runs one attempt of a call that is never retried, classified
+// as call classifies it.
+func (c *Client) callOnce(ctx context.Context, method string, fn func(context.Context) error) error {
+	actx, info := withCall(ctx)
+	actx, cancel := context.WithTimeout(actx, callTimeout)
+	defer cancel()
+	err := invoke(actx, fn)
+	if err == nil {
+		return nil
+	}
+	if le := (*localError)(nil); errors.As(err, &le) {
+		return le.err
+	}
+	e := c.classify(method, info, err)
+	if ctx.Err() != nil {
+		e.cause = ctx.Err()
+	}
+	return e
+}
+
+// logRetry starts the warning for a failed call that will be retried: it
+// says why (the Bot API's redacted description, or the kind of network
+// failure, never a URL) and names the fix. Waits are logged as Stringers
+// ("1.5s"): zerolog's Dur writes a bare number of milliseconds.
+func (c *Client) logRetry(method string, e *Error) *zerolog.Event {
+	ev := c.log.Warn().Str("method", method).Int("code", e.Code).Str("reason", e.reason())
+	if h := hint(e.Code); h != "" {
+		ev = ev.Str("hint", h)
+	}
+	return ev
 }
 
 // invoke runs fn, turning a panic inside the library (for instance while

@@ -331,7 +331,7 @@ func TestSendTextRequest(t *testing.T) {
 	})
 	h := newHarness(t, f.srv.URL)
 	ctx := testCtx(t)
-	if _, err := h.c.SendText(ctx, 42, "<b>x</b>", Silent(), Buttons([]Button{{"Run", "c:1"}, {"Cancel", "c:0"}})); err != nil {
+	if _, err := h.c.SendText(ctx, 42, "<b>x</b>", Silent(), Buttons([]Button{{Text: "Run", Data: "c:1"}, {Text: "Cancel", Data: "c:0"}})); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{
@@ -358,7 +358,7 @@ func TestSendValidation(t *testing.T) {
 	cases := map[string]error{}
 	_, cases["empty text"] = h.c.SendText(ctx, 1, "")
 	_, cases["invalid UTF-8"] = h.c.SendText(ctx, 1, "\xff")
-	_, cases["button data too long"] = h.c.SendText(ctx, 1, "x", Buttons([]Button{{"a", strings.Repeat("d", 65)}}))
+	_, cases["button data too long"] = h.c.SendText(ctx, 1, "x", Buttons([]Button{{Text: "a", Data: strings.Repeat("d", 65)}}))
 	_, cases["empty button row"] = h.c.SendText(ctx, 1, "x", Buttons([]Button{}))
 	cases["bad command name"] = h.c.SetCommands(ctx, []Command{{"Disk", "x"}})
 	cases["empty description"] = h.c.SetCommands(ctx, []Command{{"disk", ""}})
@@ -386,5 +386,82 @@ func TestSafeFilename(t *testing.T) {
 		if got := safeFilename(in); got != want {
 			t.Errorf("safeFilename(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestRetryLinesSayWhy: every retry line names its reason, without a URL
+// (which holds the token), and logs its wait with a unit.
+func TestRetryLinesSayWhy(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + closed.Addr().String()
+	closed.Close()
+	gateway := newFake(t, map[string]http.HandlerFunc{"sendMessage": echoPage(502), "getUpdates": failWith(500, "Internal Server Error: restarting", 0)})
+	tests := []struct {
+		name, url, reason string
+	}{
+		{"refused connection", refused, "connection refused"},
+		{"proxy error page", gateway.srv.URL, "http 502 Bad Gateway (response body is not bot api json, withheld)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.url, func(o *Options) { o.MaxRetries = 1 })
+			if _, err := h.c.SendText(testCtx(t), 1, "x"); err == nil {
+				t.Fatal("SendText: got nil, want a failure")
+			} else if strings.Contains(err.Error(), "http://") {
+				t.Errorf("error quotes a url: %v", err)
+			}
+			line := retryLine(t, h.logs.String(), "telegram call failed, retrying")
+			if line["reason"] != tt.reason {
+				t.Errorf("reason: got %q, want %q", line["reason"], tt.reason)
+			}
+			checkWait(t, line)
+			assertNoToken(t, "logs", h.logs.String())
+			if strings.Contains(h.logs.String(), "http://") {
+				t.Errorf("logs quote a url: %s", h.logs.String())
+			}
+		})
+	}
+	t.Run("getUpdates", func(t *testing.T) {
+		h := newHarness(t, gateway.srv.URL)
+		ctx, cancel := context.WithCancel(testCtx(t))
+		done := make(chan error, 1)
+		go func() { done <- h.c.Poll(ctx, func(context.Context, Update) {}) }()
+		for len(h.sleep.Waits()) < 2 {
+			time.Sleep(time.Millisecond) // until two retries were logged
+		}
+		cancel()
+		<-done
+		line := retryLine(t, h.logs.String(), "getUpdates failed, retrying")
+		if line["reason"] != "Internal Server Error: restarting" || line["hint"] == nil {
+			t.Errorf("got %v, want the description as the reason and a hint", line)
+		}
+		checkWait(t, line)
+		assertNoToken(t, "logs", h.logs.String())
+	})
+}
+
+// retryLine returns the first JSON log line with message msg.
+func retryLine(t *testing.T, logs, msg string) map[string]any {
+	t.Helper()
+	for _, l := range strings.Split(logs, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["message"] == msg {
+			return m
+		}
+	}
+	t.Fatalf("no %q line in logs:\n%s", msg, logs)
+	return nil
+}
+
+// checkWait demands a wait with a unit ("750ms"), not zerolog's bare
+// number of milliseconds.
+func checkWait(t *testing.T, line map[string]any) {
+	t.Helper()
+	s, ok := line["wait"].(string)
+	if d, err := time.ParseDuration(s); !ok || err != nil || d <= 0 {
+		t.Errorf("wait: got %#v, want a duration with a unit", line["wait"])
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -49,6 +50,13 @@ type Error struct {
 	// ended that way, and nil otherwise. It is never the library's error,
 	// whose text may hold the token.
 	cause error
+	// netClass is the kind of network failure when no response arrived
+	// (see netClass), "" otherwise.
+	netClass string
+	// unsupported marks an answer that means the server lacks the feature
+	// the call used (ErrDraftsUnsupported), so that a 404 for a method the
+	// server does not know is not taken for a rejected token.
+	unsupported bool
 }
 
 func (e *Error) Error() string { return "telegram " + e.Method + ": " + e.msg }
@@ -60,20 +68,45 @@ func (e *Error) Unwrap() error { return e.cause }
 func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrUnauthorized:
-		return e.Code == 401 || e.Code == 404
+		return e.Code == 401 || (e.Code == 404 && !e.unsupported)
 	case ErrConflict:
 		return e.Code == 409
 	case ErrRateLimited:
 		return e.Code == 429
 	case ErrForbidden:
 		return e.Code == 403
+	case ErrDraftsUnsupported:
+		return e.unsupported
 	}
 	return false
+}
+
+// reason says in a few words why the call failed, for a log line: the
+// redacted Bot API description, or the kind of network failure. It never
+// holds a URL.
+func (e *Error) reason() string {
+	switch {
+	case e.Code != 0 && e.desc != "":
+		return e.desc
+	case e.Code != 0:
+		return "http " + strconv.Itoa(e.Code)
+	case e.cause == context.Canceled:
+		return "canceled"
+	case e.cause == context.DeadlineExceeded:
+		return "timeout"
+	case e.netClass != "":
+		return e.netClass
+	case e.invalid:
+		return "invalid response"
+	}
+	return "request failed"
 }
 
 // Public returns a one-line description that is safe to show the owner.
 func (e *Error) Public() string {
 	switch {
+	case e.unsupported:
+		return "telegram does not offer this here"
 	case e.cause != nil || e.Code == 0:
 		return "telegram could not be reached, try again later"
 	case e.Code == 429:
@@ -176,7 +209,7 @@ func contextCause(err error) error {
 // the transport saw; err is the library's (or our) error, which is only
 // ever quoted redacted.
 func (c *Client) classify(method string, info *callInfo, err error) *Error {
-	e := &Error{Method: method, cause: contextCause(err)}
+	e := &Error{Method: method, cause: contextCause(err), netClass: info.netClass}
 	switch {
 	case info.responded && info.code != 0:
 		e.Code = info.code
@@ -193,6 +226,9 @@ func (c *Client) classify(method string, info *callInfo, err error) *Error {
 	case info.responded:
 		e.invalid = true
 		e.msg = "invalid response: " + c.redact.String(err.Error()) + " (check the api url points at a bot api server)"
+	case info.netClass != "":
+		// The class, not the error's text: that holds the request URL.
+		e.msg = "request failed: " + info.netClass + " (check network access to the bot api server)"
 	default:
 		e.msg = "request failed: " + c.redact.String(err.Error()) + " (check network access to the bot api server)"
 	}

@@ -21,18 +21,34 @@ const (
 	maxCallbackData   = 64   // bytes
 	maxCaption        = 1024 // UTF-16 units
 	maxAnswerText     = 200  // characters
-	maxCommands       = 100
-	maxCommandDesc    = 256 // characters
+	maxCommandDesc    = 256  // characters
 	maxButtonsPerRow  = 8
 	maxFilenameLength = 64
 )
+
+// MaxCommands is the most commands Telegram shows in a bot's menu
+// (setMyCommands refuses more).
+const MaxCommands = 100
 
 // Button is an inline keyboard button that sends Data back as a callback
 // query when pressed.
 type Button struct {
 	Text string
 	Data string
+	// Style colours the button (Bot API 9.4); empty is the app's default.
+	// A server that predates styles shows a plain button.
+	Style ButtonStyle
 }
+
+// ButtonStyle is an inline button's colour, as the Bot API names them.
+type ButtonStyle string
+
+// The styles InlineKeyboardButton.style accepts.
+const (
+	StyleDanger  ButtonStyle = "danger"  // red: a button that changes something
+	StyleSuccess ButtonStyle = "success" // green
+	StylePrimary ButtonStyle = "primary" // blue
+)
 
 // Command is an entry of the bot's command menu.
 type Command struct {
@@ -62,6 +78,14 @@ func Buttons(rows ...[]Button) SendOpt {
 	return func(o *sendOptions) { o.buttons = append(o.buttons, rows...) }
 }
 
+func checkStyle(s ButtonStyle) error {
+	switch s {
+	case "", StyleDanger, StyleSuccess, StylePrimary:
+		return nil
+	}
+	return fmt.Errorf("telegram: button style %q is not one of danger, success, primary", s)
+}
+
 func collect(opts []SendOpt) (sendOptions, error) {
 	var o sendOptions
 	for _, f := range opts {
@@ -78,6 +102,9 @@ func collect(opts []SendOpt) (sendOptions, error) {
 			if len(b.Data) == 0 || len(b.Data) > maxCallbackData {
 				return o, fmt.Errorf("telegram: button data is %d bytes (want 1 to %d)", len(b.Data), maxCallbackData)
 			}
+			if err := checkStyle(b.Style); err != nil {
+				return o, err
+			}
 		}
 	}
 	return o, nil
@@ -86,33 +113,29 @@ func collect(opts []SendOpt) (sendOptions, error) {
 // markup returns the reply markup, or nil (an untyped nil, so the library
 // omits the field instead of sending "null").
 //
-// It is our own type rather than the library's InlineKeyboardButton, which
-// has a non-pointer copy_text field and so sends "copy_text":{"text":""}
-// with every button: a second button kind beside callback_data, which the
-// Bot API may reject or act on.
+// Up to go-telegram/bot v1.19 the library's InlineKeyboardButton had a
+// non-pointer copy_text field and so sent "copy_text":{"text":""} with
+// every button: a second button kind beside callback_data, which the Bot
+// API may reject or act on. v1.24 made it a pointer with omitempty, so the
+// library's own types are used again; TestSendTextRequest pins the exact
+// JSON of a keyboard.
 func (o sendOptions) markup() models.ReplyMarkup {
 	if len(o.buttons) == 0 {
 		return nil
 	}
-	kb := make([][]inlineButton, len(o.buttons))
+	kb := make([][]models.InlineKeyboardButton, len(o.buttons))
 	for i, row := range o.buttons {
 		for _, b := range row {
-			kb[i] = append(kb[i], inlineButton{Text: b.Text, CallbackData: b.Data})
+			kb[i] = append(kb[i], models.InlineKeyboardButton{Text: b.Text, CallbackData: b.Data, Style: string(b.Style)})
 		}
 	}
-	return &inlineKeyboard{InlineKeyboard: kb}
+	return &models.InlineKeyboardMarkup{InlineKeyboard: kb}
 }
 
-type inlineKeyboard struct {
-	InlineKeyboard [][]inlineButton `json:"inline_keyboard"`
-}
-
-type inlineButton struct {
-	Text         string `json:"text"`
-	CallbackData string `json:"callback_data"`
-}
-
-// noPreview stops Telegram from fetching URLs that appear in output.
+// noPreview stops Telegram from fetching URLs that appear in output: a
+// preview would make Telegram's servers request a URL that a command
+// printed, and show its page in the chat. Every text message and edit
+// carries it; documents have no preview.
 func noPreview() *models.LinkPreviewOptions {
 	return &models.LinkPreviewOptions{IsDisabled: bot.True()}
 }
@@ -139,6 +162,7 @@ func (c *Client) SendText(ctx context.Context, chatID int64, html string, opts .
 		ParseMode:           models.ParseModeHTML,
 		LinkPreviewOptions:  noPreview(),
 		DisableNotification: o.silent,
+		ProtectContent:      c.protect,
 		ReplyMarkup:         o.markup(),
 	}
 	var id int
@@ -185,13 +209,55 @@ func (c *Client) RemoveButtons(ctx context.Context, chatID int64, msgID int) err
 	params := &bot.EditMessageReplyMarkupParams{
 		ChatID:      chatID,
 		MessageID:   msgID,
-		ReplyMarkup: &inlineKeyboard{InlineKeyboard: [][]inlineButton{}},
+		ReplyMarkup: &models.InlineKeyboardMarkup{InlineKeyboard: [][]models.InlineKeyboardButton{}},
 	}
 	err := c.call(ctx, "editMessageReplyMarkup", true, callTimeout, func(ctx context.Context) error {
 		_, err := c.bot.EditMessageReplyMarkup(ctx, params)
 		return err
 	})
 	return ignoreBenign(err, "message is not modified")
+}
+
+// MarkPressed replaces the inline keyboard of a message with one disabled
+// button labelled label (for example "✓ Run"): the prompt keeps saying
+// what was chosen, and nothing on it can be pressed again. A disabled
+// button is the Bot API 10.3 DisabledButton, a button whose only field
+// besides text and style is "disabled":{}. A server that predates it
+// refuses the keyboard; then the keyboard is removed instead, as
+// RemoveButtons does, and later calls go straight to that.
+func (c *Client) MarkPressed(ctx context.Context, chatID int64, msgID int, label string, style ButtonStyle) error {
+	if label == "" || !utf8.ValidString(label) {
+		return errors.New("telegram: pressed-button label is empty or not UTF-8")
+	}
+	if err := checkStyle(style); err != nil {
+		return err
+	}
+	if c.noDisabledButtons.Load() {
+		return c.RemoveButtons(ctx, chatID, msgID)
+	}
+	params := &bot.EditMessageReplyMarkupParams{
+		ChatID:    chatID,
+		MessageID: msgID,
+		ReplyMarkup: &models.InlineKeyboardMarkup{InlineKeyboard: [][]models.InlineKeyboardButton{{
+			{Text: label, Style: string(style), Disabled: &models.DisabledButton{}},
+		}}},
+	}
+	err := c.call(ctx, "editMessageReplyMarkup", true, callTimeout, func(ctx context.Context) error {
+		_, err := c.bot.EditMessageReplyMarkup(ctx, params)
+		return err
+	})
+	err = ignoreBenign(err, "message is not modified")
+	var e *Error
+	if errors.As(err, &e) && e.Code == 400 && strings.Contains(strings.ToLower(e.desc), "button") {
+		// "can't parse inline keyboard button: Text buttons are unallowed
+		// in the inline keyboard": a button without a kind this server
+		// knows.
+		if !c.noDisabledButtons.Swap(true) {
+			c.log.Info().Msg("the bot api server does not offer disabled buttons; pressed keyboards are removed instead")
+		}
+		return c.RemoveButtons(ctx, chatID, msgID)
+	}
+	return err
 }
 
 // DeleteMessage deletes a message. A message that is already gone counts
@@ -224,35 +290,86 @@ func (c *Client) AnswerCallback(ctx context.Context, callbackID, text string) er
 
 var commandName = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
 
-// SetCommands replaces the bot's command menu with cmds (setMyCommands),
-// or clears it when cmds is empty (deleteMyCommands).
-func (c *Client) SetCommands(ctx context.Context, cmds []Command) error {
-	if len(cmds) > maxCommands {
-		return fmt.Errorf("telegram: %d commands, telegram allows at most %d in the menu", len(cmds), maxCommands)
-	}
+// botCommands checks cmds and converts them.
+func botCommands(cmds []Command) ([]models.BotCommand, error) {
 	list := make([]models.BotCommand, 0, len(cmds))
 	for _, cmd := range cmds {
 		if !commandName.MatchString(cmd.Name) {
-			return fmt.Errorf("telegram: command name %q must match [a-z0-9_]{1,32}", cmd.Name)
+			return nil, fmt.Errorf("telegram: command name %q must match [a-z0-9_]{1,32}", cmd.Name)
 		}
 		if n := utf8.RuneCountInString(cmd.Description); n == 0 || n > maxCommandDesc || !utf8.ValidString(cmd.Description) {
-			return fmt.Errorf("telegram: description of command %q must be 1 to %d characters", cmd.Name, maxCommandDesc)
+			return nil, fmt.Errorf("telegram: description of command %q must be 1 to %d characters", cmd.Name, maxCommandDesc)
 		}
 		list = append(list, models.BotCommand{Command: cmd.Name, Description: cmd.Description})
 	}
-	if len(list) == 0 {
-		err := c.call(ctx, "deleteMyCommands", true, callTimeout, func(ctx context.Context) error {
-			_, err := c.bot.DeleteMyCommands(ctx, &bot.DeleteMyCommandsParams{})
-			return err
-		})
+	return list, nil
+}
+
+// SetCommands replaces the bot's command menu in the default scope, which
+// every user who opens the bot sees, with cmds (setMyCommands), or clears
+// it when cmds is empty (deleteMyCommands). More than MaxCommands is
+// refused.
+//
+// Deprecated: use SetOwnerCommands, which shows the menu to the owner
+// only.
+func (c *Client) SetCommands(ctx context.Context, cmds []Command) error {
+	if len(cmds) > MaxCommands {
+		return fmt.Errorf("telegram: %d commands, telegram allows at most %d in the menu", len(cmds), MaxCommands)
+	}
+	list, err := botCommands(cmds)
+	if err != nil {
 		return err
 	}
-	params := &bot.SetMyCommandsParams{Commands: list}
-	err := c.call(ctx, "setMyCommands", true, callTimeout, func(ctx context.Context) error {
+	return c.setCommands(ctx, nil, list)
+}
+
+// SetOwnerCommands sets the command menu of the owner's private chat only
+// (BotCommandScopeChat with ownerChatID) and clears the default scope's,
+// so that nobody else is shown a list of what this bot runs. The default
+// scope is cleared first: if the second step fails, no one sees a menu
+// rather than everyone.
+//
+// Telegram shows at most MaxCommands commands. A longer list is cut to its
+// first MaxCommands, and set is what was actually set, so the caller can
+// tell the owner what is missing from the menu (the commands still work
+// when typed). An empty cmds clears the owner's menu too. A name or
+// description Telegram would refuse fails the call before anything is
+// sent.
+func (c *Client) SetOwnerCommands(ctx context.Context, ownerChatID int64, cmds []Command) (set []Command, err error) {
+	if ownerChatID <= 0 {
+		return nil, fmt.Errorf("telegram: owner chat id %d is not a private chat", ownerChatID)
+	}
+	list, err := botCommands(cmds)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) > MaxCommands {
+		list, cmds = list[:MaxCommands], cmds[:MaxCommands]
+	}
+	if err := c.setCommands(ctx, nil, nil); err != nil {
+		return nil, err
+	}
+	if err := c.setCommands(ctx, &models.BotCommandScopeChat{ChatID: ownerChatID}, list); err != nil {
+		return nil, err
+	}
+	return append([]Command(nil), cmds...), nil
+}
+
+// setCommands sets list for scope (nil: the default scope), or deletes the
+// scope's list when list is empty.
+func (c *Client) setCommands(ctx context.Context, scope models.BotCommandScope, list []models.BotCommand) error {
+	if len(list) == 0 {
+		params := &bot.DeleteMyCommandsParams{Scope: scope}
+		return c.call(ctx, "deleteMyCommands", true, callTimeout, func(ctx context.Context) error {
+			_, err := c.bot.DeleteMyCommands(ctx, params)
+			return err
+		})
+	}
+	params := &bot.SetMyCommandsParams{Commands: list, Scope: scope}
+	return c.call(ctx, "setMyCommands", true, callTimeout, func(ctx context.Context) error {
 		_, err := c.bot.SetMyCommands(ctx, params)
 		return err
 	})
-	return err
 }
 
 // GetMe returns the bot's username; it also proves the token works.
@@ -303,6 +420,7 @@ func (c *Client) SendDocument(ctx context.Context, chatID int64, filename string
 			Caption:                     caption,
 			DisableContentTypeDetection: true,
 			DisableNotification:         o.silent,
+			ProtectContent:              c.protect,
 			ReplyMarkup:                 o.markup(),
 		}
 		if caption != "" {

@@ -13,7 +13,8 @@ import (
 // allowedUpdates are the update types relay asks Telegram for. Telegram
 // remembers the last list it was given, so it is sent with every poll and
 // with setWebhook.
-var allowedUpdates = []string{KindMessage, KindEditedMessage, KindCallbackQuery}
+// A server that predates an update type ignores its name.
+var allowedUpdates = []string{KindMessage, KindEditedMessage, KindCallbackQuery, KindGenerationStopped}
 
 // pollLimit is the most updates one getUpdates returns.
 const pollLimit = 100
@@ -82,8 +83,8 @@ func (c *Client) Poll(ctx context.Context, handle func(context.Context, Update))
 				failures++
 				wait = backoff(min(failures-1, 16))
 			}
-			c.log.Warn().Str("error", e.Error()).Int("consecutive", failures+refusals).
-				Dur("wait", wait).Msg("getUpdates failed")
+			c.logRetry("getUpdates", e).Int("consecutive", failures+refusals).
+				Stringer("wait", wait).Msg("getUpdates failed, retrying")
 			if c.sleep(ctx, wait) != nil {
 				return nil
 			}

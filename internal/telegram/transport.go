@@ -3,11 +3,16 @@ package telegram
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"syscall"
 	"unicode/utf8"
 )
 
@@ -31,6 +36,10 @@ type callInfo struct {
 	desc string
 	// retryAfter is the 429 wait in seconds.
 	retryAfter int
+	// netClass names the kind of network failure when no response
+	// arrived ("connection refused", "timeout", ...), never its text,
+	// which holds the URL and so the token.
+	netClass string
 }
 
 type callKey struct{}
@@ -68,11 +77,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
+		info.netClass = netClass(err)
 		return nil, &transportError{msg: t.redact.String(err.Error()), cause: contextCause(err)}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
+		info.netClass = "response cut short: " + netClass(err)
 		return nil, &transportError{msg: "read response: " + t.redact.String(err.Error()), cause: contextCause(err)}
 	}
 	info.responded = true
@@ -116,6 +127,42 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	synthetic, _ := json.Marshal(out)
 	return reply(req, resp.StatusCode, synthetic), nil
+}
+
+// netClass names the kind of a network failure from a fixed vocabulary,
+// so that a retry line can say why without quoting the error, whose text
+// holds the request URL and so the token.
+func netClass(err error) string {
+	var (
+		dns  *net.DNSError
+		op   *net.OpError
+		cert *tls.CertificateVerificationError
+		rec  tls.RecordHeaderError
+		ne   net.Error
+	)
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "connection reset"
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return "network unreachable"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed by the server"
+	case errors.As(err, &dns):
+		return "dns lookup failed"
+	case errors.As(err, &cert), errors.As(err, &rec):
+		return "tls handshake failed"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.As(err, &op):
+		return "network error (" + op.Op + ")"
+	}
+	return "network error"
 }
 
 // reply builds the response the library reads.

@@ -16,7 +16,10 @@ const (
 	KindEditedMessage = "edited_message"
 	KindCallbackQuery = "callback_query"
 	KindChannelPost   = "channel_post"
-	KindOther         = "other"
+	// KindGenerationStopped is the owner pressing the stop button of a
+	// draft sent with CanStop (Bot API 10.3, MessageGenerationStopped).
+	KindGenerationStopped = "stopped_message_generation"
+	KindOther             = "other"
 )
 
 // Update is one Bot API update, reduced to what relay acts on. It is
@@ -44,15 +47,20 @@ type Update struct {
 	ChatID   int64
 	ChatType string
 	// Date is when the message was sent (edited, for an edited message).
-	// It is the zero time for a callback query, which carries no date:
-	// freshness of a button press comes from the daemon's own records of
-	// the prompts it sent.
+	// It is the zero time for a callback query or a stopped draft, which
+	// carry no date: freshness of a press comes from the daemon's own
+	// records of the prompts and drafts it sent.
 	Date time.Time
 	// Text is the message text; empty for messages without text.
 	Text string
 	// CallbackID and CallbackData are set for a callback query.
 	CallbackID   string
 	CallbackData string
+	// DraftID is the draft whose stop button was pressed, for
+	// KindGenerationStopped. That update names only the chat, so UserID
+	// is the chat's ID when the chat is private (a private chat's ID is
+	// its user's ID) and 0 otherwise.
+	DraftID int64
 }
 
 // String describes the update without its text or callback data.
@@ -67,6 +75,9 @@ func (u Update) GoString() string { return u.String() }
 func (u Update) MarshalZerologObject(e *zerolog.Event) {
 	e.Int64("update_id", u.ID).Str("kind", u.Kind).Int64("chat_id", u.ChatID).
 		Int64("user_id", u.UserID).Int("message_id", u.MessageID)
+	if u.DraftID != 0 {
+		e.Int64("draft_id", u.DraftID)
+	}
 }
 
 type rawUpdate struct {
@@ -76,6 +87,14 @@ type rawUpdate struct {
 	ChannelPost       *rawMessage  `json:"channel_post"`
 	EditedChannelPost *rawMessage  `json:"edited_channel_post"`
 	CallbackQuery     *rawCallback `json:"callback_query"`
+	Stopped           *rawStopped  `json:"stopped_message_generation"`
+}
+
+// rawStopped is MessageGenerationStopped: chat, message_thread_id (unused:
+// relay streams outside threads) and draft_id.
+type rawStopped struct {
+	Chat    rawChat `json:"chat"`
+	DraftID int64   `json:"draft_id"`
 }
 
 type rawMessage struct {
@@ -156,6 +175,14 @@ func decodeUpdate(raw []byte) (u Update, err error) {
 			u.MessageID = cq.Message.MessageID
 			u.ChatID = cq.Message.Chat.ID
 			u.ChatType = cq.Message.Chat.Type
+		}
+	case r.Stopped != nil && r.Stopped.DraftID != 0:
+		u.Kind = KindGenerationStopped
+		u.DraftID = r.Stopped.DraftID
+		u.ChatID = r.Stopped.Chat.ID
+		u.ChatType = r.Stopped.Chat.Type
+		if u.ChatType == "private" {
+			u.UserID = u.ChatID
 		}
 	}
 	return u, nil

@@ -79,6 +79,13 @@ func TestDecodeUpdate(t *testing.T) {
 		{"bot sender", `{"update_id":5,"message":{"message_id":1,"date":5,"text":"t","from":{"id":9,"is_bot":true},"chat":{"id":9,"type":"private"}}}`,
 			Update{ID: 5, Kind: KindMessage, MessageID: 1, UserID: 9, FromBot: true, ChatID: 9, ChatType: "private", Text: "t"}},
 		{"other", `{"update_id":6,"my_chat_member":{"chat":{"id":1}}}`, Update{ID: 6, Kind: KindOther}},
+		{"draft stopped", `{"update_id":8,"stopped_message_generation":{"chat":{"id":7,"type":"private"},"draft_id":31}}`,
+			Update{ID: 8, Kind: KindGenerationStopped, UserID: 7, ChatID: 7, ChatType: "private", DraftID: 31}},
+		// The update names no user: only a private chat says who pressed.
+		{"draft stopped in a group", `{"update_id":9,"stopped_message_generation":{"chat":{"id":-100,"type":"supergroup"},"message_thread_id":3,"draft_id":31}}`,
+			Update{ID: 9, Kind: KindGenerationStopped, ChatID: -100, ChatType: "supergroup", DraftID: 31}},
+		{"draft stopped without a draft", `{"update_id":10,"stopped_message_generation":{"chat":{"id":7,"type":"private"}}}`,
+			Update{ID: 10, Kind: KindOther}},
 		{"lone surrogate", `{"update_id":7,"message":{"message_id":1,"date":5,"text":"\ud800x","chat":{"id":1,"type":"private"}}}`,
 			Update{ID: 7, Kind: KindMessage, MessageID: 1, ChatID: 1, ChatType: "private", Text: "\uFFFDx"}},
 	}
@@ -110,7 +117,7 @@ func TestDecodeUpdate(t *testing.T) {
 // fields lists the comparable fields of an Update, bypassing its
 // deliberately content-free String and GoString.
 func fields(u Update) []any {
-	return []any{u.ID, u.Kind, u.MessageID, u.UserID, u.FromBot, u.ChatID, u.ChatType, u.Text, u.CallbackID, u.CallbackData}
+	return []any{u.ID, u.Kind, u.MessageID, u.UserID, u.FromBot, u.ChatID, u.ChatType, u.Text, u.CallbackID, u.CallbackData, u.DraftID}
 }
 
 func TestUpdateNeverPrintsContent(t *testing.T) {
@@ -161,6 +168,7 @@ func FuzzParseCommand(f *testing.F) {
 func FuzzDecodeUpdate(f *testing.F) {
 	f.Add([]byte(textUpdate(1, "/disk")))
 	f.Add([]byte(`{"update_id":1,"message":{"message_id":3,"date":1,"text":"/x","chat":{"id":7,"type":"private"},"entities":[{"type":"bot_command","offset":99999,"length":-1}]}}`))
+	f.Add([]byte(`{"update_id":3,"stopped_message_generation":{"chat":{"id":7,"type":"private"},"draft_id":-9223372036854775808}}`))
 	f.Add([]byte(`{"update_id":9223372036854775807,"callback_query":{"id":"x","from":{"id":1},"message":{"message_id":1,"chat":{"id":1},"date":0}}}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		u, err := decodeUpdate(raw)
@@ -174,6 +182,9 @@ func FuzzDecodeUpdate(f *testing.F) {
 			t.Fatalf("decoded invalid UTF-8")
 		}
 		ParseCommand(u.Text)
+		if u.Kind == KindGenerationStopped && (u.DraftID == 0 || (u.UserID != 0 && (u.ChatType != "private" || u.UserID != u.ChatID))) {
+			t.Fatalf("stop update names user %d in %s chat %d (draft %d); want the chat's own id in a private chat only", u.UserID, u.ChatType, u.ChatID, u.DraftID)
+		}
 		if id, ok := updateID(raw); !ok || id != u.ID {
 			t.Fatalf("updateID = %d, %v; decodeUpdate ID %d", id, ok, u.ID)
 		}

@@ -136,7 +136,7 @@ func TestSetWebhookRequest(t *testing.T) {
 	}
 	want := map[string]string{
 		"url": "https://relay.example.com/telegram/abc", "secret_token": secret, "max_connections": "1",
-		"allowed_updates": `["message","edited_message","callback_query"]`,
+		"allowed_updates": `["message","edited_message","callback_query","stopped_message_generation"]`,
 	}
 	for k, v := range want {
 		if form[k] != v {

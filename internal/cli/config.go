@@ -15,7 +15,8 @@ import (
 func loadConfig(path string) (*policy.Config, error) {
 	cfg, err := policy.Load(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, withCode(ExitConfig, fmt.Errorf("%w (hint: relay run with no --config on a terminal walks you through set-up; policy/examples has starting points)", err))
+		return nil, failf(ExitNotSetup, fmt.Sprintf("run 'relay run --config %s' on a terminal to create it, or start from policy/examples", path),
+			"no config file %s", path)
 	}
 	if err != nil {
 		return nil, withCode(ExitConfig, err)
@@ -41,7 +42,8 @@ func configFromFlag(given string, env *Env) (string, *policy.Config, error) {
 func secretStore(cfg *policy.Config, env *Env) *secrets.Store {
 	return secrets.New(secrets.Options{
 		CredentialsDir: env.Getenv("CREDENTIALS_DIRECTORY"),
-		KeyringService: "relay",
+		KeyringService: keyringService(),
+		KeyringOff:     cfg.Secrets.NoKeyring,
 		Getenv:         env.Getenv,
 		Dir:            filepath.Join(cfg.StateDir, "secrets"),
 		TokenFile:      cfg.Telegram.TokenFile,

@@ -72,12 +72,12 @@ func TestExec(t *testing.T) {
 		{"shell words are not split again", []string{"args", "a b", "y"}, 0, "[a b]\n[y]\n", ""},
 		{"metacharacters stay one argument", []string{"args", "$(id); `id` | cat"}, 0, "[$(id); `id` | cat]\n[x]\n", ""},
 		{"env is exactly the policy's", []string{"env"}, 0, "FOO=bar\nLANG=C.UTF-8\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n", ""},
-		{"exit status mirrored", []string{"fail"}, 7, "out\nerr\n", "exit 7, "},
+		{"a failing command is 6, its status on the status line", []string{"fail"}, ExitCommandFailed, "out\nerr\n", "exit 7, "},
 		{"output capped", []string{"big"}, 0, strings.Repeat("\x00", 1000) + "\n[relay: output truncated, 99000 bytes dropped]\n", "100000 bytes, 99000 dropped"},
 		{"option injection", []string{"args", "x", "-rf"}, ExitUsage, "", `must not begin with '-'`},
 		{"newline refused", []string{"args", "a\nb"}, ExitUsage, "", "control character"},
 		{"too many", []string{"args", "a", "x", "z"}, ExitUsage, "", "usage: /args <a: text, max 64 bytes> [b: x|y = x]"},
-		{"unknown command", []string{"arg"}, ExitUsage, "", `no command "arg"`},
+		{"unknown command", []string{"arg"}, ExitUsage, "", `no command "arg" in ` + cfg + ` (did you mean "args"?)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runCLI(t, append([]string{"exec", "--config", cfg}, tc.args...)...)

@@ -259,22 +259,34 @@ func topUsage() string {
 		fmt.Fprintf(&b, "    %-10s %s\n", n, commands[n].short)
 	}
 	b.WriteString("\nRun 'relay <command> -h' for a command's usage.\n\n")
-	b.WriteString(exitCodesText)
+	b.WriteString(exitCodesText())
 	return b.String()
 }
 
-// exitCodesText is the exit-code contract as relay -h shows it; README.md
-// and docs/reference.md carry the same table.
-const exitCodesText = `Exit status, the same for every command:
-    0  success
-    1  the operation failed at run time
-    2  usage error: an unknown command, flag or value
-    3  the config or policy file is invalid
-    4  audit verification found a broken chain
-    5  something is not set up: config, token, TOTP secret, audit log or key
-    6  relay exec: the command ran and exited non-zero (its status is on stderr)
-    7  relay exec: the command was killed (timeout, signal, interrupted)
-`
+// exitCodes is the exit-code contract, in one place: relay -h prints it,
+// and a test holds README.md and docs/reference.md to the same table.
+var exitCodes = []struct {
+	code    int
+	meaning string
+}{
+	{ExitOK, "success"},
+	{ExitFailure, "the operation failed at run time (doctor: a check failed)"},
+	{ExitUsage, "usage error: an unknown command, flag or value, or a bad argument"},
+	{ExitConfig, "the config or policy file is invalid"},
+	{ExitVerify, "audit verification found a broken chain"},
+	{ExitNotSetup, "something is not set up: the config, token, TOTP secret, audit log or key"},
+	{ExitCommandFailed, "relay exec: the command ran and exited non-zero (its status is on stderr)"},
+	{ExitCommandKilled, "relay exec: the command was killed: timeout, signal or interrupt"},
+}
+
+func exitCodesText() string {
+	var b strings.Builder
+	b.WriteString("Exit status, the same for every command:\n")
+	for _, e := range exitCodes {
+		fmt.Fprintf(&b, "    %d  %s\n", e.code, e.meaning)
+	}
+	return b.String()
+}
 
 // Main runs relay with args (without the program name) and returns the
 // process exit code. It is the one place errors become exit codes.

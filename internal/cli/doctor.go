@@ -194,7 +194,7 @@ func (d *doctor) checkTOTP(store *secrets.Store) {
 	clear(v)
 	d.checkKeyring(p)
 	if err != nil {
-		d.fail("totp", err.Error(), "relay totp enroll (--file where there is no keyring)")
+		d.fail("totp", err.Error(), "relay totp enroll")
 		return
 	}
 	d.ok("totp", fmt.Sprintf("enrolled (secret from %s)", p.Source))

@@ -43,6 +43,19 @@ commands:
   stream:
     argv: [/bin/sh, -c, 'echo first; i=0; while [ ! -e "$0" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; if [ -e "$0" ]; then echo streamed; else echo not-streamed; fi', ` + filepath.Join(dir, "flag") + `]
     sandbox: none
+  exit2:
+    argv: [/bin/sh, -c, "exit 2"]
+    sandbox: none
+  exit3:
+    argv: [/bin/sh, -c, "exit 3"]
+    sandbox: none
+  slow:
+    argv: [/bin/sleep, "30"]
+    timeout: 100ms
+    sandbox: none
+  killed:
+    argv: [/bin/sh, -c, "kill -TERM $$"]
+    sandbox: none
 `
 	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
@@ -97,7 +110,7 @@ func TestPolicyCheck(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("valid policy: got code %d", code)
 	}
-	for _, want := range []string{"/args <a: text, max 64 bytes> [b: x|y = x]", "/fail: argv[0] sh interprets", "/env: runs without a sandbox", "is valid: 6 command(s)"} {
+	for _, want := range []string{"/args <a: text, max 64 bytes> [b: x|y = x]", "/fail: argv[0] sh interprets", "/env: runs without a sandbox", "is valid: 10 command(s)"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("summary lacks %q:\n%s", want, stdout)
 		}

@@ -188,7 +188,12 @@ func enroll(env *Env, existing, target auth.SecretStore, o enrollOpts) error {
 		if err == nil {
 			break
 		}
-		env.say(kindError, "%v", err)
+		// auth's message carries its hint inline; give it its own line.
+		msg, hint, found := strings.Cut(err.Error(), " (hint: ")
+		env.say(kindError, "%s", msg)
+		if found {
+			env.say(kindHint, "%s", strings.TrimSuffix(hint, ")"))
+		}
 		if !o.retryForever && try >= maxCodeTries {
 			return failf(ExitFailure, "check the phone's and the server's clocks, then run it again", "totp enroll: no matching code after %d tries; nothing was stored", try)
 		}

@@ -272,3 +272,30 @@ func TestBuildVersion(t *testing.T) {
 		t.Errorf("versionLine %q lacks the Go version %q", versionLine(), want)
 	}
 }
+
+// TestServerRecipeIdentical: the server recipe is one text, in README.md
+// and docs/reference.md alike, so that following either works.
+func TestServerRecipeIdentical(t *testing.T) {
+	ref, err := os.ReadFile("../../docs/reference.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(ref)
+	i := strings.Index(s, "## Installing on a server")
+	j := strings.Index(s[i:], "```sh\n")
+	if i < 0 || j < 0 {
+		t.Fatal("docs/reference.md has no server recipe")
+	}
+	block := s[i+j:]
+	block = block[:strings.Index(block[6:], "```")+9]
+	if !strings.Contains(string(readme), block) {
+		t.Errorf("README.md lacks the server recipe of docs/reference.md:\n%s", block)
+	}
+	if !strings.Contains(block, "--token-stdin") {
+		t.Error("the server recipe does not give the token on stdin")
+	}
+}

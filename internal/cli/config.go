@@ -2,7 +2,6 @@ package cli
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"path/filepath"
 
@@ -15,8 +14,7 @@ import (
 func loadConfig(path string) (*policy.Config, error) {
 	cfg, err := policy.Load(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, failf(ExitNotSetup, fmt.Sprintf("run 'relay run --config %s' on a terminal to create it, or start from policy/examples", path),
-			"no config file %s", path)
+		return nil, missingConfig(path)
 	}
 	if err != nil {
 		return nil, withCode(ExitConfig, err)

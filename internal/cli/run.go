@@ -80,8 +80,13 @@ func configFlag(given string, env *Env) (string, error) {
 	return "", errNoConfig
 }
 
-var errNoConfig = failf(ExitNotSetup, "pass --config FILE, or run 'relay run' on a terminal to set one up",
-	"no config file found")
+// errNoConfig and missingConfig are one line each, the fix included: the
+// first thing a new user sees without a terminal (cron, a pipe, CI).
+var errNoConfig = withCode(ExitNotSetup, errors.New("no config file found: pass --config FILE, or run 'relay run' on a terminal to set one up"))
+
+func missingConfig(path string) error {
+	return withCode(ExitNotSetup, fmt.Errorf("no config file %s: run 'relay run --config %s' on a terminal to create it, or start from policy/examples", path, path))
+}
 
 func newLogger(env *Env, format string) (zerolog.Logger, error) {
 	zerolog.TimeFieldFormat = time.RFC3339Nano
@@ -128,7 +133,7 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 			return usageErr("run: --api-url is for first-run setup, and %s exists (set telegram.api_url in it)", path)
 		}
 	case !env.IsTerminal && err == nil:
-		return failf(ExitNotSetup, fmt.Sprintf("run 'relay run --config %s' on a terminal to create it, or start from policy/examples", path), "no config file %s", path)
+		return missingConfig(path)
 	case !env.IsTerminal:
 		return err
 	default:

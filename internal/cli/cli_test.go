@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 )
 
 // noKeyring makes this process's keyring lookups fail as on a headless
@@ -297,5 +298,19 @@ func TestServerRecipeIdentical(t *testing.T) {
 	}
 	if !strings.Contains(block, "--token-stdin") {
 		t.Error("the server recipe does not give the token on stdin")
+	}
+}
+
+// TestLogDurationsHaveUnits: a duration in the daemon's log says its unit
+// ("wait":"1.5s"), instead of a bare number of milliseconds.
+func TestLogDurationsHaveUnits(t *testing.T) {
+	var b bytes.Buffer
+	log, err := newLogger(&Env{Stderr: &b}, "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Warn().Dur("wait", 1500*time.Millisecond).Msg("telegram call failed, retrying")
+	if !strings.Contains(b.String(), `"wait":"1.5s"`) {
+		t.Errorf("got %s, want the wait with its unit", b.String())
 	}
 }

@@ -72,15 +72,19 @@ func (p *prompter) askHidden(question string) ([]byte, error) {
 	return line, err
 }
 
+// readLine returns the next line. A line longer than maxLine is dropped
+// (errLineTooLong) without being kept whole in memory, however it arrives.
 func (p *prompter) readLine() ([]byte, error) {
 	for {
 		if i := bytes.IndexByte(p.buf, '\n'); i >= 0 {
-			line := bytes.Clone(bytes.TrimRight(p.buf[:i], "\r"))
+			tooLong := p.drop || i > maxLine
+			var line []byte
+			if !tooLong {
+				line = bytes.Clone(bytes.TrimRight(p.buf[:i], "\r"))
+			}
 			clear(p.buf[:i+1])
-			p.buf = p.buf[i+1:]
-			if p.drop {
-				p.drop = false
-				clear(line)
+			p.buf, p.drop = p.buf[i+1:], false
+			if tooLong {
 				return nil, errLineTooLong
 			}
 			return line, nil
@@ -92,11 +96,13 @@ func (p *prompter) readLine() ([]byte, error) {
 		if p.eof != nil {
 			if len(p.buf) > 0 && !p.drop {
 				// A last line without a newline is still an answer.
-				line := bytes.Clone(p.buf)
+				line := bytes.Clone(bytes.TrimRight(p.buf, "\r"))
 				clear(p.buf)
 				p.buf = nil
 				return line, nil
 			}
+			clear(p.buf)
+			p.buf = nil
 			return nil, p.eof
 		}
 		b, err := p.read()

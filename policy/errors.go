@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/relaychat/relay/internal/suggest"
 )
 
 // Error is one problem found in a config file, with its position. Line and
@@ -95,56 +97,11 @@ func show(v string) string {
 	return strconv.QuoteToGraphic(v[:cut]) + fmt.Sprintf("… (%d bytes)", len(v))
 }
 
-// suggest returns the candidate closest to s by edit distance, or "" when
-// none is close enough to be a plausible typo.
-func suggest(s string, candidates []string) string {
-	best, bestD := "", 0
-	for _, c := range candidates {
-		d := distance(s, c)
-		if best == "" || d < bestD {
-			best, bestD = c, d
-		}
-	}
-	limit := max(1, min(len(s), len(best))/3)
-	if best == "" || bestD > limit {
-		return ""
-	}
-	return best
-}
-
+// didYouMean is the hint for a word that is not one of candidates: the
+// closest candidate, when one is close enough to be a typo.
 func didYouMean(s string, candidates []string) string {
-	if c := suggest(s, candidates); c != "" {
+	if c := suggest.Closest(s, candidates); c != "" {
 		return fmt.Sprintf("did you mean %q?", c)
 	}
 	return ""
-}
-
-// distance is the optimal-string-alignment edit distance (Levenshtein plus
-// adjacent transposition), the typical typo.
-func distance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	if len(ra) > 64 || len(rb) > 64 {
-		return max(len(ra), len(rb))
-	}
-	d := make([][]int, len(ra)+1)
-	for i := range d {
-		d[i] = make([]int, len(rb)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(ra)][len(rb)]
 }

@@ -184,6 +184,15 @@ func (d *decoder) config(root *yaml.Node, c *Config) *schema {
 				{"max_output", func(v *yaml.Node) { d.size(v, "limits.max_output", &l.MaxOutput) }},
 			}))
 		}},
+		{"secrets", func(v *yaml.Node) {
+			rec("secrets.", d.mapping(v, "secrets", []field{
+				{"keyring", func(v *yaml.Node) {
+					keyring := true
+					d.boolean(v, "secrets.keyring", &keyring)
+					c.Secrets.NoKeyring = !keyring
+				}},
+			}))
+		}},
 		{"commands", func(v *yaml.Node) { s.commands = d.commands(v, c) }},
 	})
 	rec("", top)
@@ -638,18 +647,41 @@ func (d *decoder) existingFile(n *yaml.Node, what, p string) {
 }
 
 func (d *decoder) apiURL(n *yaml.Node, s string) {
+	if msg, hint := apiURLProblem(s); msg != "" {
+		d.errAt(n, hint, "%s", msg)
+	}
+}
+
+// CheckAPIURL reports whether s is acceptable as telegram.api_url, by
+// exactly the rule Load applies: an https base URL, or plain http to a
+// loopback host (the bot token travels in the URL). First-run setup uses
+// it, so that a URL it accepts is one the config will load with.
+func CheckAPIURL(s string) error {
+	msg, hint := apiURLProblem(s)
+	switch {
+	case msg == "":
+		return nil
+	case hint == "":
+		return errors.New(msg)
+	}
+	return fmt.Errorf("%s (%s)", msg, hint)
+}
+
+// apiURLProblem is the reason s is not an acceptable api_url, with a hint;
+// "" when it is.
+func apiURLProblem(s string) (msg, hint string) {
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		d.errAt(n, `use a base URL such as "https://api.telegram.org"`, "telegram.api_url: invalid URL %s", show(s))
-		return
+		return "telegram.api_url: invalid URL " + show(s), `use a base URL such as "https://api.telegram.org"`
 	}
 	switch u.Scheme {
 	case "https":
 	case "http":
 		if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			d.errAt(n, "the bot token travels in the URL: use https, or http only to a local Bot API server on loopback", "telegram.api_url: plain http to a non-loopback host")
+			return "telegram.api_url: plain http to a non-loopback host", "the bot token travels in the URL: use https, or http only to a local Bot API server on loopback"
 		}
 	default:
-		d.errAt(n, "", "telegram.api_url: want an https URL, got scheme %s", show(u.Scheme))
+		return "telegram.api_url: want an https URL, got scheme " + show(u.Scheme), ""
 	}
+	return "", ""
 }

@@ -100,6 +100,7 @@ func TestDefaults(t *testing.T) {
 		{"max_timeout", cfg.Limits.MaxTimeout, 10 * time.Minute},
 		{"default_max_output", cfg.Limits.DefaultMaxOutput, int64(16 << 20)},
 		{"max_output", cfg.Limits.MaxOutput, int64(1 << 30)},
+		{"secrets.keyring", cfg.Secrets.NoKeyring, false},
 		{"command timeout", c.Timeout, 30 * time.Second},
 		{"command max_output", c.MaxOutput, int64(16 << 20)},
 		{"command concurrency", c.Concurrency, 1},
@@ -124,6 +125,7 @@ telegram: {api_url: "http://127.0.0.1:8081", mode: webhook, poll_timeout: 20s, m
 auth: {owner_id: 123456789, max_message_age: 30s, session_idle: 5m, session_max: 1h, login_attempts: 5, login_window: 1m, lockout: 2m, lockout_max: 1h, recovery_codes: 0}
 audit: {dir: /var/log/relay, rotate_bytes: 1MiB, checkpoint_interval: 0s}
 limits: {max_concurrent: 8, default_timeout: 10s, max_timeout: 1h, default_max_output: 1MiB, max_output: 2GiB}
+secrets: {keyring: false}
 commands:
   restart:
     description: restart a service
@@ -146,7 +148,7 @@ commands:
 	c := cfg.Lookup("restart")
 	s := c.Sandbox
 	if cfg.Telegram.MaxDocumentBytes != 20e6 || cfg.Telegram.Webhook.MaxBodyBytes != 2<<20 || cfg.Auth.RecoveryCodes != 0 ||
-		cfg.Audit.CheckpointInterval != 0 || c.MaxOutput != 4096 || !c.Confirm || !c.Reauth || c.Env["N"] != "1" ||
+		cfg.Audit.CheckpointInterval != 0 || !cfg.Secrets.NoKeyring || c.MaxOutput != 4096 || !c.Confirm || !c.Reauth || c.Env["N"] != "1" ||
 		s.CPU != 10*time.Second || s.FileSize != 64<<20 || s.AddressSpace != 4<<30 || s.Procs != 64 || len(s.ConnectPorts) != 2 || !s.ObsoleteNamespaces {
 		t.Errorf("decoded config differs from the file: %+v %+v", cfg, c)
 	}
@@ -367,5 +369,37 @@ func TestErrorsNeverQuoteEnvValues(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "s3cr3t") {
 		t.Errorf("an env value leaked into an error: %v", err)
+	}
+}
+
+// TestCheckAPIURL: the exported check is the loader's own, so a URL that
+// first-run setup accepts is one the written config loads with.
+func TestCheckAPIURL(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		want string // "" = accepted
+	}{
+		{"https://api.telegram.org", ""},
+		{"http://127.0.0.1:8081", ""},
+		{"http://localhost:8081/", ""},
+		{"http://[::1]:8081", ""},
+		{"http://192.168.1.2:8081", "telegram.api_url: plain http to a non-loopback host (the bot token travels in the URL: use https, or http only to a local Bot API server on loopback)"},
+		{"ftp://example.org", `telegram.api_url: want an https URL, got scheme "ftp"`},
+		{"api.telegram.org", `telegram.api_url: invalid URL "api.telegram.org" (use a base URL such as "https://api.telegram.org")`},
+		{"https://user:pw@example.org", `telegram.api_url: invalid URL "https://user:pw@example.org" (use a base URL such as "https://api.telegram.org")`},
+	} {
+		err := CheckAPIURL(tc.url)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("CheckAPIURL(%q): got %q, want %q", tc.url, got, tc.want)
+		}
+		src := minimal + "telegram: {api_url: \"" + tc.url + "\"}\n"
+		_, lerr := Parse("r.yaml", []byte(src))
+		if (lerr == nil) != (tc.want == "") {
+			t.Errorf("Parse with api_url %q: got %v, want the same verdict as CheckAPIURL", tc.url, lerr)
+		}
 	}
 }

@@ -28,6 +28,7 @@ type Config struct {
 	Auth     Auth
 	Audit    Audit
 	Limits   Limits
+	Secrets  Secrets
 
 	// Commands is the allowlist, in file order. Names are unique.
 	Commands []*Command
@@ -75,6 +76,14 @@ type Auth struct {
 	LockoutBase   time.Duration // lockout, default 1m, doubles per further failure
 	LockoutMax    time.Duration // lockout_max, default 24h
 	RecoveryCodes int           // recovery_codes issued at enrolment, default 10
+}
+
+// Secrets says where relay looks for its secrets. Key: secrets.
+type Secrets struct {
+	// NoKeyring is set by "keyring: false": the OS keyring (Secret Service)
+	// is never asked, so a headless host gets no keyring messages and no
+	// D-Bus round trip. The zero value asks it, as the default does.
+	NoKeyring bool
 }
 
 // Audit holds audit-log settings. Key: audit.

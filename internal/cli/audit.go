@@ -7,9 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,14 +43,16 @@ show    prints matching records, oldest first, as a table, or with --json
         as the raw JSON lines. It streams, and does not verify MACs.
         --since/--until take RFC 3339 times or durations back from now
         (24h); -n keeps the last N matches, reading the log from its end,
-        so it costs what it shows.
+        so it costs what it shows. --type (comma-separated) and
+        --outcome take the values relay writes; any other is refused
+        with the list.
 
 Flags:
     --config FILE  the relay config (default: the usual locations)
     --dir DIR      the audit directory, instead of the config's audit.dir
 
 Exit status: 0 ok, 1 failure, 2 usage, 3 bad config, 4 broken chain,
-5 no key (MACs not verified, or nothing to store K0 in).
+5 not set up (no config, or no key: MACs not verified).
 `
 
 func init() {
@@ -58,20 +60,17 @@ func init() {
 }
 
 func auditCmd(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 {
-		return usageErr("audit: missing subcommand (init, verify or show)")
+	sub, err := subcommand("audit", args, "init", "verify", "show")
+	if err != nil {
+		return err
 	}
-	switch args[0] {
+	switch sub {
 	case "init":
 		return auditInit(env, args[1:])
 	case "verify":
 		return auditVerify(env, args[1:])
-	case "show":
-		return auditShow(env, args[1:])
-	case "-h", "--help", "help":
-		return flag.ErrHelp
 	}
-	return usageErr("audit: unknown subcommand %q (want init, verify or show)", args[0])
+	return auditShow(env, args[1:])
 }
 
 // where resolves the audit directory and, when a config is available, the
@@ -93,7 +92,7 @@ func auditLocate(env *Env, cfgPath, dir string) (auditWhere, error) {
 	if err != nil {
 		return auditWhere{}, err
 	}
-	w := auditWhere{dir: cfg.Audit.Dir, ks: secretStore(cfg, env)}
+	w := auditWhere{dir: cfg.Audit.Dir, ks: newKeeper(env, secretStore(cfg, env), false)}
 	if dir != "" {
 		w.dir = dir
 	}
@@ -112,8 +111,8 @@ func auditInit(env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageErr("audit init: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs); err != nil {
+		return err
 	}
 	w, err := auditLocate(env, *cfgPath, *dir)
 	if err != nil {
@@ -122,7 +121,7 @@ func auditInit(env *Env, args []string) error {
 	var ks audit.KeyStore
 	if !*noStore {
 		if w.ks == nil {
-			return withCode(ExitNotSetup, errors.New("audit init: no secret store without --config (pass --config FILE, or --no-store to keep K0 off the host only)"))
+			return failf(ExitNotSetup, "pass --config FILE, or --no-store to keep K0 off the host only", "audit init: no secret store without --config")
 		}
 		ks = w.ks
 	}
@@ -136,7 +135,11 @@ func auditInit(env *Env, args []string) error {
 	if ks == nil {
 		fmt.Fprintln(env.Stdout, "K0 was not stored on this host: relay audit verify needs --key.")
 	} else {
-		fmt.Fprintln(env.Stdout, "A copy is in the secret store for relay audit verify on this host; only your")
+		where := "the secret store"
+		if k, ok := ks.(*keeper); ok && k.where(secrets.AuditKey) != "" {
+			where = k.where(secrets.AuditKey)
+		}
+		fmt.Fprintf(env.Stdout, "A copy is in %s for relay audit verify on this host; only your\n", where)
 		fmt.Fprintln(env.Stdout, "off-host copy (and the checkpoints sent to your chat) proves the log after a compromise.")
 	}
 	return nil
@@ -163,7 +166,7 @@ func parseKey(s string) ([]byte, error) {
 	if k, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(u); err == nil && len(k) == 32 {
 		return k, nil
 	}
-	return nil, errors.New("--key is not a 32-byte key in hex (64 digits) or base32, as printed by relay audit init")
+	return nil, errors.New("--key is not a 32-byte key in hex (64 digits) or base32, as relay audit init prints it")
 }
 
 func auditVerify(env *Env, args []string) error {
@@ -218,9 +221,9 @@ func auditVerify(env *Env, args []string) error {
 			defer clear(k0)
 		case err == nil:
 			clear(k)
-			return withCode(ExitNotSetup, errors.New("audit verify: the audit key in the secret store is not 32 bytes (pass --key K0)"))
+			return failf(ExitNotSetup, "pass --key K0", "audit verify: the audit key in the secret store is not 32 bytes")
 		case !errors.Is(err, secrets.ErrNotFound):
-			return withCode(ExitNotSetup, fmt.Errorf("audit verify: read the audit key: %w (pass --key K0)", err))
+			return failf(ExitNotSetup, "pass --key K0", "audit verify: read the audit key: %w", err)
 		}
 	}
 	var sum audit.Summary
@@ -239,7 +242,7 @@ func auditVerify(env *Env, args []string) error {
 	}
 	fmt.Fprintln(env.Stdout, sum)
 	if !sum.MACsVerified {
-		return withCode(ExitNotSetup, errors.New("audit verify: MACs not verified: no audit key (pass --key K0, or run with the config whose secret store holds it)"))
+		return failf(ExitNotSetup, "pass --key K0 (--key - reads it from standard input), or --config with the config whose secret store holds it", "audit verify: MACs not verified: no audit key")
 	}
 	return nil
 }
@@ -271,6 +274,16 @@ func auditShow(env *Env, args []string) error {
 	}
 	if *n < 0 {
 		return usageErr("audit show: -n must be positive")
+	}
+	if *types != "" {
+		for _, t := range strings.Split(*types, ",") {
+			if !slices.Contains(auditTypes, t) {
+				return usageErr("audit show: --type: %s", unknownWord("record type", t, auditTypes))
+			}
+		}
+	}
+	if *outcome != "" && !slices.Contains(auditOutcomes, *outcome) {
+		return usageErr("audit show: --outcome: %s", unknownWord("outcome", *outcome, auditOutcomes))
 	}
 	now := time.Now()
 	var f audit.Filter

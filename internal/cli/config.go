@@ -2,7 +2,6 @@ package cli
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"path/filepath"
 
@@ -15,7 +14,7 @@ import (
 func loadConfig(path string) (*policy.Config, error) {
 	cfg, err := policy.Load(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, withCode(ExitConfig, fmt.Errorf("%w (hint: relay run with no --config on a terminal walks you through set-up; policy/examples has starting points)", err))
+		return nil, missingConfig(path)
 	}
 	if err != nil {
 		return nil, withCode(ExitConfig, err)
@@ -41,7 +40,8 @@ func configFromFlag(given string, env *Env) (string, *policy.Config, error) {
 func secretStore(cfg *policy.Config, env *Env) *secrets.Store {
 	return secrets.New(secrets.Options{
 		CredentialsDir: env.Getenv("CREDENTIALS_DIRECTORY"),
-		KeyringService: "relay",
+		KeyringService: keyringService(),
+		KeyringOff:     cfg.Secrets.NoKeyring,
 		Getenv:         env.Getenv,
 		Dir:            filepath.Join(cfg.StateDir, "secrets"),
 		TokenFile:      cfg.Telegram.TokenFile,

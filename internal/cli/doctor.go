@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -25,11 +26,18 @@ failure: the config, the token source and getMe, TOTP enrolment, the audit
 directory, its chain and free disk space, what the kernel's sandbox can
 enforce against what the policy asks for, and the keyring.
 
+Run outside the service (as the relay user, say), it cannot read the
+token that relay.service gets as a systemd credential (LoadCredential= or
+LoadCredentialEncrypted=): it then checks that the unit declares it and
+that its file exists, and says that the token itself and getMe are not
+checked. An audit key kept off the host (relay audit init --no-store) is a
+warning, not a failure: relay runs without it; verification needs it.
+
 Options:
     --config FILE   the config file (default: as relay run)
     --offline       skip the getMe call to the Bot API
 
-Exit status: 0 when every check passes, 1 otherwise.
+Exit status: 0 when every check passes (warnings or not), 1 otherwise.
 `
 
 func init() {
@@ -39,6 +47,8 @@ func init() {
 type doctor struct {
 	env    *Env
 	failed int
+	// keyringDone is set once the keyring has had its one line.
+	keyringDone bool
 }
 
 func (d *doctor) ok(name, detail string) {
@@ -61,6 +71,9 @@ func doctorCmd(ctx context.Context, env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
 	d := &doctor{env: env}
 	path, err := configFlag(*cfgFlag, env)
 	if err != nil {
@@ -74,6 +87,10 @@ func doctorCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	d.ok("config", fmt.Sprintf("%s: %d commands", path, len(cfg.Commands)))
 	store := secretStore(cfg, env)
+	if cfg.Secrets.NoKeyring {
+		d.ok("keyring", "not used (secrets.keyring: false)")
+		d.keyringDone = true
+	}
 
 	d.checkToken(ctx, cfg, store, *offline)
 	d.checkTOTP(store)
@@ -87,10 +104,40 @@ func doctorCmd(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
-func (d *doctor) checkToken(ctx context.Context, cfg *policy.Config, store *secrets.Store, offline bool) {
-	p, err := store.Probe(secrets.BotToken)
+// checkKeyring gives the keyring one line, the first time a lookup had to
+// skip it.
+func (d *doctor) checkKeyring(p secrets.Probe) {
+	if d.keyringDone {
+		return
+	}
 	for _, s := range p.Skipped {
-		d.warn("keyring", fmt.Sprintf("skipped: %v", s.Err))
+		kind, msg, hint, ok := keyringNote(s.Err)
+		if !ok {
+			continue
+		}
+		d.keyringDone = true
+		if kind == kindNote {
+			var ke *secrets.KeyringError
+			if errors.As(s.Err, &ke) {
+				msg = fmt.Sprintf("none here (%v): secrets come from credentials and files; set secrets.keyring: false to stop looking", ke.Kind)
+			}
+		} else if hint != "" {
+			msg += "; " + hint
+		}
+		d.warn("keyring", msg)
+		return
+	}
+}
+
+func (d *doctor) checkToken(ctx context.Context, cfg *policy.Config, store *secrets.Store, offline bool) {
+	token, p, err := store.Lookup(secrets.BotToken)
+	defer clear(token)
+	d.checkKeyring(p)
+	if errors.Is(err, secrets.ErrNotFound) && d.env.Getenv("CREDENTIALS_DIRECTORY") == "" {
+		if c, ok := findCredential(unitDirs, relayUnit, secrets.BotToken); ok {
+			d.checkUnitCredential(c, offline)
+			return
+		}
 	}
 	if err != nil {
 		d.fail("token", err.Error(), "relay token set (keyring), a systemd credential named bot-token, or telegram.token_file (0600)")
@@ -100,12 +147,6 @@ func (d *doctor) checkToken(ctx context.Context, cfg *policy.Config, store *secr
 	if offline {
 		return
 	}
-	token, err := store.Get(secrets.BotToken)
-	if err != nil {
-		d.fail("getMe", err.Error(), "check the token source")
-		return
-	}
-	defer clear(token)
 	tg, err := telegram.New(telegram.Options{Token: string(token), APIURL: cfg.Telegram.APIURL, MaxRetries: 1})
 	if err != nil {
 		d.fail("getMe", err.Error(), "check telegram.api_url")
@@ -121,8 +162,37 @@ func (d *doctor) checkToken(ctx context.Context, cfg *policy.Config, store *secr
 	d.ok("getMe", "bot @"+name)
 }
 
+// checkUnitCredential reports a token that exists only as a systemd
+// credential of relay.service, seen from outside the unit: what can be
+// checked here (the unit declares it, its file exists) and what cannot
+// (the token itself, and so getMe).
+func (d *doctor) checkUnitCredential(c unitCredential, offline bool) {
+	decl := fmt.Sprintf("%s=%s:%s in %s", c.directive, secrets.BotToken, c.path, c.file)
+	if c.path == "" {
+		decl = fmt.Sprintf("%s=%s in %s", c.directive, secrets.BotToken, c.file)
+	}
+	if filepath.IsAbs(c.path) {
+		if _, err := os.Stat(c.path); errors.Is(err, os.ErrNotExist) {
+			fix := fmt.Sprintf("printf %%s \"$TOKEN\" | sudo systemd-creds encrypt --name=%s - %s", secrets.BotToken, c.path)
+			if c.directive == "LoadCredential" {
+				fix = fmt.Sprintf("write the token to %s (root, mode 0600)", c.path)
+			}
+			d.fail("token", fmt.Sprintf("relay.service loads the token from %s (%s), which does not exist", c.path, decl), fix)
+			return
+		}
+		d.warn("token", fmt.Sprintf("a systemd credential of relay.service (%s); %s exists, but only the service can read it, so the token itself is not checked here", decl, c.path))
+	} else {
+		d.warn("token", fmt.Sprintf("a systemd credential of relay.service (%s), found by systemd in its credential store; only the service can read it, so the token itself is not checked here", decl))
+	}
+	if !offline {
+		d.warn("getMe", "not checked: the token is readable only inside relay.service; relay logs a refused token at start (journalctl -u relay)")
+	}
+}
+
 func (d *doctor) checkTOTP(store *secrets.Store) {
-	p, err := store.Probe(secrets.TOTPSecret)
+	v, p, err := store.Lookup(secrets.TOTPSecret)
+	clear(v)
+	d.checkKeyring(p)
 	if err != nil {
 		d.fail("totp", err.Error(), "relay totp enroll")
 		return
@@ -148,15 +218,28 @@ func (d *doctor) checkAudit(cfg *policy.Config, store *secrets.Store) {
 			d.fail("audit", fmt.Sprintf("%s is mode %v", f, fi.Mode().Perm()), "chmod 600 "+f)
 		}
 	}
-	key, err := store.Get(secrets.AuditKey)
-	if err != nil {
-		d.fail("audit key", err.Error(), "relay audit init (or restore the key you were shown)")
-	} else if len(files) == 0 {
+	key, p, err := store.Lookup(secrets.AuditKey)
+	d.checkKeyring(p)
+	switch {
+	case len(files) == 0:
 		d.fail("audit", "no log files in "+dir, "relay audit init")
-	} else if sum, err := audit.Verify(files, key, nil); err != nil {
-		d.fail("audit", "chain broken: "+err.Error(), "investigate: relay audit verify; the log may have been tampered with")
-	} else {
-		d.ok("audit", sum.String())
+	case errors.Is(err, secrets.ErrNotFound):
+		// relay audit init --no-store: the stronger choice, on purpose.
+		// The daemon needs only the key state; the links are checked.
+		d.warn("audit key", "verification needs K0; it is not on this host (relay audit init --no-store keeps it off): relay audit verify --key - reads your copy")
+		if sum, err := audit.Verify(files, nil, nil); err != nil {
+			d.fail("audit", "chain broken: "+err.Error(), "investigate: relay audit verify --key -; the log may have been tampered with")
+		} else {
+			d.ok("audit", fmt.Sprintf("links ok (MACs need K0): %d records in %d file(s), head seq=%d", sum.Records, sum.Files, sum.Head.Seq))
+		}
+	case err != nil:
+		d.fail("audit key", err.Error(), "relay audit init (or restore the key you were shown)")
+	default:
+		if sum, err := audit.Verify(files, key, nil); err != nil {
+			d.fail("audit", "chain broken: "+err.Error(), "investigate: relay audit verify; the log may have been tampered with")
+		} else {
+			d.ok("audit", sum.String())
+		}
 	}
 	clear(key)
 	var st unix.Statfs_t

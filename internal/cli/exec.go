@@ -29,9 +29,17 @@ command's whole process group.
 Options:
     --config FILE   the config file (default: as relay run)
 
-Exit status: the command's own exit status; 1 when it was killed, timed out
-or could not start; 2 for unknown commands or bad arguments; 3 for an
-invalid config.
+Exit status: relay's own codes never carry the command's status, so a
+command that exits 2 cannot pass for a usage error:
+    0  the command ran and exited 0
+    1  relay could not run it (start failure, output not writable)
+    2  unknown command NAME, or arguments the policy refuses
+    3  invalid config
+    5  no config
+    6  the command ran and exited non-zero: its status is on the status
+       line ("exit 7, 1.2s, 345 bytes")
+    7  the command was killed: by its timeout, a signal, or because relay
+       exec was interrupted (the status line says which)
 `
 
 func init() {
@@ -45,7 +53,7 @@ func execCmd(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if fs.NArg() == 0 {
-		return usageErr("missing command NAME")
+		return usageErr("exec: missing command NAME")
 	}
 	path, cfg, err := configFromFlag(*cfgFlag, env)
 	if err != nil {
@@ -58,36 +66,34 @@ func execCmd(ctx context.Context, env *Env, args []string) error {
 		for i, c := range cfg.Commands {
 			names[i] = c.Name
 		}
-		msg := fmt.Errorf("no command %q in %s", name, path)
 		if len(names) == 0 {
-			msg = fmt.Errorf("no command %q: %s allows no commands", name, path)
-		} else if s := closest(name, names); s != "" {
-			msg = fmt.Errorf("no command %q in %s (did you mean %q?)", name, path, s)
+			return usageErr("exec: no command %q: %s allows no commands", name, path)
 		}
-		fmt.Fprintf(env.Stderr, "relay: %v\n", msg)
-		return errSilent{code: ExitUsage}
+		if dym := didYouMean(name, names); dym != "" {
+			return usageErr("exec: no command %q in %s%s", name, path, dym)
+		}
+		return usageErr("exec: no command %q in %s (it allows %s)", name, path, orList(names))
 	}
 	inv, err := cmd.Bind(fs.Args()[1:])
 	if err != nil {
-		// The error already carries what to fix (and a usage error the
-		// command's usage line); exec's own usage text would bury it.
-		fmt.Fprintf(env.Stderr, "relay: /%s: %v\n", name, err)
+		// The error already carries what to fix, and the usage line is the
+		// command's own: exec's usage would bury it.
 		var ue *policy.UsageError
-		if !errors.As(err, &ue) {
-			fmt.Fprintf(env.Stderr, "usage: %s\n", cmd.Usage())
+		if errors.As(err, &ue) {
+			return withCode(ExitUsage, withHint(fmt.Errorf("/%s: %s", name, ue.Reason), "usage: "+ue.Usage))
 		}
-		return errSilent{code: ExitUsage}
+		return withCode(ExitUsage, withHint(fmt.Errorf("/%s: %w", name, err), "usage: "+cmd.Usage()))
 	}
 	spec, done, err := launch.Spec(cfg, inv, launch.Env{ConfigPath: absPath(path), CredentialsDir: env.Getenv("CREDENTIALS_DIRECTORY")})
 	if err != nil {
-		return fmt.Errorf("/%s: %w (see relay sandbox check)", name, err)
+		return withHint(fmt.Errorf("/%s: %w", name, err), "see 'relay sandbox check'")
 	}
 	defer done()
 	return runSpec(ctx, env, cfg, cmd, spec)
 }
 
-// runSpec runs spec through a Runner, as the daemon does, and mirrors the
-// command's exit status.
+// runSpec runs spec through a Runner, as the daemon does, and maps the
+// command's outcome to ExitCommandFailed or ExitCommandKilled.
 func runSpec(ctx context.Context, env *Env, cfg *policy.Config, cmd *policy.Command, spec exec.Spec) error {
 	r := exec.NewRunner(cfg.Limits.MaxConcurrent)
 	job, err := r.Start(ctx, cmd.Name, cmd.Concurrency, spec)
@@ -113,13 +119,25 @@ func runSpec(ctx context.Context, env *Env, cfg *policy.Config, cmd *policy.Comm
 		return fmt.Errorf("/%s: write output: %w", cmd.Name, err)
 	}
 	fmt.Fprintln(env.Stderr, status(res))
+	return errSilentOrNil(commandExit(res))
+}
+
+// commandExit is relay exec's exit code for a command's result.
+func commandExit(res *exec.Result) int {
 	switch {
-	case res.ExitCode == 0 && !res.TimedOut && !res.Canceled:
-		return nil
-	case res.ExitCode > 0 && res.ExitCode < 256:
-		return errSilent{code: res.ExitCode}
+	case res.TimedOut || res.Canceled || res.Signal != "":
+		return ExitCommandKilled
+	case res.ExitCode != 0:
+		return ExitCommandFailed
 	}
-	return errSilent{code: ExitFailure}
+	return ExitOK
+}
+
+func errSilentOrNil(code int) error {
+	if code == ExitOK {
+		return nil
+	}
+	return errSilent{code: code}
 }
 
 // streamOutput copies job's output to w as it is written, until the job
@@ -163,35 +181,4 @@ func status(res *exec.Result) string {
 		s += fmt.Sprintf(", %d dropped", res.Dropped)
 	}
 	return s
-}
-
-// closest suggests the command the owner probably meant.
-func closest(name string, names []string) string {
-	best, bestD := "", len(name)/3+1
-	for _, n := range names {
-		if d := editDistance(name, n); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }

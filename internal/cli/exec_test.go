@@ -43,6 +43,19 @@ commands:
   stream:
     argv: [/bin/sh, -c, 'echo first; i=0; while [ ! -e "$0" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; if [ -e "$0" ]; then echo streamed; else echo not-streamed; fi', ` + filepath.Join(dir, "flag") + `]
     sandbox: none
+  exit2:
+    argv: [/bin/sh, -c, "exit 2"]
+    sandbox: none
+  exit3:
+    argv: [/bin/sh, -c, "exit 3"]
+    sandbox: none
+  slow:
+    argv: [/bin/sleep, "30"]
+    timeout: 100ms
+    sandbox: none
+  killed:
+    argv: [/bin/sh, -c, "kill -TERM $$"]
+    sandbox: none
 `
 	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
@@ -72,12 +85,12 @@ func TestExec(t *testing.T) {
 		{"shell words are not split again", []string{"args", "a b", "y"}, 0, "[a b]\n[y]\n", ""},
 		{"metacharacters stay one argument", []string{"args", "$(id); `id` | cat"}, 0, "[$(id); `id` | cat]\n[x]\n", ""},
 		{"env is exactly the policy's", []string{"env"}, 0, "FOO=bar\nLANG=C.UTF-8\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n", ""},
-		{"exit status mirrored", []string{"fail"}, 7, "out\nerr\n", "exit 7, "},
+		{"a failing command is 6, its status on the status line", []string{"fail"}, ExitCommandFailed, "out\nerr\n", "exit 7, "},
 		{"output capped", []string{"big"}, 0, strings.Repeat("\x00", 1000) + "\n[relay: output truncated, 99000 bytes dropped]\n", "100000 bytes, 99000 dropped"},
 		{"option injection", []string{"args", "x", "-rf"}, ExitUsage, "", `must not begin with '-'`},
 		{"newline refused", []string{"args", "a\nb"}, ExitUsage, "", "control character"},
 		{"too many", []string{"args", "a", "x", "z"}, ExitUsage, "", "usage: /args <a: text, max 64 bytes> [b: x|y = x]"},
-		{"unknown command", []string{"arg"}, ExitUsage, "", `no command "arg"`},
+		{"unknown command", []string{"arg"}, ExitUsage, "", `no command "arg" in ` + cfg + ` (did you mean "args"?)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runCLI(t, append([]string{"exec", "--config", cfg}, tc.args...)...)
@@ -97,7 +110,7 @@ func TestPolicyCheck(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("valid policy: got code %d", code)
 	}
-	for _, want := range []string{"/args <a: text, max 64 bytes> [b: x|y = x]", "/fail: argv[0] sh interprets", "/env: runs without a sandbox", "is valid: 6 command(s)"} {
+	for _, want := range []string{"/args <a: text, max 64 bytes> [b: x|y = x]", "/fail: argv[0] sh interprets", "/env: runs without a sandbox", "is valid: 10 command(s)"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("summary lacks %q:\n%s", want, stdout)
 		}

@@ -117,9 +117,9 @@ func notifyCmd(ctx context.Context, env *Env, args []string) error {
 }
 
 func notifyDirect(ctx context.Context, env *Env, auditDir, apiURL string, owner int64, store *secrets.Store, n control.Notification, body io.Reader) error {
-	token, err := store.Get(secrets.BotToken)
+	token, _, err := lookup(env, store, secrets.BotToken)
 	if err != nil {
-		return notSetup(err, "no bot token: run relay token set")
+		return notSetup(err, "no bot token", "run 'relay token set'")
 	}
 	defer clear(token)
 	al, err := audit.Open(auditDir, audit.Options{})

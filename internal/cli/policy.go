@@ -27,21 +27,15 @@ func init() {
 }
 
 func policyCmd(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 {
-		return usageErr("missing subcommand (want check)")
-	}
-	if args[0] == "-h" || args[0] == "--help" {
-		return parseFlags(newFlags("policy"), args)
-	}
-	if args[0] != "check" {
-		return usageErr("unknown subcommand %q (want check)", args[0])
+	if _, err := subcommand("policy", args, "check"); err != nil {
+		return err
 	}
 	fs := newFlags("policy check")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usageErr("want exactly one FILE, got %d arguments", fs.NArg())
+		return usageErr("policy check: want exactly one FILE, got %d arguments", fs.NArg())
 	}
 	return policyCheck(env, fs.Arg(0))
 }
@@ -53,7 +47,7 @@ func policyCheck(env *Env, path string) error {
 		for _, e := range *list {
 			fmt.Fprintln(env.Stderr, e)
 		}
-		fmt.Fprintf(env.Stderr, "relay: %s is invalid: %d error(s)\n", path, len(*list))
+		env.say(kindError, "%s is invalid: %d error(s)", path, len(*list))
 		return errSilent{code: ExitConfig}
 	}
 	if err != nil {

@@ -18,11 +18,19 @@ import (
 )
 
 const runUsage = `Usage:
-    relay run [--config FILE] [--log-format json|pretty]
+    relay run [--config FILE] [--log-format json|pretty] [--shutdown-grace D]
+              [--api-url URL]
 
 Runs the bot: long-polls Telegram (or serves the webhook), admits only the
 owner, and runs allowlisted commands in their sandboxes. SIGHUP reloads the
 config; SIGTERM or SIGINT shuts down gracefully, a second one forces exit.
+
+When the config file does not exist and standard input is a terminal,
+first-run setup asks for what is missing (the Bot API URL, the token,
+checked with getMe, your user ID, a TOTP enrolment, the audit log), writes
+the config last and starts. Ctrl-C stops it at any prompt; running relay
+again continues at the first missing piece. Without a terminal, a missing
+config exits 5.
 
 Options:
     --config FILE       the config file. Default: $CONFIGURATION_DIRECTORY/relay.yaml
@@ -31,6 +39,9 @@ Options:
     --log-format F      json (default when stderr is not a terminal) or pretty.
     --shutdown-grace D  how long running jobs may finish after SIGTERM before
                         they are killed (default 10s).
+    --api-url URL       first-run setup only: the Bot API to use and write
+                        into the new config, e.g. a local fake Bot API
+                        (default: ask, offering https://api.telegram.org).
 `
 
 func init() {
@@ -66,11 +77,22 @@ func configFlag(given string, env *Env) (string, error) {
 	if p := defaultConfigPath(env); p != "" {
 		return p, nil
 	}
-	return "", withCode(ExitNotSetup, errors.New("no config file found: pass --config FILE, or create $XDG_CONFIG_HOME/relay/relay.yaml (relay run on a terminal walks you through it)"))
+	return "", errNoConfig
+}
+
+// errNoConfig and missingConfig are one line each, the fix included: the
+// first thing a new user sees without a terminal (cron, a pipe, CI).
+var errNoConfig = withCode(ExitNotSetup, errors.New("no config file found: pass --config FILE, or run 'relay run' on a terminal to set one up"))
+
+func missingConfig(path string) error {
+	return withCode(ExitNotSetup, fmt.Errorf("no config file %s: run 'relay run --config %s' on a terminal to create it, or start from policy/examples", path, path))
 }
 
 func newLogger(env *Env, format string) (zerolog.Logger, error) {
 	zerolog.TimeFieldFormat = time.RFC3339Nano
+	// Durations with their unit ("wait":"1.5s"), not a bare number of
+	// milliseconds that a reader has to know the unit of.
+	zerolog.DurationFieldFormat = zerolog.DurationFormatString
 	switch format {
 	case "":
 		if f, ok := env.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -80,7 +102,7 @@ func newLogger(env *Env, format string) (zerolog.Logger, error) {
 		}
 	case "json", "pretty":
 	default:
-		return zerolog.Logger{}, usageErr("unknown --log-format %q (want json or pretty)", format)
+		return zerolog.Logger{}, usageErr("run: --log-format: %s", unknownWord("log format", format, []string{"json", "pretty"}))
 	}
 	if format == "pretty" {
 		return zerolog.New(zerolog.ConsoleWriter{Out: env.Stderr, TimeFormat: time.TimeOnly}).With().Timestamp().Logger(), nil
@@ -93,35 +115,51 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 	cfgFlag := fs.String("config", "", "")
 	logFormat := fs.String("log-format", "", "")
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "")
+	apiURL := fs.String("api-url", "", "")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs); err != nil {
+		return err
 	}
 	log, err := newLogger(env, *logFormat)
 	if err != nil {
 		return err
 	}
 	path, err := configFlag(*cfgFlag, env)
-	if err != nil && env.IsTerminal {
-		path, err = setup(ctx, env)
-	}
-	if err != nil {
+	switch {
+	case err == nil && configExists(path):
+		if *apiURL != "" {
+			return usageErr("run: --api-url is for first-run setup, and %s exists (set telegram.api_url in it)", path)
+		}
+	case !env.IsTerminal && err == nil:
+		return missingConfig(path)
+	case !env.IsTerminal:
 		return err
+	default:
+		if path == "" {
+			if path, err = setupConfigPath(env); err != nil {
+				return err
+			}
+		}
+		if err := setup(ctx, env, setupOpts{configPath: path, apiURL: *apiURL}); err != nil {
+			return err
+		}
 	}
 	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
 	}
+	// From here on, notes about the keyring go to the log.
+	env.log = &log
 	store := secretStore(cfg, env)
-	token, err := store.Get(secrets.BotToken)
+	token, _, err := lookup(env, store, secrets.BotToken)
 	if err != nil {
-		return notSetup(err, "no bot token: run relay token set (keyring), or provide a systemd credential named bot-token, or telegram.token_file")
+		return notSetup(err, "no bot token", "run 'relay token set', or provide a systemd credential named bot-token, or set telegram.token_file")
 	}
-	totpSecret, err := store.Get(secrets.TOTPSecret)
+	totpSecret, _, err := lookup(env, store, secrets.TOTPSecret)
 	if err != nil {
-		return notSetup(err, "no TOTP secret: run relay totp enroll --config "+path)
+		return notSetup(err, "no TOTP secret", "run 'relay totp enroll --config "+path+"'")
 	}
 	d, err := daemon.New(daemon.Options{
 		Config:  cfg,
@@ -136,18 +174,27 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 	})
 	if err != nil {
 		if errors.Is(err, daemon.ErrAuditUnavailable) {
-			return withCode(ExitNotSetup, fmt.Errorf("%w (run relay audit init --config %s first)", err, path))
+			return failf(ExitNotSetup, "run 'relay audit init --config "+path+"' first", "%w", err)
 		}
 		return err
 	}
 	return d.Run(ctx)
 }
 
-func notSetup(err error, hint string) error {
+// configExists reports whether path names something: a config that exists
+// but cannot be read is loadConfig's to report, not setup's to replace.
+func configExists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, os.ErrNotExist)
+}
+
+// notSetup is the error for a secret relay cannot start without: what is
+// missing when no source holds it, else the source's own failure.
+func notSetup(err error, missing, hint string) error {
 	if errors.Is(err, secrets.ErrNotFound) {
-		return withCode(ExitNotSetup, errors.New(hint))
+		return failf(ExitNotSetup, hint, "%s", missing)
 	}
-	return withCode(ExitNotSetup, fmt.Errorf("%w; %s", err, hint))
+	return failf(ExitNotSetup, hint, "%s: %w", missing, err)
 }
 
 func absPath(p string) string {

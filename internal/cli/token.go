@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"regexp"
-
-	"golang.org/x/term"
 
 	"github.com/relaychat/relay/internal/secrets"
 	"github.com/relaychat/relay/policy"
@@ -24,9 +21,9 @@ Manage the Telegram bot token relay uses.
 
 set     reads the token from standard input, or prompts for it without echo
         on a terminal, checks its shape and stores it in the OS keyring
-        (Secret Service), or with --file in a 0600 file in the state
-        directory (telegram.token_file when the config sets one), for
-        headless servers without a keyring.
+        (Secret Service); on a host without one (or with --file, or
+        secrets.keyring: false) in a 0600 file in the state directory
+        (telegram.token_file when the config sets one).
 status  says which source the token comes from, never the token itself.
         Exits 5 when there is no token.
 delete  removes the token from the keyring and the file. A systemd
@@ -75,20 +72,17 @@ func init() {
 }
 
 func runToken(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 {
-		return usageErr("token: missing subcommand (set, status or delete)")
+	sub, err := subcommand("token", args, "set", "status", "delete")
+	if err != nil {
+		return err
 	}
-	switch args[0] {
-	case "-h", "--help", "-help", "help":
-		return flag.ErrHelp
+	switch sub {
 	case "set":
-		return tokenSet(env, args[1:])
+		return tokenSet(ctx, env, args[1:])
 	case "status":
 		return tokenStatus(env, args[1:])
-	case "delete":
-		return tokenDelete(env, args[1:])
 	}
-	return usageErr("token: unknown subcommand %q (want set, status or delete)", args[0])
+	return tokenDelete(env, args[1:])
 }
 
 // tokenStore opens the secret store exactly as `relay run` would: from
@@ -103,16 +97,16 @@ func tokenStore(env *Env, configPath string) (*secrets.Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		return secretStore(cfg, env).WithKeyringService(testKeyringService), nil
+		return secretStore(cfg, env), nil
 	}
 	dir := policy.DefaultPaths(env.Getenv).StateDir
 	if dir == "" {
-		return nil, withCode(ExitUsage, errors.New("no state directory: STATE_DIRECTORY, XDG_STATE_HOME and HOME are unset or relative (pass --config FILE)"))
+		return nil, failf(ExitUsage, "pass --config FILE", "no state directory: STATE_DIRECTORY, XDG_STATE_HOME and HOME are unset or relative")
 	}
-	return secretStore(&policy.Config{StateDir: dir}, env).WithKeyringService(testKeyringService), nil
+	return secretStore(&policy.Config{StateDir: dir}, env), nil
 }
 
-func tokenSet(env *Env, args []string) error {
+func tokenSet(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags("token set")
 	config := fs.String("config", "", "config file")
 	toFile := fs.Bool("file", false, "store in a 0600 file instead of the keyring")
@@ -128,7 +122,7 @@ func tokenSet(env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	token, err := readToken(env)
+	token, err := readToken(newPrompter(ctx, env), env)
 	defer clear(token)
 	if err != nil {
 		return err
@@ -136,46 +130,26 @@ func tokenSet(env *Env, args []string) error {
 	if err := checkToken(token); err != nil {
 		return withCode(ExitUsage, err)
 	}
-
-	var stored secrets.Source
-	if *toFile {
-		path, err := store.SetFile(secrets.BotToken, token)
-		if err != nil {
-			return err
-		}
-		stored = secrets.SourceFile
-		fmt.Fprintf(env.Stdout, "stored the bot token in %s (mode 0600)\n", path)
-	} else {
-		if err := store.Set(secrets.BotToken, token); err != nil {
-			return err
-		}
-		stored = secrets.SourceKeyring
-		fmt.Fprintf(env.Stdout, "stored the bot token in the os keyring (service %q, user %q)\n", keyringService(), secrets.BotToken)
+	k := newKeeper(env, store, *toFile)
+	if err := k.Set(secrets.BotToken, token); err != nil {
+		return err
 	}
-
-	// Say so when another source outranks the one just written: otherwise
-	// the owner believes relay now uses the new token.
-	p, err := store.Probe(secrets.BotToken)
-	switch {
-	case err != nil:
-		fmt.Fprintf(env.Stderr, "relay: warning: the stored token cannot be read back: %v\n", err)
-	case p.Source != stored:
-		fmt.Fprintf(env.Stderr, "relay: warning: relay will keep using the token from the %s (%s), which takes precedence\n",
-			sourceName(p.Source), p.Location)
-	}
+	fmt.Fprintf(env.Stdout, "stored the bot token in %s\n", k.where(secrets.BotToken))
+	k.warnOutranked(secrets.BotToken, "token")
 	return nil
 }
 
-// readToken reads the token without echoing it: from standard input when
-// it is not a terminal (a pipe or a file), else from a no-echo prompt.
-func readToken(env *Env) ([]byte, error) {
+// readToken reads the token without echoing it: from a no-echo prompt on
+// a terminal, else the whole of standard input (a pipe or a file).
+func readToken(p *prompter, env *Env) ([]byte, error) {
 	var b []byte
 	if env.IsTerminal {
-		fmt.Fprint(env.Stderr, "bot token from @BotFather (input is hidden): ")
 		var err error
-		b, err = term.ReadPassword(env.StdinFd)
-		fmt.Fprintln(env.Stderr)
-		if err != nil {
+		b, err = p.askHidden("bot token from @BotFather (input is hidden): ")
+		if errors.Is(err, errInterrupted) {
+			return nil, errors.New("token set: interrupted; nothing was stored")
+		}
+		if err != nil && !errors.Is(err, errLineTooLong) {
 			clear(b)
 			return nil, fmt.Errorf("token set: read the token: %w", err)
 		}
@@ -188,13 +162,13 @@ func readToken(env *Env) ([]byte, error) {
 		}
 		if len(b) > maxTokenInput {
 			clear(b)
-			return nil, withCode(ExitUsage, fmt.Errorf("token set: standard input is longer than %d bytes, not a bot token (pipe only the token)", maxTokenInput))
+			return nil, usageErr("token set: standard input is longer than %d bytes, not a bot token (pipe only the token)", maxTokenInput)
 		}
 	}
 	t := bytes.TrimSpace(b)
 	if len(t) == 0 {
 		clear(b)
-		return nil, withCode(ExitUsage, errors.New("token set: no token given (paste the token @BotFather sent, or pipe it on standard input)"))
+		return nil, usageErr("token set: no token given (paste the token @BotFather sent, or pipe it on standard input)")
 	}
 	// Copy out so the caller can clear exactly what it holds.
 	out := bytes.Clone(t)
@@ -218,17 +192,15 @@ func tokenStatus(env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageErr("token status: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs); err != nil {
+		return err
 	}
 	store, err := tokenStore(env, *config)
 	if err != nil {
 		return err
 	}
-	p, err := store.Probe(secrets.BotToken)
-	for _, sk := range p.Skipped {
-		fmt.Fprintf(env.Stderr, "relay: %s skipped: %v\n", sourceName(sk.Source), sk.Err)
-	}
+	v, p, err := lookup(env, store, secrets.BotToken)
+	clear(v)
 	if err != nil {
 		if errors.Is(err, secrets.ErrNotFound) {
 			return withCode(ExitNotSetup, err)
@@ -245,8 +217,8 @@ func tokenDelete(env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageErr("token delete: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs); err != nil {
+		return err
 	}
 	store, err := tokenStore(env, *config)
 	if err != nil {
@@ -261,11 +233,11 @@ func tokenDelete(env *Env, args []string) error {
 	if p, perr := store.Probe(secrets.BotToken); perr == nil {
 		switch p.Source {
 		case secrets.SourceCredential:
-			fmt.Fprintf(env.Stderr, "relay: the bot token is still provided by the systemd credential %s, which relay cannot delete (remove LoadCredential=bot-token from the unit)\n", p.Location)
+			env.warnf("the bot token is still provided by the systemd credential %s, which relay cannot delete (remove LoadCredential=bot-token from the unit)", p.Location)
 		case secrets.SourceEnv:
-			fmt.Fprintf(env.Stderr, "relay: the bot token is still provided by %s, which relay cannot delete (unset it)\n", secrets.EnvToken)
+			env.warnf("the bot token is still provided by %s, which relay cannot delete (unset it)", secrets.EnvToken)
 		default:
-			fmt.Fprintf(env.Stderr, "relay: a bot token is still present in the %s (%s)\n", sourceName(p.Source), p.Location)
+			env.warnf("a bot token is still present in the %s (%s)", sourceName(p.Source), p.Location)
 		}
 	}
 	switch {
@@ -273,24 +245,13 @@ func tokenDelete(env *Env, args []string) error {
 		return nil
 	case errors.Is(err, secrets.ErrNotFound) && len(removed) == 0:
 		return withCode(ExitNotSetup, err)
-	case len(removed) > 0 && keyringAbsent(err):
+	case len(removed) > 0 && secrets.Absent(err):
 		// A headless server has no keyring to hold a copy: deleting the
-		// file was the whole job. Mention it, but do not fail.
-		fmt.Fprintf(env.Stderr, "relay: note: the os keyring was not checked: %v\n", err)
+		// file was the whole job.
+		env.tellKeyring(err)
 		return nil
 	}
 	return err
-}
-
-// keyringAbsent reports whether err says there is no keyring here at all,
-// as opposed to one that may hold a copy but is locked or failing.
-func keyringAbsent(err error) bool {
-	for _, k := range []error{secrets.ErrNoSessionBus, secrets.ErrNoSecretService, secrets.ErrKeyringOff} {
-		if errors.Is(err, k) {
-			return true
-		}
-	}
-	return false
 }
 
 func sourceName(s secrets.Source) string {

@@ -239,18 +239,22 @@ func TestTokenSetRejectsWithoutEcho(t *testing.T) {
 }
 
 func TestTokenUsage(t *testing.T) {
+	const hint = "relay: hint: see 'relay token -h'\n"
 	tests := []struct {
-		name string
-		args []string
-		code int
-		want string // in stderr
+		name   string
+		args   []string
+		code   int
+		stderr string
+		stdout string // prefix
 	}{
-		{"no subcommand", nil, ExitUsage, "missing subcommand"},
-		{"unknown subcommand", []string{"show"}, ExitUsage, "unknown subcommand"},
-		{"token as argument", []string{"set", "--file", "123456:abc"}, ExitUsage, "never the command line"},
-		{"help", []string{"-h"}, ExitOK, "relay token set"},
-		{"set help", []string{"set", "-h"}, ExitOK, "relay token status"},
-		{"bad flag", []string{"status", "--nope"}, ExitUsage, "not defined: -nope"},
+		{"no subcommand", nil, ExitUsage, "relay: error: token: missing subcommand (want set, status or delete)\n" + hint, ""},
+		{"unknown subcommand", []string{"show"}, ExitUsage, "relay: error: unknown token subcommand \"show\" (want set, status or delete)\n" + hint, ""},
+		{"mistyped subcommand", []string{"stauts"}, ExitUsage, "relay: error: unknown token subcommand \"stauts\" (did you mean \"status\"?)\n" + hint, ""},
+		{"token as argument", []string{"set", "--file", "123456:abc"}, ExitUsage, "relay: error: token set: unexpected argument (the token is read from standard input, never the command line)\n" + hint, ""},
+		{"help", []string{"-h"}, ExitOK, "", tokenUsage},
+		{"set help", []string{"set", "-h"}, ExitOK, "", tokenUsage},
+		{"bad flag", []string{"status", "--nope"}, ExitUsage, "relay: error: token status: unknown flag --nope\n" + hint, ""},
+		{"mistyped flag", []string{"set", "--fiel"}, ExitUsage, "relay: error: token set: unknown flag --fiel (did you mean --file?)\n" + hint, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -258,8 +262,11 @@ func TestTokenUsage(t *testing.T) {
 			if code := e.run(t, "", tt.args...); code != tt.code {
 				t.Errorf("exit %d, want %d", code, tt.code)
 			}
-			if !strings.Contains(e.stderr.String(), tt.want) {
-				t.Errorf("stderr %q, want it to contain %q", e.stderr, tt.want)
+			if e.stderr.String() != tt.stderr {
+				t.Errorf("stderr:\ngot  %q\nwant %q", e.stderr, tt.stderr)
+			}
+			if e.stdout.String() != tt.stdout {
+				t.Errorf("stdout:\ngot  %q\nwant %q", e.stdout, tt.stdout)
 			}
 		})
 	}
@@ -368,8 +375,8 @@ func TestTokenConfigFile(t *testing.T) {
 	if code := e.run(t, "", "status", "--config", cfg); code != ExitOK || e.stdout.String() != "bot token: file ("+tokenFile+")\n" {
 		t.Errorf("status: exit %d, %q; want the token file", code, e.stdout)
 	}
-	if code := e.run(t, "", "status", "--config", filepath.Join(tmp, "missing.yaml")); code != ExitConfig {
-		t.Errorf("status with a missing config: exit %d, want %d", code, ExitConfig)
+	if code := e.run(t, "", "status", "--config", filepath.Join(tmp, "missing.yaml")); code != ExitNotSetup {
+		t.Errorf("status with a missing config: exit %d, want %d", code, ExitNotSetup)
 	}
 	assertNoLeak(t, token, e.stdout.String(), e.stderr.String())
 }

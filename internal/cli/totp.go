@@ -1,13 +1,10 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"image/png"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -25,10 +22,11 @@ Manage the TOTP secret that /login and step-up codes are checked against.
 
 enroll  generates a new secret (20 bytes, SHA-1, 6 digits, 30 s), shows it
         as an otpauth:// URI and a QR code in the terminal, asks for the
-        code your authenticator app then shows, and only if it matches
-        stores the secret in the OS keyring (with --file in a 0600 file in
-        the state directory) and resets the auth state: no failures, no
-        lockout, no /lock. It prints auth.recovery_codes single-use recovery
+        code your authenticator app then shows (typing "l" instead redraws
+        the QR code for a light background, "d" for a dark one), and only
+        if it matches stores the secret in the OS keyring (in a 0600 file
+        in the state directory with --file, or where there is no keyring)
+        and resets the auth state: no failures, no lockout, no /lock. It prints auth.recovery_codes single-use recovery
         codes, once; only their hashes are kept. It refuses while the
         relay runs (stop it first, then start it again): a running relay
         would keep accepting the old secret.
@@ -55,34 +53,17 @@ func init() {
 }
 
 func totpCmd(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 {
-		return usageErr("totp: missing subcommand (enroll or status)")
+	sub, err := subcommand("totp", args, "enroll", "status")
+	if err != nil {
+		return err
 	}
-	switch args[0] {
-	case "enroll":
-		return totpEnrollCmd(env, args[1:])
-	case "status":
-		return totpStatusCmd(env, args[1:])
-	case "-h", "--help", "help":
-		return flag.ErrHelp
+	if sub == "enroll" {
+		return totpEnrollCmd(ctx, env, args[1:])
 	}
-	return usageErr("totp: unknown subcommand %q (want enroll or status)", args[0])
+	return totpStatusCmd(env, args[1:])
 }
 
-// fileStore makes a secrets.Store write to its 0600 file instead of the
-// keyring, for --file.
-type fileStore struct {
-	*secrets.Store
-	path string // where SetFile wrote, for the message
-}
-
-func (f *fileStore) Set(name string, value []byte) error {
-	p, err := f.SetFile(name, value)
-	f.path = p
-	return err
-}
-
-func totpEnrollCmd(env *Env, args []string) error {
+func totpEnrollCmd(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags("totp enroll")
 	cfgFlag := fs.String("config", "", "")
 	pngPath := fs.String("png", "", "")
@@ -92,15 +73,17 @@ func totpEnrollCmd(env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageErr("totp enroll: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs); err != nil {
+		return err
 	}
 	_, cfg, err := configFromFlag(*cfgFlag, env)
 	if err != nil {
 		return err
 	}
 	store := secretStore(cfg, env)
+	target := newKeeper(env, store, *toFile)
 	o := enrollOpts{
+		prompt:    newPrompter(ctx, env),
 		statePath: auth.ConfigFrom(cfg.Auth, cfg.StateDir).StatePath,
 		nRecovery: cfg.Auth.RecoveryCodes,
 		account:   accountName(),
@@ -111,27 +94,11 @@ func totpEnrollCmd(env *Env, args []string) error {
 	if *light {
 		o.bg = qr.LightBackground
 	}
-	var target auth.SecretStore = store
-	fstore := &fileStore{Store: store}
-	if *toFile {
-		target = fstore
-	}
-	if err := enroll(env, store, target, o); err != nil {
+	if err := enroll(env, target, target, o); err != nil {
 		return err
 	}
-	where := fmt.Sprintf("the os keyring (service %q, user %q)", secrets.DefaultKeyringService, secrets.TOTPSecret)
-	want := secrets.SourceKeyring
-	if *toFile {
-		where, want = fstore.path+" (mode 0600)", secrets.SourceFile
-	}
-	fmt.Fprintf(env.Stdout, "stored the totp secret in %s\n", where)
-	// Say so when another source outranks the one just written: otherwise
-	// the owner believes relay now checks codes against the new secret.
-	if p, err := store.Probe(secrets.TOTPSecret); err != nil {
-		fmt.Fprintf(env.Stderr, "relay: warning: the stored secret cannot be read back: %v\n", err)
-	} else if p.Source != want {
-		fmt.Fprintf(env.Stderr, "relay: warning: relay will keep using the totp secret from the %s (%s), which takes precedence; remove it there\n", sourceName(p.Source), p.Location)
-	}
+	fmt.Fprintf(env.Stdout, "stored the totp secret in %s\n", target.where(secrets.TOTPSecret))
+	target.warnOutranked(secrets.TOTPSecret, "totp secret")
 	return nil
 }
 
@@ -145,21 +112,30 @@ func accountName() string {
 }
 
 type enrollOpts struct {
-	statePath string
-	nRecovery int
-	account   string
-	png       string
-	force     bool
-	bg        qr.Background
-	now       func() time.Time
+	// prompt asks for the code; nil reads env.Stdin without a deadline.
+	prompt *prompter
+	// retryForever keeps asking after a wrong code (first-run setup, where
+	// giving up would undo everything before); otherwise maxCodeTries.
+	retryForever bool
+	statePath    string
+	nRecovery    int
+	account      string
+	png          string
+	force        bool
+	bg           qr.Background
+	now          func() time.Time
 }
 
 // enroll is the enrolment dialogue. existing is asked whether a secret is
-// already enrolled; target receives the new one.
+// already enrolled; target receives the new one. Nothing is stored before
+// the owner typed a code the new secret produces.
 func enroll(env *Env, existing, target auth.SecretStore, o enrollOpts) error {
+	if o.prompt == nil {
+		o.prompt = newPrompter(context.Background(), env)
+	}
 	if _, err := existing.Get(auth.SecretName); err == nil {
 		if !o.force {
-			return withCode(ExitUsage, errors.New("totp enroll: a totp secret is already enrolled (hint: pass --force to replace it; this revokes the old secret and its recovery codes)"))
+			return failf(ExitUsage, "pass --force to replace it; this revokes the old secret and its recovery codes", "totp enroll: a totp secret is already enrolled")
 		}
 	} else if !errors.Is(err, secrets.ErrNotFound) {
 		return fmt.Errorf("totp enroll: cannot tell whether a secret is already enrolled: %w", err)
@@ -173,38 +149,56 @@ func enroll(env *Env, existing, target auth.SecretStore, o enrollOpts) error {
 	if err != nil {
 		return err
 	}
-	code, err := qr.Render(e.URI(), o.bg)
-	if err != nil {
+	if err := showQR(env, e, o.bg); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "Scan this with your authenticator app (or add the URI below by hand).\nIt shows the secret: make sure nobody else sees this screen.\n\n%s\n%s\n\n", code, e.URI())
 	if o.png != "" {
 		if err := writePNG(e, o.png); err != nil {
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "wrote the qr code to %s (mode 0600); delete it once scanned: it holds the secret\n", o.png)
 	}
-	in := bufio.NewReader(env.Stdin)
-	for try := 1; ; try++ {
-		fmt.Fprint(env.Stderr, "code shown by the app: ")
-		line, rerr := in.ReadString('\n')
-		if len(line) > 64 {
-			line = "" // not a code; do not keep it around
+	for try := 1; ; {
+		other, flip := "l", "light"
+		if o.bg == qr.LightBackground {
+			other, flip = "d", "dark"
 		}
-		if rerr != nil && strings.TrimSpace(line) == "" {
-			if errors.Is(rerr, io.EOF) {
-				return errors.New("totp enroll: no code entered; nothing was stored (hint: run it again on a terminal and type the app's code)")
+		line, rerr := o.prompt.ask(fmt.Sprintf("code shown by the app (or %q to redraw the qr code for a %s background): ", other, flip))
+		answer := strings.TrimSpace(string(line))
+		clear(line)
+		switch {
+		case errors.Is(rerr, errInterrupted):
+			return withCode(ExitFailure, errors.New("totp enroll: interrupted; nothing was stored"))
+		case errors.Is(rerr, errLineTooLong):
+			env.say(kindError, "that is not a code (want the 6 digits the app shows)")
+			continue
+		case rerr != nil:
+			return failf(ExitFailure, "run it again on a terminal and type the app's code", "totp enroll: no code entered; nothing was stored")
+		case strings.EqualFold(answer, other) || strings.EqualFold(answer, flip):
+			if o.bg == qr.LightBackground {
+				o.bg = qr.DarkBackground
+			} else {
+				o.bg = qr.LightBackground
 			}
-			return fmt.Errorf("totp enroll: read the code: %w", rerr)
+			if err := showQR(env, e, o.bg); err != nil {
+				return err
+			}
+			continue
 		}
-		err := e.Confirm(strings.TrimSpace(line), o.now())
+		err := e.Confirm(answer, o.now())
 		if err == nil {
 			break
 		}
-		fmt.Fprintf(env.Stderr, "relay: %v\n", err)
-		if try == maxCodeTries || rerr != nil {
-			return fmt.Errorf("totp enroll: no matching code after %d tries; nothing was stored (hint: check the phone's and the server's clocks, then run it again)", try)
+		// auth's message carries its hint inline; give it its own line.
+		msg, hint, found := strings.Cut(err.Error(), " (hint: ")
+		env.say(kindError, "%s", msg)
+		if found {
+			env.say(kindHint, "%s", strings.TrimSuffix(hint, ")"))
 		}
+		if !o.retryForever && try >= maxCodeTries {
+			return failf(ExitFailure, "check the phone's and the server's clocks, then run it again", "totp enroll: no matching code after %d tries; nothing was stored", try)
+		}
+		try++
 	}
 	codes, err := e.Save(target, o.statePath, o.nRecovery)
 	if err != nil {
@@ -218,6 +212,16 @@ func enroll(env *Env, existing, target auth.SecretStore, o enrollOpts) error {
 		}
 		fmt.Fprintln(env.Stdout)
 	}
+	return nil
+}
+
+// showQR prints the enrolment's QR code for bg, and its URI.
+func showQR(env *Env, e *auth.Enrollment, bg qr.Background) error {
+	code, err := qr.Render(e.URI(), bg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "Scan this with your authenticator app (or add the URI below by hand).\nIt shows the secret: make sure nobody else sees this screen.\n\n%s\n%s\n\n", code, e.URI())
 	return nil
 }
 
@@ -252,18 +256,15 @@ func totpStatusCmd(env *Env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageErr("totp status: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs); err != nil {
+		return err
 	}
 	_, cfg, err := configFromFlag(*cfgFlag, env)
 	if err != nil {
 		return err
 	}
-	store := secretStore(cfg, env)
-	p, perr := store.Probe(secrets.TOTPSecret)
-	for _, sk := range p.Skipped {
-		fmt.Fprintf(env.Stderr, "relay: %s skipped: %v\n", sourceName(sk.Source), sk.Err)
-	}
+	v, p, perr := lookup(env, secretStore(cfg, env), secrets.TOTPSecret)
+	clear(v)
 	where := ""
 	if perr == nil {
 		where = fmt.Sprintf("%s (%s)", sourceName(p.Source), p.Location)
@@ -303,9 +304,9 @@ func totpStatus(env *Env, where string, probeErr error, statePath string, now ti
 	fmt.Fprintf(env.Stdout, "recovery codes left: %d\n", st.RecoveryLeft)
 	if probeErr != nil {
 		if errors.Is(probeErr, secrets.ErrNotFound) {
-			return withCode(ExitNotSetup, errors.New("no totp secret (hint: run 'relay totp enroll')"))
+			return failf(ExitNotSetup, "run 'relay totp enroll'", "no totp secret")
 		}
-		return withCode(ExitNotSetup, fmt.Errorf("%w (hint: run 'relay totp enroll')", probeErr))
+		return failf(ExitNotSetup, "run 'relay totp enroll'", "%w", probeErr)
 	}
 	return nil
 }

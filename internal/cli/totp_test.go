@@ -130,8 +130,9 @@ func TestTOTPEnrollRefusals(t *testing.T) {
 		store := &fakeTOTPStore{m: map[string][]byte{auth.SecretName: []byte("OLD")}}
 		env, _, _ := enrollEnv("ok")
 		err := enroll(env, store, store, enrollOpts{statePath: filepath.Join(t.TempDir(), "a.json"), nRecovery: 1, account: "h", now: func() time.Time { return totpNow }})
-		if err == nil || !strings.Contains(err.Error(), "--force") {
-			t.Fatalf("got %v, want a refusal naming --force", err)
+		var h *hinted
+		if !errors.As(err, &h) || !strings.Contains(h.hint, "--force") {
+			t.Fatalf("got %v, want a refusal whose hint names --force", err)
 		}
 		if string(store.m[auth.SecretName]) != "OLD" {
 			t.Error("the old secret was replaced")

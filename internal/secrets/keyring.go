@@ -28,7 +28,8 @@ var (
 	ErrKeyringLocked = errors.New("keyring collection is locked")
 	// ErrKeyringTimeout: the Secret Service did not answer in time.
 	ErrKeyringTimeout = errors.New("keyring did not answer")
-	// ErrKeyringOff: the keyring source is turned off (NoKeyring).
+	// ErrKeyringOff: the keyring source is turned off (Options.KeyringOff
+	// or the NoKeyring backend).
 	ErrKeyringOff = errors.New("keyring is turned off")
 	// ErrKeyring: any other keyring failure.
 	ErrKeyring = errors.New("keyring failed")
@@ -57,13 +58,17 @@ type KeyringError struct {
 	Err  error // the cause from go-keyring / godbus
 }
 
+// Error is short, one clause: it is printed on every command of a host
+// without a keyring. The fix is in Hint, the cause behind Unwrap.
 func (e *KeyringError) Error() string {
-	msg := fmt.Sprintf("os keyring %s %s: %v", e.Op, e.Name, e.Kind)
-	if e.Err != nil && e.Err != e.Kind {
-		msg += ": " + e.Err.Error()
-	}
-	if h := e.Hint(); h != "" {
-		msg += " (" + h + ")"
+	msg := "os keyring: " + e.Kind.Error()
+	switch e.Kind {
+	case ErrKeyring, ErrKeyringTimeout:
+		// The kind alone says too little: "within 10s", or the backend's
+		// words for a failure with no kind of its own.
+		if e.Err != nil && e.Err != e.Kind {
+			msg += ": " + e.Err.Error()
+		}
 	}
 	return msg
 }
@@ -71,20 +76,27 @@ func (e *KeyringError) Error() string {
 // Unwrap exposes both the kind and the cause to errors.Is and errors.As.
 func (e *KeyringError) Unwrap() []error { return []error{e.Kind, e.Err} }
 
-// Hint names the fix for the kind of failure.
+// Absent reports whether err says this host has no keyring at all (no
+// session bus, no Secret Service, or the keyring turned off), as opposed
+// to one that may hold a copy but is locked or failing. Only an absent
+// keyring may be replaced by a file silently.
+func Absent(err error) bool {
+	return errors.Is(err, ErrNoSessionBus) || errors.Is(err, ErrNoSecretService) || errors.Is(err, ErrKeyringOff)
+}
+
+// Hint names the fix for the kind of failure. It is the same for every
+// secret: the way out of a missing keyring is the same for all three.
 func (e *KeyringError) Hint() string {
-	const alt = "or use a systemd credential (LoadCredential=) or a 0600 file (\"relay token set --file\")"
+	const alt = "or keep secrets in files (secrets.keyring: false in the config)"
 	switch e.Kind {
 	case ErrNoSessionBus:
-		return "DBUS_SESSION_BUS_ADDRESS is unset or its socket refuses connections: run inside a desktop login session, " + alt
+		return "DBUS_SESSION_BUS_ADDRESS is unset or refuses connections: run inside a desktop login session, " + alt
 	case ErrNoSecretService:
-		return "nothing provides org.freedesktop.secrets on the session bus: install gnome-keyring (or another Secret Service), " + alt
+		return "nothing provides org.freedesktop.secrets on the session bus: install gnome-keyring, " + alt
 	case ErrKeyringLocked:
-		return "unlock the login keyring (log in to the desktop, or \"gnome-keyring-daemon --unlock\" on a headless session), " + alt
+		return "unlock the login keyring (gnome-keyring-daemon --unlock on a headless session), " + alt
 	case ErrKeyringTimeout:
-		return "a locked collection may be waiting for an unlock prompt nobody can answer: unlock the keyring, " + alt
-	case ErrKeyringOff:
-		return "use a systemd credential, " + EnvToken + " or a 0600 file"
+		return "a locked collection may be waiting for an unlock prompt nobody can answer: unlock it, " + alt
 	}
 	return ""
 }

@@ -141,7 +141,11 @@ func TestHelperProbe(t *testing.T) {
 				break
 			}
 		}
-		fmt.Printf("SKIPPED %v\n", p.Skipped[0].Err)
+		hint := ""
+		if ke := (*KeyringError)(nil); errors.As(p.Skipped[0].Err, &ke) {
+			hint = ke.Hint()
+		}
+		fmt.Printf("SKIPPED %v (%s)\n", p.Skipped[0].Err, hint)
 	}
 	fmt.Printf("RESULT source=%s kind=%s err=%v\n", p.Source, kind, err)
 }

@@ -80,8 +80,12 @@ type Options struct {
 	TokenFile      string              // explicit 0600 token file from the config
 
 	// Keyring is the keyring backend; nil means the real Secret Service
-	// through go-keyring. NoKeyring turns the keyring source off.
+	// through go-keyring.
 	Keyring Keyring
+	// KeyringOff turns the keyring source off entirely (the config's
+	// secrets.keyring: false): it is never asked, never listed as a place
+	// looked in, and Set fails with ErrKeyringOff.
+	KeyringOff bool
 	// KeyringTimeout bounds each keyring call; zero means
 	// DefaultKeyringTimeout.
 	KeyringTimeout time.Duration
@@ -99,7 +103,10 @@ func New(o Options) *Store {
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
-	if o.Keyring == nil {
+	switch {
+	case o.KeyringOff:
+		o.Keyring = nil
+	case o.Keyring == nil:
 		o.Keyring = systemKeyring()
 	}
 	if o.KeyringTimeout <= 0 {
@@ -158,6 +165,13 @@ type Skip struct {
 func (s *Store) Get(name string) ([]byte, error) {
 	v, _, err := s.lookup(name)
 	return v, err
+}
+
+// Lookup is Get that also says where the value came from and which sources
+// had to be skipped, in one pass: a locked keyring costs its timeout once,
+// not once for Probe and again for Get.
+func (s *Store) Lookup(name string) ([]byte, Probe, error) {
+	return s.lookup(name)
 }
 
 // Source says which source Get would use for name, never the value.
@@ -229,8 +243,9 @@ func (s *Store) lookup(name string) ([]byte, Probe, error) {
 }
 
 // notFound builds the error for a secret no source holds: where relay
-// looked, how to store one, and why the keyring (if it was skipped) could
-// not be asked.
+// looked and how to store one. A skipped keyring is named in the list by
+// its kind only (its hint is the caller's to show, once), and the error
+// wraps it for errors.Is.
 func (s *Store) notFound(p Probe) error {
 	var where []string
 	if s.o.CredentialsDir != "" {
@@ -238,8 +253,16 @@ func (s *Store) notFound(p Probe) error {
 	} else {
 		where = append(where, "systemd credential (CREDENTIALS_DIRECTORY is unset)")
 	}
+	e := &notFoundError{}
 	if s.o.Keyring != nil {
-		where = append(where, "os keyring ("+s.keyringLocation(p.Name)+")")
+		ring := "os keyring (" + s.keyringLocation(p.Name) + ")"
+		for _, sk := range p.Skipped {
+			if sk.Source == SourceKeyring {
+				ring = "os keyring (skipped: " + kindOf(sk.Err) + ")"
+			}
+			e.skipped = append(e.skipped, sk.Err)
+		}
+		where = append(where, ring)
 	}
 	if p.Name == BotToken {
 		where = append(where, "environment variable "+EnvToken)
@@ -247,16 +270,37 @@ func (s *Store) notFound(p Probe) error {
 	if path := s.filePath(p.Name); path != "" {
 		where = append(where, fmt.Sprintf("file %q", path))
 	}
-	hint := "store it with \"relay token set\""
-	if p.Name != BotToken {
-		hint = "enrol it first"
-	}
-	err := fmt.Errorf("%s: %w in %s (%s)", p.Name, ErrNotFound, strings.Join(where, ", "), hint)
-	for _, sk := range p.Skipped {
-		err = fmt.Errorf("%w; %s was skipped: %w", err, sk.Source, sk.Err)
-	}
-	return err
+	e.msg = fmt.Sprintf("%s: %v in %s (%s)", p.Name, ErrNotFound, strings.Join(where, ", "), storeHint(p.Name))
+	return e
 }
+
+// storeHint names the command that stores the secret called name.
+func storeHint(name string) string {
+	switch name {
+	case BotToken:
+		return `store it with "relay token set"`
+	case TOTPSecret:
+		return `enrol it with "relay totp enroll"`
+	case AuditKey:
+		return `"relay audit init" stores it; "--no-store" keeps it off the host`
+	}
+	return "store it first"
+}
+
+// kindOf is a keyring failure without its "os keyring: " prefix.
+func kindOf(err error) string {
+	return strings.TrimPrefix(err.Error(), "os keyring: ")
+}
+
+// notFoundError is ErrNotFound with the reasons sources were skipped.
+type notFoundError struct {
+	msg     string
+	skipped []error
+}
+
+func (e *notFoundError) Error() string { return e.msg }
+
+func (e *notFoundError) Unwrap() []error { return append([]error{ErrNotFound}, e.skipped...) }
 
 // Set stores the value in the OS keyring.
 func (s *Store) Set(name string, value []byte) error {
@@ -267,7 +311,7 @@ func (s *Store) Set(name string, value []byte) error {
 		return fmt.Errorf("store %s: refusing to store an empty value", name)
 	}
 	if s.o.Keyring == nil {
-		return fmt.Errorf("store %s: the os keyring is turned off (store it in a file instead)", name)
+		return &KeyringError{Op: "set", Name: name, Kind: ErrKeyringOff}
 	}
 	return s.keyringSet(name, value)
 }

@@ -387,11 +387,18 @@ func TestKeyringFallsThrough(t *testing.T) {
 			if !errors.As(kerr, &ke) {
 				t.Fatalf("got %T, want *KeyringError", kerr)
 			}
-			if tt.kind != ErrKeyring && ke.Hint() == "" {
+			if tt.kind != ErrKeyring && tt.kind != ErrKeyringOff && ke.Hint() == "" {
 				t.Errorf("hint: got none for %v", tt.kind)
 			}
-			if ke.Hint() != "" && !strings.Contains(kerr.Error(), ke.Hint()) {
-				t.Errorf("message %q does not carry the hint", kerr)
+			// The message is printed on every command of a headless host:
+			// one clause, the hint kept apart for the caller to show once.
+			if tt.kind != ErrKeyring && tt.kind != ErrKeyringTimeout {
+				if want := "os keyring: " + tt.kind.Error(); kerr.Error() != want {
+					t.Errorf("message: got %q, want %q", kerr, want)
+				}
+			}
+			if ke.Hint() != "" && strings.Contains(kerr.Error(), ke.Hint()) {
+				t.Errorf("message %q carries the hint, which the caller shows once", kerr)
 			}
 
 			// With nothing below the keyring, the not-found error says why
@@ -410,18 +417,23 @@ func TestHints(t *testing.T) {
 		kind error
 		want []string
 	}{
-		{ErrNoSessionBus, []string{"DBUS_SESSION_BUS_ADDRESS", "LoadCredential=", "--file"}},
-		{ErrNoSecretService, []string{"org.freedesktop.secrets", "install gnome-keyring", "0600 file"}},
-		{ErrKeyringLocked, []string{"unlock", "0600 file"}},
-		{ErrKeyringTimeout, []string{"unlock", "0600 file"}},
+		{ErrNoSessionBus, []string{"DBUS_SESSION_BUS_ADDRESS", "secrets.keyring: false"}},
+		{ErrNoSecretService, []string{"org.freedesktop.secrets", "install gnome-keyring", "secrets.keyring: false"}},
+		{ErrKeyringLocked, []string{"unlock", "secrets.keyring: false"}},
+		{ErrKeyringTimeout, []string{"unlock", "secrets.keyring: false"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind.Error(), func(t *testing.T) {
 			e := &KeyringError{Op: "get", Name: BotToken, Kind: tt.kind, Err: errors.New("cause")}
 			for _, w := range tt.want {
-				if !strings.Contains(e.Error(), w) {
-					t.Errorf("got %q, want it to mention %q", e, w)
+				if !strings.Contains(e.Hint(), w) {
+					t.Errorf("got %q, want it to mention %q", e.Hint(), w)
 				}
+			}
+			// The same fix for every secret: a TOTP secret is not told to
+			// run "relay token set".
+			if strings.Contains(e.Hint(), "token") {
+				t.Errorf("hint %q names the token", e.Hint())
 			}
 		})
 	}
@@ -783,5 +795,66 @@ func TestWithKeyringService(t *testing.T) {
 	}
 	if same := s.WithKeyringService(""); same.o.KeyringService != "relay-test" {
 		t.Errorf("empty service: got %q, want the original kept", same.o.KeyringService)
+	}
+}
+
+// TestKeyringOff: with the keyring turned off (secrets.keyring: false) the
+// keyring is never called, never named as a place looked in, and a Set
+// fails as "off", which callers treat as "no keyring here".
+func TestKeyringOff(t *testing.T) {
+	f := newFixture(t)
+	f.ring.items["relay-test\x00"+TOTPSecret] = "in-the-keyring"
+	s := f.store(func(o *Options) { o.KeyringOff = true })
+
+	_, err := s.Get(TOTPSecret)
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get: got %v, want ErrNotFound (the keyring's copy must not be read)", err)
+	}
+	if strings.Contains(err.Error(), "keyring") {
+		t.Errorf("Get: got %q, want no mention of the keyring", err)
+	}
+	p, _ := s.Probe(TOTPSecret)
+	if len(p.Skipped) != 0 {
+		t.Errorf("Probe: got skipped %+v, want none: an off keyring is not a failure", p.Skipped)
+	}
+	err = s.Set(TOTPSecret, []byte("x"))
+	if !errors.Is(err, ErrKeyringOff) || !Absent(err) {
+		t.Errorf("Set: got %v, want ErrKeyringOff, which Absent accepts", err)
+	}
+	writeMode(t, filepath.Join(f.dir, TOTPSecret), fileValue, 0o600)
+	v, p, err := s.Lookup(TOTPSecret)
+	if err != nil || string(v) != fileValue || p.Source != SourceFile {
+		t.Errorf("Lookup: got len %d from %q, %v; want the file", len(v), p.Source, err)
+	}
+	if f.ring.calls != 0 {
+		t.Errorf("the keyring was called %d times, want never", f.ring.calls)
+	}
+}
+
+// TestNotFoundNamesTheRightCommand: each secret's not-found error names
+// the command that stores that secret, and a skipped keyring appears as
+// its kind in one clause, not as a paragraph.
+func TestNotFoundNamesTheRightCommand(t *testing.T) {
+	f := newFixture(t)
+	f.ring.getErr = errNoBusAddress
+	s := f.store()
+	for name, want := range map[string]string{
+		BotToken:   `store it with "relay token set"`,
+		TOTPSecret: `enrol it with "relay totp enroll"`,
+		AuditKey:   `"relay audit init" stores it`,
+	} {
+		_, err := s.Get(name)
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %q, want it to say %q", name, err, want)
+		}
+		if name != BotToken && strings.Contains(err.Error(), "token") {
+			t.Errorf("%s: got %q, which talks about the token", name, err)
+		}
+		if !strings.Contains(err.Error(), "os keyring (skipped: no D-Bus session bus)") {
+			t.Errorf("%s: got %q, want the keyring named as skipped, in one clause", name, err)
+		}
+		if !errors.Is(err, ErrNoSessionBus) || !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: got %v, want it to wrap ErrNotFound and ErrNoSessionBus", name, err)
+		}
 	}
 }

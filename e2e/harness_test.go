@@ -8,6 +8,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -131,8 +132,21 @@ func startRelay(t testing.TB, o options) *relay {
 	return r
 }
 
+// testCommandUser is who commands run as when the tests run as root: ids
+// no account on a test machine uses, never root or nobody.
+const testCommandUser = "64123:64123"
+
+// commandUser is the config line that names the command user, as root.
+func commandUser() string {
+	if os.Geteuid() != 0 {
+		return ""
+	}
+	return "command_user: " + strconv.Quote(testCommandUser)
+}
+
 func (r *relay) writeConfig(o options) {
 	cfg := fmt.Sprintf(`state_dir: %s
+%s
 telegram:
   api_url: %s
   poll_timeout: 2s
@@ -149,7 +163,7 @@ limits:
 %s
 commands:
 %s
-`, filepath.Join(r.dir, "state"), r.api.URL(), o.telegram, ownerID, o.auth, r.auditDir, o.extra, o.commands)
+`, filepath.Join(r.dir, "state"), commandUser(), r.api.URL(), o.telegram, ownerID, o.auth, r.auditDir, o.extra, o.commands)
 	must(r.t, os.WriteFile(r.cfgPath, []byte(cfg), 0o600))
 }
 

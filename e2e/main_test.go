@@ -20,6 +20,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// The command user runs the binary as the sandbox's trampoline when
+	// the tests run as root.
+	os.Chmod(dir, 0o755)
 	relayBin = filepath.Join(dir, "relay")
 	build := osexec.Command("go", "build", "-o", relayBin, "../cmd/relay")
 	// Built as released: static, which starts each sandbox trampoline faster.

@@ -116,28 +116,51 @@ func (t *Tree) Has(c Controller) (ok bool, why string) {
 //
 // An error wraps ErrUnavailable and says why in words a user can act on.
 func Delegated() (*Tree, error) {
+	dir, err := Locate()
+	if err != nil {
+		return nil, err
+	}
+	self := os.Getpid()
+	leaf := filepath.Join(dir, LeafName)
+	if err := unix.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, fmt.Errorf("%w: create %s: %v", ErrUnavailable, leaf, err)
+	}
+	for _, pid := range readProcs(leaf) {
+		if pid != self {
+			return nil, fmt.Errorf("%w: cgroup %s is in use by another relay (pid %d)", ErrUnavailable, dir, pid)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(strconv.Itoa(self)), 0); err != nil {
+		return nil, fmt.Errorf("%w: move the relay into %s: %v", ErrUnavailable, leaf, err)
+	}
+	return Open(dir)
+}
+
+// Locate finds the delegated cgroup Delegated would use, without moving
+// anything: what relay sandbox check reports for the process it runs in.
+func Locate() (string, error) {
 	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	pc, err := parseProcCgroup(string(b))
 	if errors.Is(err, errNoV2) {
-		return nil, fmt.Errorf("%w: cgroup v2 is not mounted", ErrUnavailable)
+		return "", fmt.Errorf("%w: cgroup v2 is not mounted", ErrUnavailable)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: /proc/self/cgroup: %v", ErrUnavailable, err)
+		return "", fmt.Errorf("%w: /proc/self/cgroup: %v", ErrUnavailable, err)
 	}
 	b, err = os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	ms, err := parseMountinfo(string(b))
 	if err != nil {
-		return nil, fmt.Errorf("%w: /proc/self/mountinfo: %v", ErrUnavailable, err)
+		return "", fmt.Errorf("%w: /proc/self/mountinfo: %v", ErrUnavailable, err)
 	}
 	cs := candidates(pc.path, ms)
 	if !slices.ContainsFunc(ms, func(m mount) bool { return m.fstype == "cgroup2" }) {
-		return nil, fmt.Errorf("%w: cgroup v2 is not mounted", ErrUnavailable)
+		return "", fmt.Errorf("%w: cgroup v2 is not mounted", ErrUnavailable)
 	}
 	self := os.Getpid()
 	var c candidate
@@ -148,28 +171,16 @@ func Delegated() (*Tree, error) {
 		}
 	}
 	if c.dir == "" {
-		return nil, fmt.Errorf("%w: the relay's cgroup %s is not visible under any cgroup2 mount", ErrUnavailable, pc.path)
+		return "", fmt.Errorf("%w: the relay's cgroup %s is not visible under any cgroup2 mount", ErrUnavailable, pc.path)
 	}
 	cg := pc.path
 	if filepath.Base(c.dir) == LeafName && c.dir != c.point && delegation(filepath.Dir(c.dir)) == "" {
 		cg, c.dir = filepath.Dir(cg), filepath.Dir(c.dir)
 	}
 	if why := delegation(c.dir); why != "" {
-		return nil, fmt.Errorf("%w: the relay's cgroup %s %s", ErrUnavailable, cg, why)
+		return "", fmt.Errorf("%w: the relay's cgroup %s %s", ErrUnavailable, cg, why)
 	}
-	leaf := filepath.Join(c.dir, LeafName)
-	if err := unix.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-		return nil, fmt.Errorf("%w: create %s: %v", ErrUnavailable, leaf, err)
-	}
-	for _, pid := range readProcs(leaf) {
-		if pid != self {
-			return nil, fmt.Errorf("%w: cgroup %s is in use by another relay (pid %d)", ErrUnavailable, c.dir, pid)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(strconv.Itoa(self)), 0); err != nil {
-		return nil, fmt.Errorf("%w: move the relay into %s: %v", ErrUnavailable, leaf, err)
-	}
-	return Open(c.dir)
+	return c.dir, nil
 }
 
 // systemdRunning is sd_booted(3): whether systemd manages this host's

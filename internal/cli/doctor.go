@@ -263,7 +263,7 @@ func (d *doctor) checkSandbox(cfg *policy.Config, path string, env *Env) {
 			d.warn("sandbox", c.Name+": "+c.Detail)
 		}
 	}
-	le := launch.Env{ConfigPath: absPath(path), CredentialsDir: env.Getenv("CREDENTIALS_DIRECTORY")}
+	le := launchEnv(path, env)
 	for _, c := range cfg.Commands {
 		if c.Sandbox.Disabled {
 			d.warn("sandbox", "/"+c.Name+" runs without a sandbox (sandbox: none)")

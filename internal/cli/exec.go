@@ -84,7 +84,7 @@ func execCmd(ctx context.Context, env *Env, args []string) error {
 		}
 		return withCode(ExitUsage, withHint(fmt.Errorf("/%s: %w", name, err), "usage: "+cmd.Usage()))
 	}
-	spec, done, err := launch.Spec(cfg, inv, launch.Env{ConfigPath: absPath(path), CredentialsDir: env.Getenv("CREDENTIALS_DIRECTORY")})
+	spec, done, err := launch.Spec(cfg, inv, launchEnv(path, env))
 	if err != nil {
 		return withHint(fmt.Errorf("/%s: %w", name, err), "see 'relay sandbox check'")
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/term"
 
+	"github.com/relaychat/relay/internal/cgroup"
 	"github.com/relaychat/relay/internal/daemon"
 	"github.com/relaychat/relay/internal/launch"
 	"github.com/relaychat/relay/internal/secrets"
@@ -161,9 +162,17 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return notSetup(err, "no TOTP secret", "run 'relay totp enroll --config "+path+"'")
 	}
+	le := launchEnv(path, env)
+	// Job cgroups: decided once, before any job starts, as the relay
+	// moves itself into a leaf of its delegated subtree.
+	if le.Cgroups, err = cgroup.Delegated(); err != nil {
+		log.Warn().Str("reason", err.Error()).Msg("no job cgroups: memory, pids and cpu limits hold only per process (rlimits)")
+	} else {
+		log.Info().Str("cgroup", le.Cgroups.Path()).Msg("job cgroups")
+	}
 	d, err := daemon.New(daemon.Options{
 		Config:  cfg,
-		Launch:  launch.Env{ConfigPath: absPath(path), CredentialsDir: env.Getenv("CREDENTIALS_DIRECTORY")},
+		Launch:  le,
 		Token:   string(token),
 		TOTP:    totpSecret,
 		Log:     log,
@@ -195,6 +204,11 @@ func notSetup(err error, missing, hint string) error {
 		return failf(ExitNotSetup, hint, "%s", missing)
 	}
 	return failf(ExitNotSetup, hint, "%s: %w", missing, err)
+}
+
+// launchEnv is what this host contributes to every launch of a command.
+func launchEnv(configPath string, env *Env) launch.Env {
+	return launch.Env{ConfigPath: absPath(configPath), CredentialsDir: env.Getenv("CREDENTIALS_DIRECTORY")}
 }
 
 func absPath(p string) string {

@@ -62,7 +62,7 @@ func sandboxCmd(ctx context.Context, env *Env, args []string) error {
 		}
 		line(status, c.Name, c.Detail)
 	}
-	le := launch.Env{ConfigPath: absPath(path), CredentialsDir: env.Getenv("CREDENTIALS_DIRECTORY")}
+	le := launchEnv(path, env)
 	failed := 0
 	for _, c := range cfg.Commands {
 		name := "/" + c.Name

@@ -65,6 +65,10 @@ type Result struct {
 	// MaxRSS is the largest resident set of any single process of the
 	// job, in bytes.
 	MaxRSS int64
+	// MemoryPeak is the peak memory of the whole job in bytes, and
+	// OOMKills how often the kernel killed one of its processes for
+	// memory: known only where the job had a cgroup of its own, else -1.
+	MemoryPeak, OOMKills int64
 }
 
 // LimitError refuses a job over a concurrency limit. Its message is safe
@@ -213,7 +217,7 @@ func (r *Runner) Start(ctx context.Context, key string, perKeyLimit int, spec Sp
 	r.mu.Unlock()
 
 	j := &Job{id: id, key: key, spool: newSpool(spec.SpoolDir, spec.MaxOutput), cancel: make(chan struct{}), done: make(chan struct{})}
-	cmd, pr, status, err := start(spec, j.spool)
+	cmd, pr, status, done, err := start(spec, j.spool)
 	if err != nil {
 		r.release(key, id)
 		return nil, err
@@ -224,6 +228,9 @@ func (r *Runner) Start(ctx context.Context, key string, perKeyLimit int, spec Sp
 	r.mu.Unlock()
 	go func() {
 		j.res = monitor(ctx, j, cmd, pr, status, spec)
+		if done != nil {
+			done(j.res)
+		}
 		// Free the slots before Done fires, so a caller that saw the job
 		// end can start the next one at once.
 		r.release(key, id)
@@ -264,7 +271,7 @@ var cloexecMu sync.Mutex
 // descriptor as is and both streams interleave in the order written. When
 // the wrapper reports the command's status, status is the read end of the
 // pipe it reports on.
-func start(spec Spec, spool *Spool) (cmd *exec.Cmd, out, status *os.File, err error) {
+func start(spec Spec, spool *Spool) (cmd *exec.Cmd, out, status *os.File, done func(*Result), err error) {
 	path, args, env, dir := spec.Argv[0], spec.Argv, spec.Env, spec.Dir
 	var wattr *syscall.SysProcAttr
 	var extra []*os.File
@@ -277,12 +284,12 @@ func start(spec Spec, spool *Spool) (cmd *exec.Cmd, out, status *os.File, err er
 	if !isNil(spec.Sandbox) {
 		w, err := spec.Sandbox.Wrap(spec.Argv, spec.Env)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("sandbox refused the command: %w", err)
+			return nil, nil, nil, nil, fmt.Errorf("sandbox refused the command: %w", err)
 		}
 		if w == nil || w.Path == "" || len(w.Args) == 0 {
-			return nil, nil, nil, errors.New("sandbox returned an empty command")
+			return nil, nil, nil, nil, errors.New("sandbox returned an empty command")
 		}
-		path, args, env, wattr, reports, extra = w.Path, w.Args, w.Env, w.SysProcAttr, w.ReportsStatus, w.ExtraFiles
+		path, args, env, wattr, reports, extra, done = w.Path, w.Args, w.Env, w.SysProcAttr, w.ReportsStatus, w.ExtraFiles, w.Done
 		if w.Dir != "" {
 			dir = w.Dir
 		}
@@ -293,14 +300,14 @@ func start(spec Spec, spool *Spool) (cmd *exec.Cmd, out, status *os.File, err er
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("exec: output pipe: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("exec: output pipe: %w", err)
 	}
 	var sr, sw *os.File
 	if reports || len(extra) > 0 {
 		if sr, sw, err = os.Pipe(); err != nil {
 			pr.Close()
 			pw.Close()
-			return nil, nil, nil, fmt.Errorf("exec: status pipe: %w", err)
+			return nil, nil, nil, nil, fmt.Errorf("exec: status pipe: %w", err)
 		}
 	}
 	cmd = &exec.Cmd{
@@ -331,13 +338,13 @@ func start(spec Spec, spool *Spool) (cmd *exec.Cmd, out, status *os.File, err er
 		if sr != nil {
 			sr.Close()
 		}
-		return nil, nil, nil, fmt.Errorf("exec: start %s: %w", path, err)
+		return nil, nil, nil, nil, fmt.Errorf("exec: start %s: %w", path, err)
 	}
 	if !reports && sr != nil {
 		sr.Close()
 		sr = nil
 	}
-	return cmd, pr, sr, nil
+	return cmd, pr, sr, done, nil
 }
 
 // procAttr returns a copy of the Wrapper's attributes (never modifying
@@ -399,7 +406,7 @@ func monitor(ctx context.Context, j *Job, cmd *exec.Cmd, pr, status *os.File, sp
 	}
 	timeout := time.NewTimer(spec.Timeout)
 	defer timeout.Stop()
-	res := &Result{}
+	res := &Result{MemoryPeak: -1, OOMKills: -1}
 	stop := func() {
 		_ = syscall.Kill(-pid, syscall.SIGTERM)
 		kill := time.NewTimer(grace)

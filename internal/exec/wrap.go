@@ -37,4 +37,8 @@ type Wrapped struct {
 	// instructions, out of sight of /proc/PID/cmdline. The runner closes
 	// them once the wrapper has started (or failed to).
 	ExtraFiles []*os.File
+	// Done, when set, is called once the wrapper has exited and been
+	// reaped, with the result about to be reported: the wrapper kills what
+	// is left of the job and adds its own accounting.
+	Done func(*Result)
 }

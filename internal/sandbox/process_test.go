@@ -3,8 +3,8 @@ package sandbox
 import (
 	"bytes"
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"os"
 	osexec "os/exec"
 	"path/filepath"

@@ -598,3 +598,19 @@ func field(s, key string) (string, bool) {
 	}
 	return "", false
 }
+
+// Offered returns which of the controllers job limits need dir's
+// cgroup.controllers offers, without changing anything: what relay sandbox
+// check can report about a tree it must not touch.
+func Offered(dir string) (offered, missing []Controller) {
+	b, _ := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	have := strings.Fields(string(b))
+	for _, c := range controllers {
+		if slices.Contains(have, string(c)) {
+			offered = append(offered, c)
+		} else {
+			missing = append(missing, c)
+		}
+	}
+	return offered, missing
+}

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 
+	"github.com/relaychat/relay/internal/cgroup"
 	"github.com/relaychat/relay/internal/launch"
 	"github.com/relaychat/relay/internal/sandbox"
 	"github.com/relaychat/relay/policy"
@@ -13,10 +17,12 @@ import (
 const sandboxUsage = `Usage:
     relay sandbox check [--config FILE]
 
-Reports what this kernel can enforce (Landlock ABI and its filesystem,
-network and scope rules, user, mount, pid and net namespaces, rlimits), then
-checks every command's sandbox profile against it and runs true(1) inside
-each profile through the real trampoline. One line per check.
+Reports what this host can enforce (Landlock ABI and its filesystem,
+network and scope rules; the namespaces every command runs in; the seccomp
+filter; who commands run as; job cgroups, or which limits then hold only
+per process), then checks every command's sandbox profile against it and
+runs true(1) inside each profile through the real trampoline. One line per
+check.
 
 Options:
     --config FILE   the config file (default: as relay run)
@@ -31,14 +37,8 @@ func init() {
 }
 
 func sandboxCmd(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 {
-		return usageErr("missing subcommand (want check)")
-	}
-	if args[0] == "-h" || args[0] == "--help" {
-		return parseFlags(newFlags("sandbox"), args)
-	}
-	if args[0] != "check" {
-		return usageErr("unknown subcommand %q (want check)", args[0])
+	if _, err := subcommand("sandbox", args, "check"); err != nil {
+		return err
 	}
 	fs := newFlags("sandbox check")
 	cfgFlag := fs.String("config", "", "")
@@ -62,6 +62,22 @@ func sandboxCmd(ctx context.Context, env *Env, args []string) error {
 		}
 		line(status, c.Name, c.Detail)
 	}
+	if os.Geteuid() == 0 {
+		if id, err := launch.CommandUser(cfg.CommandUser); err != nil {
+			line("no", "command user", err.Error()+": every sandboxed command is refused")
+		} else if others := processesOf(id.UID); others != "" {
+			line("warn", "command user", fmt.Sprintf("%s is uid %d, which other processes use too (%s): give commands an account of their own", cfg.CommandUser, id.UID, others))
+		} else {
+			line("ok", "command user", fmt.Sprintf("%s (uid %d, gid %d)", cfg.CommandUser, id.UID, id.GID))
+		}
+	}
+	if dir, err := cgroup.Locate(); err != nil {
+		line("no", "job cgroups", "memory, cpus and procs hold only per process (rlimits) for a relay started here: "+strings.TrimPrefix(err.Error(), cgroup.ErrUnavailable.Error()+": "))
+	} else if _, missing := cgroup.Offered(dir); len(missing) > 0 {
+		line("warn", "job cgroups", fmt.Sprintf("delegated cgroup %s lacks the %s controllers: those limits hold only per process", dir, strings.Join(controllerNames(missing), ", ")))
+	} else {
+		line("ok", "job cgroups", "delegated cgroup "+dir+": memory, pids and cpu limits per job")
+	}
 	le := launchEnv(path, env)
 	failed := 0
 	for _, c := range cfg.Commands {
@@ -82,6 +98,41 @@ func sandboxCmd(ctx context.Context, env *Env, args []string) error {
 		return errSilent{code: ExitFailure}
 	}
 	return nil
+}
+
+func controllerNames(cs []cgroup.Controller) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = string(c)
+	}
+	return out
+}
+
+// processesOf names a few of the processes running as uid, "" for none:
+// the command user must be an account of its own.
+func processesOf(uid int) string {
+	ents, _ := os.ReadDir("/proc")
+	var found []string
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" && f[1] == strconv.Itoa(uid) {
+				comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+				found = append(found, fmt.Sprintf("%d %s", pid, strings.TrimSpace(string(comm))))
+			}
+		}
+		if len(found) == 3 {
+			break
+		}
+	}
+	return strings.Join(found, ", ")
 }
 
 func checkProfile(cfg *policy.Config, c *policy.Command, le launch.Env) error {

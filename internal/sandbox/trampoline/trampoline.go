@@ -59,6 +59,9 @@ func Run(args []string) {
 	// Mount and capability changes apply to the calling thread or need
 	// it to stay put across the fork.
 	runtime.LockOSThread()
+	// One P: the trampoline runs one goroutine at a time, and more would
+	// only start threads that spin and hand work back and forth.
+	runtime.GOMAXPROCS(1)
 	err := run(args)
 	if err == nil {
 		err = errors.New("init returned")

@@ -255,12 +255,11 @@ func (d *doctor) checkAudit(cfg *policy.Config, store *secrets.Store) {
 }
 
 func (d *doctor) checkSandbox(cfg *policy.Config, path string, env *Env) {
-	caps := sandbox.Probe()
-	for _, c := range caps.Report() {
-		if c.OK {
-			d.ok("sandbox", c.Name+": "+c.Detail)
+	for _, c := range hostChecks(cfg) {
+		if c.status == "ok" {
+			d.ok("sandbox", c.name+": "+c.detail)
 		} else {
-			d.warn("sandbox", c.Name+": "+c.Detail)
+			d.warn("sandbox", c.name+": "+c.detail)
 		}
 	}
 	le := launchEnv(path, env)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/relaychat/relay/internal/exec"
 	"github.com/relaychat/relay/internal/launch"
+	"github.com/relaychat/relay/internal/sandbox"
 	"github.com/relaychat/relay/policy"
 )
 
@@ -118,7 +119,15 @@ func runSpec(ctx context.Context, env *Env, cfg *policy.Config, cmd *policy.Comm
 	if err != nil {
 		return fmt.Errorf("/%s: write output: %w", cmd.Name, err)
 	}
-	fmt.Fprintln(env.Stderr, status(res))
+	st := status(res)
+	if p, ok := spec.Sandbox.(*sandbox.Profile); ok {
+		// Who the command ran as is part of what it could do.
+		id := p.Identity()
+		st += fmt.Sprintf(", sandboxed as uid %d gid %d", id.UID, id.GID)
+	} else {
+		st += ", unsandboxed (sandbox: none)"
+	}
+	fmt.Fprintln(env.Stderr, st)
 	return errSilentOrNil(commandExit(res))
 }
 

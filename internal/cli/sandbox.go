@@ -55,28 +55,8 @@ func sandboxCmd(ctx context.Context, env *Env, args []string) error {
 	line := func(status, name, detail string) {
 		fmt.Fprintf(env.Stdout, "%-5s %-18s %s\n", status, name, detail)
 	}
-	for _, c := range sandbox.Probe().Report() {
-		status := "ok"
-		if !c.OK {
-			status = "no"
-		}
-		line(status, c.Name, c.Detail)
-	}
-	if os.Geteuid() == 0 {
-		if id, err := launch.CommandUser(cfg.CommandUser); err != nil {
-			line("no", "command user", err.Error()+": every sandboxed command is refused")
-		} else if others := processesOf(id.UID); others != "" {
-			line("warn", "command user", fmt.Sprintf("%s is uid %d, which other processes use too (%s): give commands an account of their own", cfg.CommandUser, id.UID, others))
-		} else {
-			line("ok", "command user", fmt.Sprintf("%s (uid %d, gid %d)", cfg.CommandUser, id.UID, id.GID))
-		}
-	}
-	if dir, err := cgroup.Locate(); err != nil {
-		line("no", "job cgroups", "memory, cpus and procs hold only per process (rlimits) for a relay started here: "+strings.TrimPrefix(err.Error(), cgroup.ErrUnavailable.Error()+": "))
-	} else if _, missing := cgroup.Offered(dir); len(missing) > 0 {
-		line("warn", "job cgroups", fmt.Sprintf("delegated cgroup %s lacks the %s controllers: those limits hold only per process", dir, strings.Join(controllerNames(missing), ", ")))
-	} else {
-		line("ok", "job cgroups", "delegated cgroup "+dir+": memory, pids and cpu limits per job")
+	for _, c := range hostChecks(cfg) {
+		line(c.status, c.name, c.detail)
 	}
 	le := launchEnv(path, env)
 	failed := 0
@@ -98,6 +78,39 @@ func sandboxCmd(ctx context.Context, env *Env, args []string) error {
 		return errSilent{code: ExitFailure}
 	}
 	return nil
+}
+
+// hostCheck is one line of what this host gives the sandbox.
+type hostCheck struct{ status, name, detail string } // status: ok, no or warn
+
+// hostChecks is what relay sandbox check and relay doctor report about the
+// host: the kernel's features, who commands run as, and job cgroups.
+func hostChecks(cfg *policy.Config) []hostCheck {
+	var out []hostCheck
+	for _, c := range sandbox.Probe().Report() {
+		st := "ok"
+		if !c.OK {
+			st = "no"
+		}
+		out = append(out, hostCheck{st, c.Name, c.Detail})
+	}
+	if os.Geteuid() == 0 {
+		if id, err := launch.CommandUser(cfg.CommandUser); err != nil {
+			out = append(out, hostCheck{"no", "command user", err.Error() + ": every sandboxed command is refused"})
+		} else if others := processesOf(id.UID); others != "" {
+			out = append(out, hostCheck{"warn", "command user", fmt.Sprintf("%s is uid %d, which other processes use too (%s): give commands an account of their own", cfg.CommandUser, id.UID, others)})
+		} else {
+			out = append(out, hostCheck{"ok", "command user", fmt.Sprintf("%s (uid %d, gid %d)", cfg.CommandUser, id.UID, id.GID)})
+		}
+	}
+	if dir, err := cgroup.Locate(); err != nil {
+		out = append(out, hostCheck{"no", "job cgroups", "memory, cpus and procs hold only per process (rlimits) for a relay started here: " + strings.TrimPrefix(err.Error(), cgroup.ErrUnavailable.Error()+": ")})
+	} else if _, missing := cgroup.Offered(dir); len(missing) > 0 {
+		out = append(out, hostCheck{"warn", "job cgroups", fmt.Sprintf("delegated cgroup %s lacks the %s controllers: those limits hold only per process", dir, strings.Join(controllerNames(missing), ", "))})
+	} else {
+		out = append(out, hostCheck{"ok", "job cgroups", "delegated cgroup " + dir + ": memory, pids and cpu limits per job"})
+	}
+	return out
 }
 
 func controllerNames(cs []cgroup.Controller) []string {

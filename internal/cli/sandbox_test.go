@@ -40,3 +40,13 @@ func TestSandboxCheckNamesWhoCommandsRunAs(t *testing.T) {
 		}
 	}
 }
+
+// TestExecSaysWhoTheCommandRanAs: relay exec's status line states the
+// identity a command had, or that it had no sandbox.
+func TestExecSaysWhoTheCommandRanAs(t *testing.T) {
+	cfg := execPolicy(t)
+	_, _, stderr := runCLI(t, "exec", "--config", cfg, "args", "x")
+	if !strings.Contains(stderr, ", unsandboxed (sandbox: none)") {
+		t.Errorf("stderr %q: want it to say the command ran unsandboxed", stderr)
+	}
+}

@@ -382,13 +382,35 @@ func (t *Tree) NewJob(name string, l Limits) (*Job, error) {
 			return nil, fmt.Errorf("job cgroup %s: %w", dir, err)
 		}
 	}
-	return &Job{dir: dir, fd: fd}, nil
+	return &Job{dir: dir, fd: fd, tree: t}, nil
+}
+
+// SetLimits writes l into a job cgroup made ahead of its job, before the
+// job is handed to the process waiting in it: a limit too low for what
+// the process already uses fails, and the caller must then not use it.
+func (j *Job) SetLimits(l Limits) error {
+	s, err := j.tree.settings(l)
+	if err != nil {
+		return fmt.Errorf("job cgroup %s: %w", j.dir, err)
+	}
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if j.fd < 0 {
+		return fmt.Errorf("job cgroup %s is closed", j.dir)
+	}
+	for _, x := range s {
+		if err := writeAt(j.fd, x.file, x.value); err != nil && !(x.optional && errors.Is(err, unix.ENOENT)) {
+			return fmt.Errorf("job cgroup %s: %w", j.dir, err)
+		}
+	}
+	return nil
 }
 
 // Job is one job's cgroup. It is safe for concurrent use.
 type Job struct {
-	dir string
-	mu  sync.RWMutex
+	dir  string
+	tree *Tree
+	mu   sync.RWMutex
 	// fd is an O_DIRECTORY descriptor of dir, through which every file of
 	// the job is reached; -1 once closed. Guarded by mu: Close holds it
 	// exclusively so that no one uses a closed (or reused) number.

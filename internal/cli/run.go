@@ -14,6 +14,7 @@ import (
 	"github.com/relaychat/relay/internal/cgroup"
 	"github.com/relaychat/relay/internal/daemon"
 	"github.com/relaychat/relay/internal/launch"
+	"github.com/relaychat/relay/internal/sandbox"
 	"github.com/relaychat/relay/internal/secrets"
 	"github.com/relaychat/relay/policy"
 )
@@ -170,6 +171,10 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 	} else {
 		log.Info().Str("cgroup", le.Cgroups.Path()).Msg("job cgroups")
 	}
+	// Trampolines started ahead take the clone into fresh namespaces and
+	// the relay binary's start-up off each command's path.
+	le.Launcher = sandbox.NewLauncher()
+	defer le.Launcher.Close()
 	d, err := daemon.New(daemon.Options{
 		Config:  cfg,
 		Launch:  le,

@@ -30,6 +30,9 @@ type Env struct {
 	// Cgroups is the relay's delegated cgroup v2 subtree for job
 	// cgroups; nil leaves only the per-process rlimits.
 	Cgroups *cgroup.Tree
+	// Launcher keeps sandbox trampolines started ahead of their jobs; nil
+	// starts each when its job does.
+	Launcher *sandbox.Launcher
 }
 
 // Protected lists the paths no sandboxed command may read or write: the
@@ -89,6 +92,7 @@ func options(cfg *policy.Config, e Env, c *policy.Command, workdir string) (sand
 		Workdir:   workdir,
 		Timeout:   c.Timeout,
 		Cgroups:   e.Cgroups,
+		Launcher:  e.Launcher,
 	}
 	if os.Geteuid() == 0 {
 		id, err := CommandUser(cfg.CommandUser)

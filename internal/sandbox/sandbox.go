@@ -82,6 +82,8 @@ type Options struct {
 	// gets a cgroup of its own with memory, pids and cpu limits; nil
 	// leaves only the per-process rlimits.
 	Cgroups *cgroup.Tree
+	// Launcher, when set, keeps trampolines started ahead of their jobs.
+	Launcher *Launcher
 	// Probe replaces the host probe; nil means Probe. Tests use it to
 	// simulate a host without a feature.
 	Probe func() Capabilities
@@ -103,6 +105,7 @@ type Profile struct {
 	spec      tr.Spec // everything but Rules
 	cgroups   *cgroup.Tree
 	limits    cgroup.Limits
+	launcher  *Launcher
 
 	mu   sync.Mutex
 	jobs []*cgroup.Job // made by Wrap, closed when their job is done or by Close
@@ -365,7 +368,7 @@ func New(p policy.Sandbox, o Options) (*Profile, error) {
 	if p.Memory < 0 || p.CPUs < 0 {
 		return nil, errors.New("sandbox.memory and sandbox.cpus must not be negative")
 	}
-	pr.cgroups = o.Cgroups
+	pr.cgroups, pr.launcher = o.Cgroups, o.Launcher
 	pr.limits = cgroup.Limits{
 		MemoryMax: int64(orDefault(uint64(p.Memory), DefaultMemory)),
 		PidsMax:   int64(s.NProc),
@@ -645,8 +648,21 @@ func (pr *Profile) finish(j *cgroup.Job, res *exec.Result) {
 func (pr *Profile) Cgroup() (cgroup.Limits, bool) { return pr.limits, pr.cgroups != nil }
 
 // Wrap returns the trampoline invocation that runs argv with exactly env
-// inside the sandbox.
+// inside the sandbox: a trampoline started ahead by the profile's Launcher,
+// or one to start now.
 func (pr *Profile) Wrap(argv, env []string) (*exec.Wrapped, error) {
+	s, err := pr.jobSpec(argv, env)
+	if err != nil {
+		return nil, err
+	}
+	if pr.launcher != nil {
+		return pr.wrapWarm(s)
+	}
+	return pr.wrapCold(s)
+}
+
+// jobSpec is the trampoline's whole profile for one command.
+func (pr *Profile) jobSpec(argv, env []string) (*tr.Spec, error) {
 	if len(argv) == 0 || !filepath.IsAbs(argv[0]) {
 		return nil, errors.New("sandbox: argv[0] must be an absolute path")
 	}
@@ -657,7 +673,6 @@ func (pr *Profile) Wrap(argv, env []string) (*exec.Wrapped, error) {
 	if !pr.executable(bin) {
 		return nil, fmt.Errorf("sandbox: %q is not executable inside the sandbox: add its directory to sandbox.read", argv[0])
 	}
-
 	s := pr.spec
 	s.Rules = nil
 	for _, r := range pr.roots {
@@ -671,21 +686,38 @@ func (pr *Profile) Wrap(argv, env []string) (*exec.Wrapped, error) {
 		s.Rules[i].Access &= s.FS
 	}
 	s.Rules = slices.DeleteFunc(s.Rules, func(r tr.Rule) bool { return r.Access == 0 })
+	s.Argv, s.Env = slices.Clone(argv), slices.Clone(env)
+	return &s, nil
+}
 
+// key is what a trampoline for this profile gets when it starts.
+func (pr *Profile) key() warmKey {
+	return warmKey{exe: pr.exe, exeName: pr.exeName, id: pr.id, asRoot: pr.asRoot, cloneNet: pr.cloneNet, cgroups: pr.cgroups}
+}
+
+// sysProcAttr is how a trampoline for k is cloned: into every namespace,
+// with one uid mapped, and the capabilities it needs to build the view.
+func (k warmKey) sysProcAttr() *syscall.SysProcAttr {
 	sys := &syscall.SysProcAttr{Cloneflags: nsFlags, AmbientCaps: setupCaps}
-	if pr.cloneNet {
+	if k.cloneNet {
 		sys.Cloneflags |= unix.CLONE_NEWNET
 	}
-	id := pr.id
-	sys.UidMappings = []syscall.SysProcIDMap{{ContainerID: id.UID, HostID: id.UID, Size: 1}}
-	sys.GidMappings = []syscall.SysProcIDMap{{ContainerID: id.GID, HostID: id.GID, Size: 1}}
-	if pr.asRoot {
+	sys.UidMappings = []syscall.SysProcIDMap{{ContainerID: k.id.UID, HostID: k.id.UID, Size: 1}}
+	sys.GidMappings = []syscall.SysProcIDMap{{ContainerID: k.id.GID, HostID: k.id.GID, Size: 1}}
+	if k.asRoot {
 		// Root may drop its supplementary groups in the new namespace,
 		// and must: they would still count on the host.
-		sys.Credential = &syscall.Credential{Uid: uint32(id.UID), Gid: uint32(id.GID), Groups: []uint32{}}
+		sys.Credential = &syscall.Credential{Uid: uint32(k.id.UID), Gid: uint32(k.id.GID), Groups: []uint32{}}
 		sys.GidMappingsEnableSetgroups = true
 	}
-	prof, err := profileFile(&s)
+	return sys
+}
+
+// wrapCold is Wrap without a launcher: the runner starts the trampoline,
+// with its profile in a sealed memfd.
+func (pr *Profile) wrapCold(s *tr.Spec) (*exec.Wrapped, error) {
+	sys := pr.key().sysProcAttr()
+	prof, err := profileFile(s)
 	if err != nil {
 		return nil, err
 	}
@@ -703,9 +735,9 @@ func (pr *Profile) Wrap(argv, env []string) (*exec.Wrapped, error) {
 	}
 	return &exec.Wrapped{
 		Path:          pr.exe,
-		Args:          append([]string{pr.exeName, tr.Arg, "--"}, argv...),
-		Env:           append([]string{}, env...), // never nil: nil would mean "inherit"
-		Dir:           "/",                        // the trampoline enters the workdir inside the view
+		Args:          []string{pr.exeName, tr.Arg},
+		Env:           []string{}, // the command's own is in the profile; never nil, which would mean "inherit"
+		Dir:           "/",        // the trampoline enters the workdir inside the view
 		SysProcAttr:   sys,
 		ReportsStatus: true,
 		ExtraFiles:    []*os.File{prof},

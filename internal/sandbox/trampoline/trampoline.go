@@ -143,7 +143,11 @@ func run(args []string) error {
 		}
 		return errno(what, syscall.Errno(rep[1]))
 	}
-	dropCapabilities()
+	// The init keeps the capabilities it built the view with, which hold
+	// in the job's own namespaces only: it reads nothing from the command
+	// and only reaps and forwards signals, and dropping them on every
+	// thread (capabilities are per thread) cost a stop of the world per
+	// command.
 	go func() {
 		for sig := range sigs {
 			// From pid 1, -1 is every process of the namespace but
@@ -316,17 +320,6 @@ func initThreads() uint64 {
 		}
 	}
 	return n
-}
-
-// dropCapabilities leaves this init with none: from here on it only reaps
-// and forwards signals. Capabilities are per thread, hence every thread.
-func dropCapabilities() {
-	hdr := capHeader{version: capVersion3}
-	var data [2]capData
-	syscall.AllThreadsSyscall6(syscall.SYS_PRCTL, prCapAmbient, prCapAmbientClearAll, 0, 0, 0, 0)
-	syscall.AllThreadsSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
-	runtime.KeepAlive(&hdr)
-	runtime.KeepAlive(&data)
 }
 
 // reap waits for the command, reaping whatever else the namespace leaves

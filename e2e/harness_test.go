@@ -94,6 +94,8 @@ type options struct {
 	// noWait returns as soon as the process started, for a relay that is
 	// expected to exit.
 	noWait bool
+	// fake configures the fake Bot API (fakebotapi.Without, say).
+	fake []fakebotapi.Option
 }
 
 // credStore is an audit.KeyStore writing systemd-credential-style files.
@@ -108,7 +110,7 @@ func (c credStore) Set(name string, v []byte) error {
 
 func startRelay(t testing.TB, o options) *relay {
 	t.Helper()
-	api := fakebotapi.New(testToken)
+	api := fakebotapi.New(testToken, o.fake...)
 	if err := api.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,8 @@ var indirectReasons = map[string]string{
 //  2. an update at or below the update_id floor was handled before;
 //  3. anyone but the owner in their private chat, or an edit, is ignored;
 //  4. the floor is made durable before anything of the owner's has an
-//     effect;
+//     effect (after it, for /lock and /logout, which are harmless twice
+//     and must not wait for a disk);
 //  5. a message the owner did not type is ignored;
 //  6. a stale message is ignored;
 //  7. a command for another bot is ignored;
@@ -87,13 +88,19 @@ func (d *Daemon) handle(_ context.Context, u telegram.Update) {
 		d.unauthorized(u)
 		return
 	}
-	if err := d.floor.save(); err != nil {
+	if protective(u) {
+		// Handling /lock or /logout twice is harmless, and their effect
+		// must not wait for a disk: the floor is saved after it.
+		defer func() {
+			if err := d.floor.save(); err != nil {
+				d.o.Log.Error().Err(err).Msg("update_id floor not saved")
+			}
+		}()
+	} else if err := d.floor.save(); err != nil {
 		d.o.Log.Error().Err(err).Msg("update_id floor not saved")
-		if !protective(u) {
-			_ = d.record(audit.Record{Type: "update", Outcome: "denied", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind, Reason: "update_id floor not saved"})
-			d.reply(u.ChatID, "relay cannot write its state directory; only /lock and /logout work until it can (see the relay log)")
-			return
-		}
+		_ = d.record(audit.Record{Type: "update", Outcome: "denied", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind, Reason: "update_id floor not saved"})
+		d.reply(u.ChatID, "relay cannot write its state directory; only /lock and /logout work until it can (see the relay log)")
+		return
 	}
 	if u.Indirect != "" {
 		_ = d.record(audit.Record{Type: "update", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind, Reason: indirectReasons[u.Indirect]})
@@ -319,9 +326,10 @@ func (d *Daemon) logout(u telegram.Update) {
 // confirmation void, every job killed) is complete before the update loop
 // moves on; only the answer waits in the chat's lane.
 func (d *Daemon) lock(u telegram.Update) {
-	lockErr := d.auth.Lock(u.ChatID)
+	// The jobs first: ending the session writes the auth state.
 	n := len(d.runner.Jobs())
 	d.runner.CancelAll()
+	lockErr := d.auth.Lock(u.ChatID)
 	if lockErr != nil {
 		// The lock holds in memory; only a restart would lift it.
 		d.o.Log.Error().Err(lockErr).Msg("/lock not persisted; it holds until relay restarts")

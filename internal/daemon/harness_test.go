@@ -97,8 +97,10 @@ type hopts struct {
 	// maxConcurrent is limits.max_concurrent; default 16.
 	maxConcurrent int
 	fake          []fakebotapi.Option
-	grace         time.Duration // ShutdownGrace; default 200ms
-	drain         time.Duration // DrainTimeout; default 300ms
+	// before runs after the audit log is made and before the daemon starts.
+	before func(h *harness)
+	grace  time.Duration // ShutdownGrace; default 200ms
+	drain  time.Duration // DrainTimeout; default 300ms
 }
 
 // harness is one Daemon and its fake Bot API.
@@ -174,6 +176,9 @@ func newHarness(t testing.TB, o hopts) *harness {
 		t.Fatal(err)
 	}
 	h.writeConfig(o)
+	if o.before != nil {
+		o.before(h)
+	}
 	t.Cleanup(func() {
 		h.shutdown()
 		text := h.log.String()

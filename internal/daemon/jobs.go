@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,8 +46,14 @@ type pendingRun struct {
 	done   func() // releases the sandbox's resources
 	chatID int64
 	userID int64
+
+	mu sync.Mutex
 	// msgID is the prompt's message, once Telegram has it; 0 before.
-	msgID atomic.Int64
+	msgID int
+	// voided is why auth released the run, nil while it may still run.
+	// A release can come before the prompt's send has returned; whichever
+	// of the two comes second disables the buttons.
+	voided error
 }
 
 // voidLabels are what a prompt's keyboard turns into when its
@@ -62,13 +69,32 @@ var voidLabels = map[error]string{
 // buttons, saying why.
 func (p *pendingRun) Release(why error) {
 	p.done()
-	if id := int(p.msgID.Load()); id != 0 {
-		label := voidLabels[why]
-		if label == "" {
-			label = "✗ void"
-		}
-		p.d.markPressed(p.chatID, id, label)
+	p.mu.Lock()
+	p.voided = why
+	id := p.msgID
+	p.mu.Unlock()
+	if id != 0 {
+		p.d.markPressed(p.chatID, id, voidLabel(why))
 	}
+}
+
+// sent records the prompt's message ID, disabling its buttons if the run
+// was released while the prompt was on its way.
+func (p *pendingRun) sent(id int) {
+	p.mu.Lock()
+	p.msgID = id
+	why := p.voided
+	p.mu.Unlock()
+	if why != nil {
+		p.d.markPressed(p.chatID, id, voidLabel(why))
+	}
+}
+
+func voidLabel(why error) string {
+	if label := voidLabels[why]; label != "" {
+		return label
+	}
+	return "✗ void"
 }
 
 func (d *Daemon) markPressed(chatID int64, msgID int, label string) {
@@ -115,7 +141,7 @@ func (d *Daemon) askConfirm(u telegram.Update, inv *policy.Invocation, spec exec
 			d.auth.Void(token)
 			return
 		}
-		p.msgID.Store(int64(msgID))
+		p.sent(msgID)
 	})
 }
 

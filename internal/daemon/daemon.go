@@ -219,15 +219,27 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.audit.Close()
 	defer d.auth.Close()
 	cfg := d.config()
-	if err := d.record(audit.Record{Type: "start", Outcome: "ok", Detail: "relay " + d.o.Version + ", config " + cfgName(cfg)}); err != nil {
+	// The start record and what must precede the first poll (getMe,
+	// deleteWebhook) are independent, so they overlap; no update is
+	// handled before the record is durable.
+	started := make(chan error, 1)
+	go func() {
+		started <- d.record(audit.Record{Type: "start", Outcome: "ok", Detail: "relay " + d.o.Version + ", config " + cfgName(cfg)})
+	}()
+	pollCtx, stopPolling := context.WithCancel(context.Background())
+	defer stopPolling()
+	ready := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() { errc <- d.serve(pollCtx, cfg, ready) }()
+	if err := <-started; err != nil {
+		stopPolling()
+		<-errc
 		d.out.close(0)
 		return err
 	}
+	close(ready)
 	d.o.Log.Info().Str("version", d.o.Version).Int("commands", len(cfg.Commands)).Str("mode", cfg.Telegram.Mode).Msg("relay starting")
 	d.warnMenu(cfg)
-
-	pollCtx, stopPolling := context.WithCancel(context.Background())
-	defer stopPolling()
 
 	// The menu is cosmetic: a slow or failing Bot API must not delay
 	// serving the owner, so it is set in the background, newest wins.
@@ -239,8 +251,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	errc := make(chan error, 1)
-	go func() { errc <- d.serve(pollCtx, cfg) }()
 	go func() {
 		if err := control.Serve(pollCtx, cfg.StateDir, cfg.Telegram.MaxDocumentBytes, d.notify); err != nil {
 			d.o.Log.Warn().Err(err).Msg("control socket unavailable; relay notify will not reach this daemon")
@@ -312,8 +322,17 @@ loop:
 	return serveErr
 }
 
-// serve receives updates by long polling or webhook until ctx is done.
-func (d *Daemon) serve(ctx context.Context, cfg *policy.Config) error {
+// serve receives updates by long polling or webhook until ctx is done,
+// handling none before ready is closed.
+func (d *Daemon) serve(ctx context.Context, cfg *policy.Config, ready <-chan struct{}) error {
+	wait := func() bool {
+		select {
+		case <-ready:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	if cfg.Telegram.Mode != "webhook" {
 		// Learning the bot's name and removing a webhook left behind by
 		// an earlier run (which would make every getUpdates fail with
@@ -324,6 +343,9 @@ func (d *Daemon) serve(ctx context.Context, cfg *policy.Config) error {
 			d.o.Log.Warn().Err(err).Msg("deleteWebhook failed")
 		}
 		<-named
+		if !wait() {
+			return nil
+		}
 		err := d.tg.Poll(ctx, d.handle)
 		if ctx.Err() != nil {
 			return nil
@@ -331,6 +353,9 @@ func (d *Daemon) serve(ctx context.Context, cfg *policy.Config) error {
 		return err
 	}
 	d.learnName(ctx)
+	if !wait() {
+		return nil
+	}
 	return d.serveWebhook(ctx, cfg)
 }
 

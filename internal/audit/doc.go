@@ -22,26 +22,45 @@
 // record, so the chain runs unbroken across files. Nothing else touches them,
 // so the log works when its files carry chattr +a.
 //
-// # Record format and MAC
+// # Record format, h and MAC
 //
-// Every line is a JSON object whose first keys are fixed and whose last key
-// is the MAC:
+// Every line is a JSON object whose first keys are fixed and whose last
+// keys are h and the MAC:
 //
-//	{"seq":N,"ts":"2006-01-02T15:04:05.000000000Z","prev":"<hex>","type":"...",...,"mac":"<64 hex>"}\n
+//	{"seq":N,"ts":"2006-01-02T15:04:05.000000000Z","prev":"<hex>","type":"...",...,"h":"<64 hex>","mac":"<64 hex>"}\n
 //
 // seq counts from 1 with no gaps; ts is UTC with exactly nine fractional
 // digits (30 bytes); prev is the previous record's mac ("" for seq 1); type
-// always follows prev. The MAC input S is the line without its trailing
-// newline and without the 75-byte suffix `,"mac":"<64 hex>"}` plus "\n",
-// with a closing "}" put back: S is the JSON object the writer serialized
-// before it added the mac. Formally, for a line L of length n:
+// always follows prev. T is the JSON object the writer serialized before it
+// added h and the mac: the line without its trailing newline and without
+// the 146-byte suffix `,"h":"<64 hex>","mac":"<64 hex>"}` plus "\n", with
+// a closing "}" put back. Formally, for a line L of length n:
 //
-//	S   = L[:n-75] + "}"
-//	mac = hex(HMAC-SHA256(K(seq-1), S))
+//	T   = L[:n-146] + "}"
+//	h   = SHA-256(hprev || T)                  (32 bytes; the field is its hex)
+//	mac = hex(HMAC-SHA256(K(seq-1), h))
 //
-// so verify recomputes the MAC from the raw bytes without re-serializing
-// anything, and no two distinct lines share an S.
+// where hprev is the previous record's h, or 32 zero bytes for seq 1 and
+// for the first record after format-1 records. h is an unkeyed hash chain:
+// anyone can recompute it from the log, without K0, so a checkpoint can
+// name it (see Checkpoints). The MAC covers h, and h covers T and hprev,
+// so verifying the MAC verifies the hash chain in the same pass: one
+// SHA-256 over the record and two short HMACs per record.
 //
+// This is format 2. Format 1 (relay before audit v2) has no h field and
+// its MAC covers the object itself, S = L[:n-75] + "}" (the line without
+// `,"mac":"<64 hex>"}` and "\n", brace put back): mac =
+// hex(HMAC-SHA256(K(seq-1), S)). A line is format 2 exactly when its S ends
+// in `,"h":"<64 hex>"`: Record has no field h and a quote inside a JSON
+// string is always escaped, so no format-1 line does. The reader verifies
+// both; a log may start in format 1 (written before the upgrade) and go on
+// in format 2, never back: a format-1 record after a format-2 one is a
+// broken chain. The writer only writes format 2; a relay older than audit
+// v2 cannot verify format-2 records.
+//
+// verify recomputes h and the MAC from the raw bytes without
+// re-serializing anything, and no two distinct lines share a T and h.
+
 // # Keys
 //
 // K0 is 32 random bytes made by Init, shown to the owner once to keep off

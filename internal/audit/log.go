@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
@@ -194,7 +195,7 @@ func InitWith(dir string, ks KeyStore, o InitOptions) (k0 []byte, err error) {
 	s := newSealer(k0)
 	defer s.zero()
 	body, _ := encodeBody(&Record{Type: "init", Outcome: "ok", Detail: "new audit log"})
-	line, err := appendLine(nil, s, 1, o.Now(), nil, body)
+	line, _, err := appendLine(nil, s, newLinkHash(), 1, o.Now(), nil, &[sha256.Size]byte{}, body)
 	if err != nil {
 		return nil, fmt.Errorf("audit init: %w", err)
 	}
@@ -289,7 +290,8 @@ func open(dir string, o Options) (*Log, error) {
 			return nil, fmt.Errorf("open audit log: %s is mode %04o (chmod 600 %s)", f, fi.Mode().Perm(), f)
 		}
 	}
-	if err := checkHead(o.FS, files[idx], st); err != nil {
+	headHash, err := checkHead(o.FS, files[idx], st)
+	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w (run relay audit verify; to start over, move %s aside and run relay audit init)", err, dir)
 	}
 
@@ -298,6 +300,12 @@ func open(dir string, o Options) (*Log, error) {
 	l.c = newChain(st.Key)
 	l.c.seq = st.Seq
 	copy(l.c.mac[:], st.MAC)
+	if headHash != nil {
+		// The head's own h field: the state holds the key, not the
+		// hash, and a wrong field is caught by verify at the head.
+		hex.Decode(l.c.hash[:], headHash)
+		l.c.hashed = true
+	}
 	l.headFile, l.headEnd = st.File, st.Size
 
 	// Everything after the state's head must extend the chain under the
@@ -363,24 +371,24 @@ func open(dir string, o Options) (*Log, error) {
 }
 
 // checkHead confirms that the record ending at st.Size in path is the
-// state's head.
-func checkHead(fs FS, path string, st *keyState) error {
+// state's head, and returns its h field (nil for a format-1 head).
+func checkHead(fs FS, path string, st *keyState) ([]byte, error) {
 	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if fi.Size() < st.Size {
-		return fmt.Errorf("%s is %d bytes but the key state's head record (seq %d) ends at %d: the log was truncated", st.File, fi.Size(), st.Seq, st.Size)
+		return nil, fmt.Errorf("%s is %d bytes but the key state's head record (seq %d) ends at %d: the log was truncated", st.File, fi.Size(), st.Seq, st.Size)
 	}
 	n := min(st.Size, int64(MaxRecordBytes+1))
 	b := make([]byte, n)
 	if _, err := f.ReadAt(b, st.Size-n); err != nil {
-		return err
+		return nil, err
 	}
 	if i := bytes.LastIndexByte(b[:len(b)-1], '\n'); i >= 0 {
 		b = b[i+1:]
@@ -389,16 +397,20 @@ func checkHead(fs FS, path string, st *keyState) error {
 	}
 	h, reason := parseHeader(b)
 	if reason != "" || h.seq != st.Seq || string(h.mac) != st.MAC {
-		return fmt.Errorf("the key state (seq %d) does not match the record at its position in %s", st.Seq, st.File)
+		return nil, fmt.Errorf("the key state (seq %d) does not match the record at its position in %s", st.Seq, st.File)
 	}
-	return nil
+	return h.hash, nil
 }
 
 // Head returns the newest record's position and MAC.
 func (l *Log) Head() Head { return *l.head.Load() }
 
 func (l *Log) setHead() {
-	l.head.Store(&Head{Seq: l.c.seq, MAC: string(l.c.mac[:]), File: l.headFile})
+	h := &Head{Seq: l.c.seq, MAC: string(l.c.mac[:]), File: l.headFile}
+	if l.c.hashed {
+		h.Hash = hex.EncodeToString(l.c.hash[:])
+	}
+	l.head.Store(h)
 }
 
 // Healthy returns nil when the last append, and the key state write after
@@ -546,7 +558,8 @@ func (l *Log) appendLocked(r *Record, noRotate bool) (Head, error) {
 // write(2).
 func (l *Log) writeLocked(body []byte, sep string) (Head, error) {
 	buf := append(l.buf[:0], sep...)
-	buf, err := appendLine(buf, l.c.s, l.c.seq+1, l.o.Now(), l.c.prevHex(), body)
+	hprev := &l.c.hash // zero after a format-1 head: format 2 starts here
+	buf, hv, err := appendLine(buf, l.c.s, l.c.lh, l.c.seq+1, l.o.Now(), l.c.prevHex(), hprev, body)
 	l.buf = buf[:0]
 	if err != nil {
 		return Head{}, fmt.Errorf("audit append: %w", err)
@@ -577,7 +590,7 @@ func (l *Log) writeLocked(body []byte, sep string) (Head, error) {
 		}
 	}
 	l.size += int64(len(buf))
-	l.c.accept(&h, l.file, 0)
+	l.c.accept(&h, l.file, 0, &hv)
 	l.headFile, l.headEnd = l.file, l.size
 	l.setHead()
 	l.queueState(l.stateLocked())

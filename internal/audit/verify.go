@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,9 @@ type Head struct {
 	Seq  uint64
 	MAC  string // full hex MAC, or a prefix (at least 16 hex) in a parsed checkpoint
 	File string // base name of the file holding it ("" in a parsed checkpoint)
+	// Hash is the head's h (64 hex), "" when the head is a format-1
+	// record or in a parsed checkpoint.
+	Hash string
 }
 
 // checkpointHex is how much of the MAC a checkpoint carries: 64 bits, so a
@@ -176,6 +180,9 @@ func verify(files []string, k0 []byte, checkpoints []Head, captureSeq uint64) (S
 		return sum, cap, e
 	}
 	sum.Head = Head{Seq: c.seq, MAC: string(c.mac[:]), File: c.lastFile}
+	if c.hashed {
+		sum.Head.Hash = hex.EncodeToString(c.hash[:])
+	}
 	sum.Recoveries = c.recoveries
 	if c.seq == 0 {
 		return sum, cap, &VerifyError{Seq: 1, File: filepath.Base(files[0]), Reason: "the log holds no records"}

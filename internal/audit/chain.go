@@ -39,6 +39,9 @@ type chain struct {
 	trustHash bool
 	// firstHashed is the first format-2 record's seq (0: none yet).
 	firstHashed uint64
+	// onArchive, when set (by verify), checks an archive record that
+	// otherwise extends the chain, and returns why it does not fit, or "".
+	onArchive func(h *header) string
 	// prevFile is where the last accepted record was.
 	lastFile string
 	lastLine int
@@ -104,6 +107,9 @@ func (c *chain) check(h *header) string {
 				return "bad mac: the record was edited, forged with a later key, or comes from another log"
 			}
 		}
+		if c.onArchive != nil && string(h.typ) == "archive" {
+			return c.onArchive(h)
+		}
 		return ""
 	}
 	if c.trustHash {
@@ -118,6 +124,9 @@ func (c *chain) check(h *header) string {
 	}
 	if !macMatches(&c.cand, h.hash) {
 		return "h does not match the record and the previous record's h (the record was edited, or records before it removed or changed)"
+	}
+	if c.onArchive != nil && string(h.typ) == "archive" {
+		return c.onArchive(h)
 	}
 	return ""
 }
@@ -278,7 +287,7 @@ func (c *chain) feedFull(line []byte, file string, lineNo int) (accepted bool, e
 }
 
 // extend is feed's fast path for the line every healthy log is made of:
-// the next record, not a recovery, that verifies. It accepts a line only
+// the next record, not a recovery or archive record, that verifies. It accepts a line only
 // when parseHeader would frame it and check would pass it, and leaves
 // every other line, untouched, to the full path, which then finds the
 // reason. What the chain already proved is not parsed again: the seq is

@@ -72,7 +72,7 @@ func FuzzParseRecord(f *testing.F) {
 }
 
 func TestFuzzSeedCorpusNotEmpty(t *testing.T) {
-	for _, name := range []string{"FuzzParseRecord", "FuzzChainExtend", "FuzzPrecheck"} {
+	for _, name := range []string{"FuzzParseRecord", "FuzzChainExtend", "FuzzPrecheck", "FuzzIsCheckpointText", "FuzzOpenCheckpoint", "FuzzExtends", "FuzzArchiveRecord"} {
 		ents, err := os.ReadDir(filepath.Join("testdata", "fuzz", name))
 		if err != nil || len(ents) == 0 {
 			t.Fatalf("%s: got %d seed files (%v), want a non-empty seed corpus", name, len(ents), err)

@@ -72,6 +72,8 @@ type Log struct {
 
 	head   atomic.Pointer[Head]
 	broken atomic.Pointer[error]
+	// signer signs checkpoints; nil when the log has no checkpoint key.
+	signer *signer
 
 	// Key state persistence. smu guards the fields below it.
 	smu     sync.Mutex
@@ -123,8 +125,14 @@ type InitOptions struct {
 	// records, with or without Force: move that directory aside.
 	Force bool
 	Now   func() time.Time
-	Rand  io.Reader
+	Rand  io.Reader // K0's randomness; nil means crypto/rand
 	FS    FS
+	// Origin names the log in its signed checkpoints; "" means
+	// DefaultOrigin.
+	Origin string
+	// CheckpointRand is the checkpoint key's randomness; nil means
+	// crypto/rand.
+	CheckpointRand io.Reader
 }
 
 // Init starts a new log in dir with a fresh K0, stores K0 in ks (nil: K0 is
@@ -133,7 +141,8 @@ type InitOptions struct {
 // written to the key state.
 func Init(dir string, ks KeyStore) ([]byte, error) { return InitWith(dir, ks, InitOptions{}) }
 
-// InitWith is Init with options.
+// InitWith is Init with options. Init also makes the log's checkpoint key
+// pair (AddCheckpointKey); ReadPublicKey returns the public key to show.
 func InitWith(dir string, ks KeyStore, o InitOptions) (k0 []byte, err error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -161,6 +170,12 @@ func InitWith(dir string, ks KeyStore, o InitOptions) (k0 []byte, err error) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, StateFile)); err == nil && !o.Force {
 		return nil, fmt.Errorf("audit init: %s already has a key state (use --force to replace it; the directory holds no records)", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, CheckpointKeyFile)); err == nil && !o.Force {
+		return nil, fmt.Errorf("audit init: %s already has a checkpoint key (use --force to replace it; the directory holds no records)", dir)
+	}
+	if o.Origin != "" && !validOrigin(o.Origin) {
+		return nil, fmt.Errorf("audit init: origin %q must be printable, without spaces or \"+\"", o.Origin)
 	}
 	if ks != nil {
 		if old, err := ks.Get(KeyName); err == nil && len(old) > 0 {
@@ -217,6 +232,9 @@ func InitWith(dir string, ks KeyStore, o InitOptions) (k0 []byte, err error) {
 	st.zero()
 	if err != nil {
 		return nil, fmt.Errorf("audit init: write key state: %w (run init again with --force)", err)
+	}
+	if _, err := AddCheckpointKey(dir, o.Origin, o.CheckpointRand, true); err != nil {
+		return nil, fmt.Errorf("audit init: %w (run init again with --force)", err)
 	}
 	return k0, nil
 }
@@ -295,7 +313,22 @@ func open(dir string, o Options) (*Log, error) {
 		return nil, fmt.Errorf("open audit log: %w (run relay audit verify; to start over, move %s aside and run relay audit init)", err, dir)
 	}
 
-	l := &Log{dir: dir, o: o, fs: o.FS, persist: st.Seq, sdone: make(chan struct{}), skick: make(chan struct{}, 1)}
+	sg, err := loadSigner(dir)
+	if err != nil && !errors.Is(err, errNoCheckpointKey) {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	l := &Log{dir: dir, o: o, fs: o.FS, persist: st.Seq, sdone: make(chan struct{}), skick: make(chan struct{}, 1), signer: sg}
+	if sg != nil {
+		// The private key is a secret like K0: it never enters a record.
+		l.forbidLocked([]byte(sg.skey))
+		// "PRIVATE+KEY+<name>+<hash>+<base64>": base64 has "+" too.
+		if f := strings.SplitN(sg.skey, "+", 5); len(f) == 5 {
+			if raw, err := base64.StdEncoding.DecodeString(f[4]); err == nil && len(raw) > 1 {
+				l.forbidLocked(raw[1:]) // the Ed25519 seed, after the algorithm byte
+				clear(raw)
+			}
+		}
+	}
 	l.scond = sync.NewCond(&l.smu)
 	l.c = newChain(st.Key)
 	l.c.seq = st.Seq
@@ -464,11 +497,15 @@ const minSecret = 6
 // and base64 forms) with "[redacted]" and marks the record redacted, and
 // refuses a record whose line would still contain it.
 func (l *Log) ForbidSecret(b []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.forbidLocked(b)
+}
+
+func (l *Log) forbidLocked(b []byte) {
 	if len(b) < minSecret {
 		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	forms := []string{string(b), hex.EncodeToString(b), strings.ToUpper(hex.EncodeToString(b)),
 		base32.StdEncoding.EncodeToString(b), base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b),
 		base64.StdEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b)}
@@ -512,7 +549,7 @@ func (l *Log) redactLocked(r *Record) {
 	}
 }
 
-var reserved = map[string]bool{"init": true, "rotate": true, "recovery": true}
+var reserved = map[string]bool{"init": true, "rotate": true, "recovery": true, "archive": true}
 
 // Append writes r as the next record: one write(2), then fsync. When it
 // returns an error the action r describes must not happen, and the log is
@@ -521,8 +558,8 @@ func (l *Log) Append(r Record) (Head, error) {
 	if !validType([]byte(r.Type)) {
 		return Head{}, errors.New("audit append: bad record type (want 1 to 32 lower-case letters and _)")
 	}
-	if reserved[r.Type] || r.Redacted || r.TornBytes != 0 || r.TornSHA256 != "" {
-		return Head{}, errors.New("audit append: init, rotate and recovery records and the redacted and torn fields are written by the log itself")
+	if reserved[r.Type] || r.Redacted || r.TornBytes != 0 || r.TornSHA256 != "" || r.Archived != nil {
+		return Head{}, errors.New("audit append: init, rotate, recovery and archive records and the redacted, torn and archived fields are written by the log itself")
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

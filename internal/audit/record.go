@@ -20,8 +20,8 @@ import (
 type Record struct {
 	// Type is what happened: start, stop, config, update, unauthorized,
 	// stale, login, lockout, session, request, exec_start, exec_end, kill,
-	// delivery, checkpoint, notify. init, rotate and recovery are written
-	// by the log itself. Lower-case letters and underscores.
+	// delivery, checkpoint, notify. init, rotate, recovery and archive are
+	// written by the log itself. Lower-case letters and underscores.
 	Type string `json:"type"`
 	// Outcome is ok, denied, failed, ignored, sent, ...
 	Outcome string `json:"outcome,omitempty"`
@@ -53,6 +53,36 @@ type Record struct {
 	// of a cut-short write that precede it. Set by the writer only.
 	TornBytes  int64  `json:"torn_bytes,omitempty"`
 	TornSHA256 string `json:"torn_sha256,omitempty"`
+	// Archived is set, by the log only, in an archive record.
+	Archived *Archived `json:"archived,omitempty"`
+}
+
+// Archived is what an archive record says: which whole files left the live
+// log, and where the chain stood at their end, so that the live log's
+// first record can be linked to it and verify over live and archived
+// files together checks the whole history.
+type Archived struct {
+	// Seq is the last archived record; MAC its mac and Hash its h ("" for a
+	// format-1 record).
+	Seq  uint64 `json:"seq"`
+	MAC  string `json:"mac"`
+	Hash string `json:"h,omitempty"`
+	// Dir is the archive directory, as given.
+	Dir   string         `json:"dir"`
+	Files []ArchivedFile `json:"files"`
+	// Note is a signed checkpoint of Seq and Hash, when the log has a
+	// checkpoint key: the archive boundary, checkable without K0.
+	Note string `json:"note,omitempty"`
+}
+
+// ArchivedFile is one archived file: its name in the live log, the seqs it
+// held, and its length and SHA-256 before compression.
+type ArchivedFile struct {
+	Name   string `json:"name"`
+	First  uint64 `json:"first"`
+	Last   uint64 `json:"last"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
 }
 
 // Entry is a record as read back from the log.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -218,11 +217,11 @@ func unreadableLine(file string, lineNo int) Line {
 }
 
 func scanShow(path string, q *query, fn func(Line) error) error {
-	fh, err := os.Open(path)
+	fh, closeFn, err := openLog(path, nil)
 	if err != nil {
 		return fmt.Errorf("read audit log: %w", err)
 	}
-	defer fh.Close()
+	defer closeFn()
 	name := filepath.Base(path)
 	br := bufio.NewReaderSize(fh, 2*MaxRecordBytes)
 	lineNo := 0

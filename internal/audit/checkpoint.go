@@ -303,6 +303,34 @@ func FindCheckpoints(text string) [][]byte {
 	return out
 }
 
+// ReadCheckpoints takes every checkpoint out of text (chat messages pasted
+// or exported, any number): the signed ones, opened with publicKey, and
+// every legacy "seq=N mac=HEX" (a checkpoint message carries both, for one
+// head). A signed note that does not open is an error (a swapped key, or
+// a forgery): it is not skipped. With no public key, signed notes are
+// left unchecked and counted.
+func ReadCheckpoints(text, publicKey string) (signed []Checkpoint, legacy []Head, unchecked int, err error) {
+	for i, n := range FindCheckpoints(text) {
+		if publicKey == "" {
+			unchecked++
+			continue
+		}
+		cp, err := OpenCheckpoint(n, publicKey)
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("signed checkpoint %d: %w", i+1, err)
+		}
+		signed = append(signed, cp)
+	}
+	for _, m := range checkpointRE.FindAllStringSubmatch(text, -1) {
+		seq, err := strconv.ParseUint(m[1], 10, 64)
+		if err != nil || seq == 0 {
+			return nil, nil, 0, errors.New("not a checkpoint: seq must be a positive number")
+		}
+		legacy = append(legacy, Head{Seq: seq, MAC: m[2]})
+	}
+	return signed, legacy, unchecked, nil
+}
+
 // looksLike are the shapes IsCheckpointText refuses: the heading, the
 // legacy "seq=N mac=HEX" in any case and spacing, and a note signature
 // line: a dash, a name, and a long base64 token.

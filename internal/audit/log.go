@@ -261,6 +261,10 @@ func Open(dir string, o Options) (*Log, error) {
 	return l, nil
 }
 
+// ErrInUse is Open's error when another process has the log open: one
+// writer at a time (the daemon, while it runs).
+var ErrInUse = errors.New("in use by another relay process")
+
 // LockFile is the lock file's name inside the audit directory.
 const LockFile = "lock"
 
@@ -271,7 +275,7 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open audit log: %s is in use by another relay process (stop it, or use relay notify, which goes through it)", dir)
+		return nil, fmt.Errorf("open audit log: %s is %w (stop it, or use relay notify, which goes through it)", dir, ErrInUse)
 	}
 	return f, nil
 }

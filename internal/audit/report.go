@@ -163,9 +163,13 @@ var reportTemplate = template.Must(template.New("report").Parse(reportTemplateTe
 // page. The page fetches nothing: no script, no external style, font or
 // image, and a Content-Security-Policy that forbids them. Everything from
 // the log is escaped (html/template): it is attacker-influenced text.
-func Report(files []string, o ReportOptions, w io.Writer) error {
+//
+// The result carries what verify found; the error is for a page that could
+// not be made.
+func Report(files []string, o ReportOptions, w io.Writer) (ReportResult, error) {
+	var res ReportResult
 	if len(files) == 0 {
-		return errors.New("audit report: no audit files (pass the files, or check audit.dir)")
+		return res, errors.New("audit report: no audit files (pass the files, or check audit.dir)")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -184,6 +188,7 @@ func Report(files []string, o ReportOptions, w io.Writer) error {
 	}
 	page := reportPage{Title: o.Title, Generated: o.Now().UTC().Format(time.RFC3339)}
 	sum, verr := VerifyFiles(files, vo)
+	res.Summary, res.Verify = sum, verr
 	var ve *VerifyError
 	switch {
 	case errors.As(verr, &ve):
@@ -211,17 +216,28 @@ func Report(files []string, o ReportOptions, w io.Writer) error {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("audit report: %w", err)
+			return res, fmt.Errorf("audit report: %w", err)
 		}
 	}
 	r.finish(&page)
 	if o.Progress != nil {
 		o.Progress(2*total, 2*total)
 	}
+	res.Records, res.Anomalies = page.Records, len(page.Anomalies)+page.AnomaliesCut
 	if err := reportTemplate.Execute(w, &page); err != nil {
-		return fmt.Errorf("audit report: %w", err)
+		return res, fmt.Errorf("audit report: %w", err)
 	}
-	return nil
+	return res, nil
+}
+
+// ReportResult is what Report found.
+type ReportResult struct {
+	// Summary and Verify are VerifyFiles' answer for the whole log.
+	Summary Summary
+	Verify  error
+	// Records is how many records the page covers; Anomalies how many
+	// it lists (or would, past its limit).
+	Records, Anomalies int
 }
 
 // reporter accumulates the page while the log streams past.

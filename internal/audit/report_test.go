@@ -97,7 +97,7 @@ func renderReport(t testing.TB, dir string, o ReportOptions) string {
 	if o.Now == nil {
 		o.Now = func() time.Time { return time.Date(2026, 2, 10, 0, 0, 0, 0, time.UTC) }
 	}
-	if err := Report(Files(dir), o, &b); err != nil {
+	if _, err := Report(Files(dir), o, &b); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()

@@ -102,6 +102,8 @@ func (s Summary) String() string {
 		b.WriteString("ok: ")
 	case s.Signed > 0:
 		b.WriteString("links and hashes ok, signed checkpoints match, MACS NOT VERIFIED (no key; pass --key K0): ")
+	case s.HashedFrom > 0:
+		b.WriteString("links and hashes ok, MACS NOT VERIFIED (no key; pass --key K0): ")
 	default:
 		b.WriteString("links ok, MACS NOT VERIFIED (no key; pass --key K0): ")
 	}
@@ -143,6 +145,10 @@ type VerifyOptions struct {
 	// Progress, when set, is called now and then with the bytes read so
 	// far and the bytes to read in all.
 	Progress func(done, total int64)
+
+	// Archived are archived files (ListArchive) that VerifyDirWith reads
+	// before the directory's own, to verify the whole history.
+	Archived []string
 
 	// fileEnds, when set, receives where the chain stood at the end of
 	// each file (Archive).
@@ -483,6 +489,9 @@ func VerifyDirWith(dir string, o VerifyOptions) (Summary, error) {
 	files, err := ListFiles(dir)
 	if err != nil {
 		return Summary{}, err
+	}
+	if len(o.Archived) > 0 {
+		files = sortFiles(append(append([]string(nil), o.Archived...), files...))
 	}
 	st, err := readState(dir)
 	if err != nil {

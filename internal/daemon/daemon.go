@@ -25,7 +25,6 @@ import (
 
 	"github.com/relaychat/relay/internal/audit"
 	"github.com/relaychat/relay/internal/auth"
-	"github.com/relaychat/relay/internal/chatfmt"
 	"github.com/relaychat/relay/internal/control"
 	"github.com/relaychat/relay/internal/exec"
 	"github.com/relaychat/relay/internal/launch"
@@ -350,11 +349,10 @@ func (d *Daemon) checkpointTicker(cfg *policy.Config) *time.Ticker {
 }
 
 // sendCheckpoint sends the audit head to the owner's chat, off the host, so
-// that a later truncation of the log's tail is detectable.
+// that a later truncation of the log's tail is detectable: signed, when the
+// log has a checkpoint key (audit.Log.CheckpointMessage renders it).
 func (d *Daemon) sendCheckpoint(ctx context.Context) {
-	head := d.audit.Head()
-	text := head.Checkpoint()
-	_, err := d.tg.SendText(ctx, d.owner, "<code>"+chatfmt.Escape(text)+"</code>", telegram.Silent())
+	_, err := d.tg.SendText(ctx, d.owner, d.audit.CheckpointMessage(), telegram.Silent())
 	d.recordDelivery("checkpoint", "", err)
 }
 

@@ -254,7 +254,7 @@ func TestArchiveTampering(t *testing.T) {
 
 // signedNoteAt signs seq's record as a checkpoint, as the host would have
 // then.
-func signedNoteAt(t *testing.T, dir string, seq uint64) []byte {
+func signedNoteAt(t testing.TB, dir string, seq uint64) []byte {
 	t.Helper()
 	sg, err := loadSigner(dir)
 	if err != nil {
@@ -274,7 +274,7 @@ func signedNoteAt(t *testing.T, dir string, seq uint64) []byte {
 	return got.Note
 }
 
-func decodeHex(t *testing.T, b []byte) []byte {
+func decodeHex(t testing.TB, b []byte) []byte {
 	out := make([]byte, len(b)/2)
 	if _, err := hex.Decode(out, b); err != nil {
 		t.Fatal(err)

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -131,7 +133,19 @@ func eachRecordAfter(files []string, seq uint64, fn func(line []byte, h *header)
 }
 
 func eachRecordIn(path string, seq uint64, fn func(line []byte, h *header) (bool, error)) (bool, error) {
-	r, closeFn, err := openLog(path, nil)
+	var off int64
+	if !strings.HasSuffix(path, ArchiveSuffix) {
+		var err error
+		if off, err = seekSeq(path, seq+1); err != nil {
+			return false, err
+		}
+	}
+	r, closeFn, err := openLog(path, func(r io.Reader) io.Reader {
+		if off > 0 {
+			return io.NewSectionReader(r.(io.ReaderAt), off, math.MaxInt64-off)
+		}
+		return r
+	})
 	if err != nil {
 		return false, err
 	}
@@ -156,6 +170,57 @@ func eachRecordIn(path string, seq uint64, fn func(line []byte, h *header) (bool
 			return false, fmt.Errorf("read %s: %w", filepath.Base(path), err)
 		}
 	}
+}
+
+// seekSeq returns an offset in path where a line starts and after which
+// the record want, if the file holds it, is found: it bisects on the seqs
+// of the records it finds after a byte offset, so that serving the newest
+// records of a 64 MiB file reads a few blocks of it, not all of it. A line
+// that is not a record (torn) is passed over; the reader after it
+// filters by seq anyway, so a wrong guess costs time, never records.
+func seekSeq(path string, want uint64) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 2*MaxRecordBytes+2)
+	// lo is a line start whose record (if any) is before want; hi an
+	// offset past which no line start is.
+	lo, hi := int64(0), fi.Size()
+	for hi-lo > 2*int64(len(buf)) {
+		mid := lo + (hi-lo)/2
+		n, err := f.ReadAt(buf, mid)
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		b := buf[:n]
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			hi = mid
+			continue
+		}
+		start, line := mid+int64(i+1), b[i+1:]
+		j := bytes.IndexByte(line, '\n')
+		if j < 0 {
+			hi = mid
+			continue
+		}
+		h, reason := parseHeader(line[:j+1])
+		switch {
+		case reason != "":
+			hi = mid // torn or damaged: look before it
+		case h.seq < want:
+			lo = start
+		default:
+			hi = mid
+		}
+	}
+	return lo, nil
 }
 
 // WitnessedFile, in the audit directory, holds the newest checkpoint a

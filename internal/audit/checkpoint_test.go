@@ -323,3 +323,17 @@ func TestAddCheckpointKey(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOpenRefusesLooseCheckpointKey: a checkpoint key others can read is
+// a leaked key; the log does not open with it.
+func TestOpenRefusesLooseCheckpointKey(t *testing.T) {
+	dir, _, l, _ := signedLog(t, Options{})
+	l.Close()
+	os.Chmod(filepath.Join(dir, CheckpointKeyFile), 0o644)
+	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("got %v, want a refusal naming chmod 600", err)
+	}
+	if _, err := LatestCheckpoint(dir); err == nil {
+		t.Fatal("signed with a loose key")
+	}
+}

@@ -22,7 +22,18 @@ import (
 // This file is the audit side of the witness: what the host serves to it
 // (LatestCheckpoint, RecordsSince, RecordWitnessed), and what the witness
 // does with it (Extends, WitnessStore), apart from the transport between
-// them.
+// them. Over relay serve-ssh, for the witness key only:
+//
+//	audit-head       LatestCheckpoint(dir), its Note written out
+//	audit-since SEQ  RecordsSince(archived + live files, SEQ, out)
+//	audit-witnessed  RecordWitnessed(dir, note read in): the witness stored it
+//
+// and relay audit witness, on another machine:
+//
+//	s := OpenWitnessStore(dir)        // CreateWitnessStore(dir, pub) the first time
+//	res, err := s.Witness(head, fetch) // fetch runs audit-since
+//	// a *WitnessError: notify, exit non-zero; else send res.Checkpoint.Note
+//	// back with audit-witnessed.
 
 // LatestCheckpoint signs the newest record on disk in dir with the log's
 // checkpoint key. It only reads, and takes no lock, so it can answer a

@@ -47,7 +47,8 @@ type Head struct {
 // forger needs about 2^64 tries to match it with a rewritten log.
 const checkpointHex = 16
 
-// Checkpoint is the text the daemon sends to the owner's chat; verify
+// Checkpoint is the legacy checkpoint line, the first line of the message
+// the daemon sends to the owner's chat (Log.CheckpointMessage); verify
 // accepts it back with --checkpoint.
 func (h Head) Checkpoint() string {
 	m := h.MAC

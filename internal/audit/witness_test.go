@@ -66,6 +66,18 @@ func TestWitnessFollowsTheLog(t *testing.T) {
 		for i := 0; i < 15; i++ {
 			mustAppend(t, l, Record{Type: "request", Outcome: "ok", Command: "uptime"})
 		}
+		if round == 1 {
+			// A torn write and its recovery record: the torn bytes are
+			// not a record, the recovery record is one like any other.
+			l.Close()
+			appendRawFile(t, Files(dir)[len(Files(dir))-1], []byte(`{"seq":77,"ts":"20`))
+			var err error
+			if l, err = Open(dir, Options{RotateBytes: 2000}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			mustAppend(t, l, Record{Type: "start", Outcome: "ok"})
+		}
 		res, err := s.Witness(latest(t, dir), hostFetch(t, dir))
 		if err != nil || res.First || res.Records == 0 || res.Checkpoint.Seq != l.Head().Seq {
 			t.Fatalf("round %d: %+v, %v", round, res, err)
@@ -73,6 +85,9 @@ func TestWitnessFollowsTheLog(t *testing.T) {
 	}
 	if len(Files(dir)) < 3 {
 		t.Fatalf("got %d files, want rotation covered", len(Files(dir)))
+	}
+	if sum, err := VerifyDir(dir, nil, nil); err != nil || sum.Recoveries != 1 {
+		t.Fatalf("got %+v, %v; want the torn write's recovery in the witnessed records", sum, err)
 	}
 	// Nothing new: accepted, not stored twice.
 	if _, err := s.Witness(latest(t, dir), hostFetch(t, dir)); err != nil {

@@ -23,6 +23,25 @@ type chain struct {
 	s   *sealer // nil: structure only, MACs not checked
 	seq uint64  // last accepted seq (0: none yet)
 	mac [macHex]byte
+	// hash is the head's h when hashed (a format-2 head), else zero: the
+	// hprev of the next record. Once hashed, every later record must be
+	// format 2.
+	hash   [sha256.Size]byte
+	hashed bool
+	lh     *linkHash
+	// cand is the h that check computed for the record it passed, for
+	// accept to adopt.
+	cand [sha256.Size]byte
+	// trustHash makes the next record's h field be taken as given instead
+	// of recomputed: verify sets it for the first record of a log whose
+	// earlier files were archived, whose hprev is only known later, from
+	// the archive record (see anchor).
+	trustHash bool
+	// firstHashed is the first format-2 record's seq (0: none yet).
+	firstHashed uint64
+	// onArchive, when set (by verify), checks an archive record that
+	// otherwise extends the chain, and returns why it does not fit, or "".
+	onArchive func(h *header) string
 	// prevFile is where the last accepted record was.
 	lastFile string
 	lastLine int
@@ -53,7 +72,7 @@ type chain struct {
 }
 
 func newChain(k []byte) *chain {
-	c := &chain{regionHash: sha256.New(), regionLast: -1}
+	c := &chain{regionHash: sha256.New(), regionLast: -1, lh: newLinkHash()}
 	if k != nil {
 		c.s = newSealer(k)
 	}
@@ -67,7 +86,8 @@ func (c *chain) prevHex() []byte {
 	return c.mac[:]
 }
 
-// check reports why h does not extend the chain, or "" if it does.
+// check reports why h does not extend the chain, or "" if it does. For a
+// format-2 record it leaves the h it computed in cand.
 func (c *chain) check(h *header) string {
 	want := c.seq + 1
 	switch {
@@ -78,22 +98,66 @@ func (c *chain) check(h *header) string {
 	case !bytes.Equal(h.prev, c.prevHex()):
 		return "prev does not match the previous record's mac (records spliced from another chain)"
 	}
+	if h.hash == nil {
+		if c.hashed {
+			return "a format-1 record (no h) after format-2 records: records were rewritten without the hash chain"
+		}
+		if c.s != nil {
+			if m := c.s.mac(h.content, closeBrace); !macMatches(&m, h.mac) {
+				return "bad mac: the record was edited, forged with a later key, or comes from another log"
+			}
+		}
+		if c.onArchive != nil && string(h.typ) == "archive" {
+			return c.onArchive(h)
+		}
+		return ""
+	}
+	if c.trustHash {
+		hex.Decode(c.cand[:], h.hash)
+	} else {
+		c.cand = c.lh.of(&c.hash, h.content)
+	}
 	if c.s != nil {
-		if m := c.s.mac(h.content, closeBrace); !macMatches(&m, h.mac) {
+		if m := c.s.mac(c.cand[:], nil); !macMatches(&m, h.mac) {
 			return "bad mac: the record was edited, forged with a later key, or comes from another log"
 		}
+	}
+	if !macMatches(&c.cand, h.hash) {
+		return "h does not match the record and the previous record's h (the record was edited, or records before it removed or changed)"
+	}
+	if c.onArchive != nil && string(h.typ) == "archive" {
+		return c.onArchive(h)
 	}
 	return ""
 }
 
-// accept makes h the new head and moves the key on.
-func (c *chain) accept(h *header, file string, line int) {
+// accept makes h the new head and moves the key on. For a format-2 record
+// hv is its h; nil for format 1.
+func (c *chain) accept(h *header, file string, line int, hv *[sha256.Size]byte) {
 	c.seq = h.seq
 	copy(c.mac[:], h.mac)
 	c.lastFile, c.lastLine = file, line
+	if hv != nil {
+		c.hash, c.hashed = *hv, true
+		if c.firstHashed == 0 {
+			c.firstHashed = h.seq
+		}
+	} else {
+		c.hash, c.hashed = [sha256.Size]byte{}, false
+	}
+	c.trustHash = false
 	if c.s != nil {
 		c.s.next()
 	}
+}
+
+// acceptChecked is accept after check passed h.
+func (c *chain) acceptChecked(h *header, file string, line int) {
+	if h.hash == nil {
+		c.accept(h, file, line, nil)
+		return
+	}
+	c.accept(h, file, line, &c.cand)
 }
 
 func (c *chain) suspect() bool { return c.bad != nil }
@@ -178,7 +242,7 @@ func (c *chain) feedFull(line []byte, file string, lineNo int) (accepted bool, e
 				}
 				c.recoveries++
 			}
-			c.accept(&h, file, lineNo)
+			c.acceptChecked(&h, file, lineNo)
 			return true, nil
 		}
 		seq := c.seq + 1
@@ -198,7 +262,7 @@ func (c *chain) feedFull(line []byte, file string, lineNo int) (accepted bool, e
 			if perr == nil && c.matches(n, sum) {
 				c.recoveries++
 				c.resetRegion()
-				c.accept(&h, file, lineNo)
+				c.acceptChecked(&h, file, lineNo)
 				return true, nil
 			}
 			if perr == nil && n > 0 && !c.foreign && !c.sealed {
@@ -223,7 +287,7 @@ func (c *chain) feedFull(line []byte, file string, lineNo int) (accepted bool, e
 }
 
 // extend is feed's fast path for the line every healthy log is made of:
-// the next record, not a recovery, that verifies. It accepts a line only
+// the next record, not a recovery or archive record, that verifies. It accepts a line only
 // when parseHeader would frame it and check would pass it, and leaves
 // every other line, untouched, to the full path, which then finds the
 // reason. What the chain already proved is not parsed again: the seq is
@@ -232,7 +296,7 @@ func (c *chain) feedFull(line []byte, file string, lineNo int) (accepted bool, e
 // computed (so it is hex when it matches).
 func (c *chain) extend(line []byte, file string, lineNo int) bool {
 	n := len(line)
-	if n < minLine || n > MaxRecordBytes+1 || line[n-1] != '\n' {
+	if n < minLine || n > MaxRecordBytes+1 || line[n-1] != '\n' || c.trustHash {
 		return false
 	}
 	content, suf := line[:n-suffixLen], line[n-suffixLen:]
@@ -240,6 +304,11 @@ func (c *chain) extend(line []byte, file string, lineNo int) bool {
 		return false
 	}
 	mac := suf[len(prefixMAC) : len(prefixMAC)+macHex]
+	// A format-2 record ends its S with the h field; T is what is left.
+	hf, content, v2 := cutHashField(content)
+	if !v2 && c.hashed {
+		return false
+	}
 	want := c.nextDigits()
 	p, ok := cut(content, prefixSeq)
 	if ok {
@@ -262,15 +331,33 @@ func (c *chain) extend(line []byte, file string, lineNo int) bool {
 		return false
 	}
 	k := bytes.IndexByte(p, '"')
-	if k <= 0 || !validType(p[:k]) || string(p[:k]) == "recovery" {
+	if k <= 0 || !validType(p[:k]) || string(p[:k]) == "recovery" || string(p[:k]) == "archive" {
 		return false
 	}
-	if c.s != nil {
-		if m := c.s.mac(content, closeBrace); !macMatches(&m, mac) {
+	if v2 {
+		c.cand = c.lh.of(&c.hash, content)
+		if !macMatches(&c.cand, hf) {
 			return false
 		}
-	} else if !isHex(mac) {
-		return false
+		if c.s != nil {
+			if m := c.s.mac(c.cand[:], nil); !macMatches(&m, mac) {
+				return false
+			}
+		} else if !isHex(mac) {
+			return false
+		}
+		c.hash, c.hashed = c.cand, true
+		if c.firstHashed == 0 {
+			c.firstHashed = c.seq + 1
+		}
+	} else {
+		if c.s != nil {
+			if m := c.s.mac(content, closeBrace); !macMatches(&m, mac) {
+				return false
+			}
+		} else if !isHex(mac) {
+			return false
+		}
 	}
 	c.seq++
 	c.digits, c.digitsSeq = incDigits(c.digits), c.seq+1
@@ -345,6 +432,7 @@ func (c *chain) clone() *chain {
 		d.s = newSealer(c.s.key[:])
 	}
 	d.seq, d.mac, d.lastFile, d.lastLine = c.seq, c.mac, c.lastFile, c.lastLine
+	d.hash, d.hashed, d.firstHashed, d.trustHash = c.hash, c.hashed, c.firstHashed, c.trustHash
 	return d
 }
 

@@ -95,7 +95,9 @@ func TestWriteOneByteShortAdopted(t *testing.T) {
 	file := filepath.Join(dir, "audit-000001.jsonl")
 	prev := lastEntry(t, file)
 	body, _ := encodeBody(&Record{Type: "request", Outcome: "ok", Command: "reboot"})
-	line, err := appendLine(nil, newSealer(stateKey(t, dir)), 3, newClock().Now(), []byte(prev.MAC), body)
+	var hprev [32]byte
+	hex.Decode(hprev[:], []byte(prev.Hash))
+	line, _, err := appendLine(nil, newSealer(stateKey(t, dir)), newLinkHash(), 3, newClock().Now(), []byte(prev.MAC), &hprev, body)
 	if err != nil {
 		t.Fatal(err)
 	}

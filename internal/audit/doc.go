@@ -4,10 +4,12 @@
 // error and leaves the log unhealthy, and the caller must not perform the
 // action the record describes.
 //
-// It must never truncate, rewrite or rename a log file, never write a record
-// that contains a registered secret, and never keep an evolving key longer
-// than needed: after sealing record i with K(i-1), K(i) replaces it in memory
-// (the old slice is zeroed) and in the key state file.
+// It must never truncate, rewrite or rename a log file, never remove one
+// that it has not verified and archived with a copy that reads back the
+// same (Archive), never write a record that contains a registered secret
+// or the checkpoint key, and never keep an evolving key longer than needed:
+// after sealing record i with K(i-1), K(i) replaces it in memory (the old
+// slice is zeroed) and in the key state file.
 //
 // # Files
 //
@@ -15,6 +17,10 @@
 //
 //	audit-000001.jsonl, audit-000002.jsonl, ...   records, JSON Lines, 0600
 //	state.json                                     evolving key state, 0600
+//	checkpoint.key                                 Ed25519 checkpoint signing key, 0600
+//	checkpoint.pub                                 its public key (the owner keeps a copy)
+//	witnessed                                      the newest checkpoint a witness stored
+//	archive/audit-000001.jsonl.zst, ...            archived files (Archive)
 //
 // Record files are opened O_APPEND and each record is one write(2) of one
 // line, fsynced before Append returns. Files rotate by size: a new file
@@ -22,26 +28,45 @@
 // record, so the chain runs unbroken across files. Nothing else touches them,
 // so the log works when its files carry chattr +a.
 //
-// # Record format and MAC
+// # Record format, h and MAC
 //
-// Every line is a JSON object whose first keys are fixed and whose last key
-// is the MAC:
+// Every line is a JSON object whose first keys are fixed and whose last
+// keys are h and the MAC:
 //
-//	{"seq":N,"ts":"2006-01-02T15:04:05.000000000Z","prev":"<hex>","type":"...",...,"mac":"<64 hex>"}\n
+//	{"seq":N,"ts":"2006-01-02T15:04:05.000000000Z","prev":"<hex>","type":"...",...,"h":"<64 hex>","mac":"<64 hex>"}\n
 //
 // seq counts from 1 with no gaps; ts is UTC with exactly nine fractional
 // digits (30 bytes); prev is the previous record's mac ("" for seq 1); type
-// always follows prev. The MAC input S is the line without its trailing
-// newline and without the 75-byte suffix `,"mac":"<64 hex>"}` plus "\n",
-// with a closing "}" put back: S is the JSON object the writer serialized
-// before it added the mac. Formally, for a line L of length n:
+// always follows prev. T is the JSON object the writer serialized before it
+// added h and the mac: the line without its trailing newline and without
+// the 146-byte suffix `,"h":"<64 hex>","mac":"<64 hex>"}` plus "\n", with
+// a closing "}" put back. Formally, for a line L of length n:
 //
-//	S   = L[:n-75] + "}"
-//	mac = hex(HMAC-SHA256(K(seq-1), S))
+//	T   = L[:n-146] + "}"
+//	h   = SHA-256(hprev || T)                  (32 bytes; the field is its hex)
+//	mac = hex(HMAC-SHA256(K(seq-1), h))
 //
-// so verify recomputes the MAC from the raw bytes without re-serializing
-// anything, and no two distinct lines share an S.
+// where hprev is the previous record's h, or 32 zero bytes for seq 1 and
+// for the first record after format-1 records. h is an unkeyed hash chain:
+// anyone can recompute it from the log, without K0, so a checkpoint can
+// name it (see Checkpoints). The MAC covers h, and h covers T and hprev,
+// so verifying the MAC verifies the hash chain in the same pass: one
+// SHA-256 over the record and two short HMACs per record.
 //
+// This is format 2. Format 1 (relay before audit v2) has no h field and
+// its MAC covers the object itself, S = L[:n-75] + "}" (the line without
+// `,"mac":"<64 hex>"}` and "\n", brace put back): mac =
+// hex(HMAC-SHA256(K(seq-1), S)). A line is format 2 exactly when its S ends
+// in `,"h":"<64 hex>"`: Record has no field h and a quote inside a JSON
+// string is always escaped, so no format-1 line does. The reader verifies
+// both; a log may start in format 1 (written before the upgrade) and go on
+// in format 2, never back: a format-1 record after a format-2 one is a
+// broken chain. The writer only writes format 2; a relay older than audit
+// v2 cannot verify format-2 records.
+//
+// verify recomputes h and the MAC from the raw bytes without
+// re-serializing anything, and no two distinct lines share a T and h.
+
 // # Keys
 //
 // K0 is 32 random bytes made by Init, shown to the owner once to keep off
@@ -61,19 +86,54 @@
 //   - records from another log fail the MAC (a different K0), and records
 //     replayed from this log break seq and prev;
 //   - the attacker CAN append well-formed records after n, and CAN cut the
-//     tail (delete records k..n) leaving a shorter, valid chain. Cutting is
-//     what the off-host checkpoint covers: the daemon sends the head's seq
-//     and a 64-bit MAC prefix to the owner's chat; verify --checkpoint
-//     reports a log that ends before a checkpointed seq, or whose MAC there
-//     differs. Because every MAC covers prev, a checkpoint at seq c pins
-//     records 1..c, even against someone holding K0.
+//     tail (delete records k..n) leaving a shorter, valid chain, or restore
+//     an older copy of the files and the key state (a backup) and let the
+//     relay go on from there. That is what checkpoints cover (below): the
+//     daemon sends the head's seq with its h, signed, and the legacy line
+//     with a 64-bit MAC prefix, to the owner's chat; verify reports a log
+//     that ends before a checkpointed seq, or whose MAC or h there
+//     differs. Because every MAC covers prev and every h covers the h
+//     before it, a checkpoint at seq c pins records 1..c, even against
+//     someone holding K0.
 //   - On the host, VerifyDir also compares the key state with the log: a
 //     cut tail leaves the state ahead of the log, and an attacker cannot make
-//     the matching older key.
+//     the matching older key. A restored backup of both passes.
 //
+// # Checkpoints
+//
+// Init makes an Ed25519 checkpoint key pair beside the log (AddCheckpointKey
+// gives one to an older log). A checkpoint is a C2SP signed note
+// (c2sp.org/signed-note) of a C2SP checkpoint body (c2sp.org/tlog-checkpoint):
+// the origin ("<host>/relay-audit/<8 hex>", also the key's name), the record
+// count (the head's seq) and the base64 of the head's h. The hash is the head
+// of the unkeyed chain, not a Merkle root. Anyone with the public key can
+// check a checkpoint, and, with the log, that the log reaches it
+// (VerifyFiles with Signed), without K0.
+//
+// A checkpoint in the chat proves the log up to it only while the message
+// survives: the bot token on the host can delete the bot's own messages for
+// 48 hours. A witness on another machine (WitnessStore) keeps every
+// checkpoint it accepted, checks each new one by replaying the records since
+// the last (Extends), and names the first record that is not what it
+// witnessed. What no checkpoint covers: a host compromised before the first
+// checkpoint a witness stored.
+//
+// # Archive
+//
+// Archive moves whole old files to an archive directory, zstd-compressed,
+// after verifying the log with K0 and reading each copy back, and writes an
+// "archive" record naming the last archived record's seq, mac and h (and a
+// signed checkpoint of it). The live log then starts with a rotate record
+// after seq 1; verify accepts that only when an archive record in the log
+// names the record before it with that mac and an h its first record chains
+// from, and verify over archived and live files together checks the whole
+// history, each archive record against the chain at the file end it names.
+
 // The copy of K0 in the host's secret store is a convenience: whoever can
 // read that store (root) can reseal everything, and then only checkpoints
-// protect history. `relay audit init --no-store` keeps K0 off the host
+// off the host protect history (and the checkpoint key on the host signs
+// whatever root likes: a witness pins the public key it was given, and
+// refuses a swapped one). `relay audit init --no-store` keeps K0 off the host
 // entirely. Zeroing old keys is best effort: the Go runtime and the
 // filesystem (a renamed-over state file's old blocks) may keep copies.
 //

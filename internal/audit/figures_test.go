@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
@@ -27,6 +28,17 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// servedBytes is how much RecordsSince serves after seq.
+func servedBytes(files []string, seq uint64) int64 {
+	var c countWriter
+	RecordsSince(files, seq, &c)
+	return int64(c)
+}
+
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
 
 // showHelper prints what relay audit show -n 10 prints.
 func showHelper(dir string) int {
@@ -116,6 +128,25 @@ func floorShared(sizes []int32, k0 []byte) {
 	}
 }
 
+// floorV2 is the least hashing a format-2 record needs, with the
+// package's own primitives: SHA-256 over hprev and T, then the two short
+// HMACs (over h, and "next").
+func floorV2(sizes []int32, k0 []byte) {
+	buf := make([]byte, MaxRecordBytes+1)
+	s := newSealer(k0)
+	defer s.zero()
+	lh := newLinkHash()
+	var h [sha256.Size]byte
+	for _, n := range sizes {
+		h = lh.of(&h, buf[:int(n)-suffixLen-hashFieldLen])
+		s.mac(lh.sum[:], nil)
+		s.next()
+	}
+}
+
+// witnessRecords is how many new records the catch-up figure covers.
+const witnessRecords = 10_000
+
 // figureRecords is the size of the log the figures are measured on.
 const figureRecords = 1_000_000
 
@@ -171,7 +202,24 @@ func BenchmarkAuditFigures(b *testing.B) {
 	}
 	helperEnv := []string{showHelperEnv + "=" + dir}
 
-	var verify, fCrypto, fShared, showIn, showProc, tailProc, byType, byCommand []cost
+	// The witness figure: a store that last saw the log witnessRecords
+	// records before its head, catching up.
+	pub, err := AddCheckpointKey(dir, "bench/relay-audit/00000000", nil, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	head := uint64(len(sizes))
+	oldNote := signedNoteAt(b, dir, head-witnessRecords)
+	newNote := signedNoteAt(b, dir, head)
+	fetch := func(since uint64) (io.ReadCloser, error) {
+		var buf bytes.Buffer
+		if _, err := RecordsSince(files, since, &buf); err != nil {
+			return nil, err
+		}
+		return io.NopCloser(&buf), nil
+	}
+
+	var verify, verifyNoKey, fCrypto, fShared, fV2, showIn, showProc, tailProc, byType, byCommand, wHost, wWitness []cost
 	var showOut []byte
 	count := func(n *int) func(Line) error { return func(Line) error { *n++; return nil } }
 	b.ResetTimer()
@@ -184,6 +232,34 @@ func BenchmarkAuditFigures(b *testing.B) {
 		}))
 		fCrypto = append(fCrypto, timed(func() { floorCryptoHMAC(sizes, k0) }))
 		fShared = append(fShared, timed(func() { floorShared(sizes, k0) }))
+		fV2 = append(fV2, timed(func() { floorV2(sizes, k0) }))
+		verifyNoKey = append(verifyNoKey, timed(func() {
+			if _, err := VerifyDir(dir, nil, nil); err != nil {
+				b.Fatal(err)
+			}
+		}))
+		var served bytes.Buffer
+		wHost = append(wHost, timed(func() {
+			if n, err := RecordsSince(files, head-witnessRecords, &served); err != nil || n != witnessRecords {
+				b.Fatalf("records since: %d, %v", n, err)
+			}
+		}))
+		store, err := CreateWitnessStore(filepath.Join(b.TempDir(), "witness"), pub)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := store.Witness(oldNote, fetch); err != nil {
+			b.Fatal(err)
+		}
+		wWitness = append(wWitness, timed(func() {
+			res, err := store.Witness(newNote, func(uint64) (io.ReadCloser, error) {
+				return io.NopCloser(bytes.NewReader(served.Bytes())), nil
+			})
+			if err != nil || res.Records != witnessRecords {
+				b.Fatalf("witness: %+v, %v", res, err)
+			}
+		}))
+		store.Close()
 		for i := 0; i < 10; i++ {
 			showIn = append(showIn, timed(func() {
 				lines, err := Summarize(files, Filter{}, 10)
@@ -221,7 +297,8 @@ func BenchmarkAuditFigures(b *testing.B) {
 		b.Fatalf("show -n 10 as a process printed %d lines, want a header and 10", got)
 	}
 
-	v, fc, fs := median(verify), median(fCrypto), median(fShared)
+	v, fc, fs, f2, vn := median(verify), median(fCrypto), median(fShared), median(fV2), median(verifyNoKey)
+	wh, ww := median(wHost), median(wWitness)
 	si, sp, tp := median(showIn), median(showProc), median(tailProc)
 	ft, fcm := median(byType), median(byCommand)
 	rate := func(c cost) string {
@@ -236,19 +313,24 @@ func BenchmarkAuditFigures(b *testing.B) {
 		fmt.Fprintf(w, "%-44s %10s %10s  %s\n", name, ms(c.wall), ms(c.cpu), extra)
 	}
 	row("verify (VerifyDir with K0)", v, rate(v))
+	row("verify without K0 (links and hashes)", vn, rate(vn))
 	row("floor: 2 HMAC-SHA256/record, crypto/hmac", fc, rate(fc))
 	row("floor: 2 HMAC-SHA256/record, pads shared", fs, rate(fs))
+	row("floor, format 2: SHA-256(T) + 2 short HMACs", f2, rate(f2))
 	row("show -n 10, in process", si, "")
 	row("show -n 10, a process", sp, "")
 	row("tail -n 10 of the newest file, a process", tp, "")
 	row("show --type login (1% match), whole log", ft, "")
 	row("show --command reboot (1% match), whole log", fcm, "")
+	row("witness catch-up, host: records since (10k)", wh, fmt.Sprintf("%.1f MB served", float64(servedBytes(files, head-witnessRecords))/1e6))
+	row("witness catch-up, witness: check + store (10k)", ww, "Extends, hashes and checkpoint fsynced")
 	fmt.Fprintf(w, "\n%-52s %10s  %s\n", "ratio", "measured", "target")
 	ratio := func(name string, x float64, target string) {
 		fmt.Fprintf(w, "%-52s %9.2f×  %s\n", name, x, target)
 	}
 	ratio("verify rate / floor rate (crypto/hmac)", fc.cpu.Seconds()/v.cpu.Seconds(), "≥ 0.9×")
-	ratio("verify rate / floor rate (pads shared)", fs.cpu.Seconds()/v.cpu.Seconds(), "≥ 0.9×")
+	ratio("verify rate / floor rate (pads shared)", fs.cpu.Seconds()/v.cpu.Seconds(), "≥ 0.9× (format-1 floor)")
+	ratio("verify rate / format-2 floor rate", f2.cpu.Seconds()/v.cpu.Seconds(), "≥ 0.9×")
 	ratio("show -n 10 / tail -n 10 (processes, wall)", sp.wall.Seconds()/tp.wall.Seconds(), fmt.Sprintf("show ≤ 20 ms (measured %s)", ms(sp.wall)))
 	ratio("show --type login / verify (CPU)", ft.cpu.Seconds()/v.cpu.Seconds(), "≤ 2×")
 	ratio("show --command reboot / verify (CPU)", fcm.cpu.Seconds()/v.cpu.Seconds(), "≤ 2×")
@@ -258,4 +340,6 @@ func BenchmarkAuditFigures(b *testing.B) {
 	b.ReportMetric(float64(sp.wall)/float64(time.Millisecond), "show-n10-ms")
 	b.ReportMetric(float64(tp.wall)/float64(time.Millisecond), "tail-n10-ms")
 	b.ReportMetric(ft.cpu.Seconds()/v.cpu.Seconds(), "filtered/verify")
+	b.ReportMetric(f2.cpu.Seconds()/v.cpu.Seconds(), "verify/v2-floor")
+	b.ReportMetric(float64(wh.cpu+ww.cpu)/float64(time.Millisecond), "witness-10k-cpu-ms")
 }

@@ -21,8 +21,10 @@ func FuzzParseRecord(f *testing.F) {
 		{Type: "recovery", TornBytes: 5, TornSHA256: string(bytes.Repeat([]byte("a"), 64))},
 	} {
 		body, _ := encodeBody(&r)
-		line, _ := appendLine(nil, s, 7, time.Unix(1, 2), bytes.Repeat([]byte("b"), 64), body)
+		line, _, _ := appendLine(nil, s, newLinkHash(), 7, time.Unix(1, 2), bytes.Repeat([]byte("b"), 64), &[32]byte{1}, body)
 		f.Add(line)
+		v1, _ := appendLineV1(nil, s, 7, time.Unix(1, 2), bytes.Repeat([]byte("b"), 64), body)
+		f.Add(v1)
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		e, err := ParseRecord(line)
@@ -35,15 +37,16 @@ func FuzzParseRecord(f *testing.F) {
 			ln = append(append([]byte(nil), line...), '\n')
 		}
 		h, reason := parseHeader(ln)
-		if reason != "" || h.seq != e.Seq || string(h.prev) != e.Prev || string(h.mac) != e.MAC || string(h.typ) != e.Type {
+		if reason != "" || h.seq != e.Seq || string(h.prev) != e.Prev || string(h.mac) != e.MAC || string(h.typ) != e.Type || string(h.hash) != e.Hash {
 			t.Fatalf("header %+v (%s) disagrees with parsed %+v", h, reason, e)
 		}
 		// Structure re-verifies consistently: a chain at seq-1 with that
 		// prev accepts it exactly when the MAC is ignored.
-		if e.Seq > 1 && e.Prev != "" && e.Type != "recovery" {
+		if e.Seq > 1 && e.Prev != "" && e.Type != "recovery" && e.Type != "archive" {
 			c := newChain(nil)
 			c.seq = e.Seq - 1
 			copy(c.mac[:], e.Prev)
+			c.trustHash = true // the hprev is not known here
 			if ok, verr := c.feed(ln, "f", 1); !ok || verr != nil {
 				t.Fatalf("parsed record not accepted structurally: %v", verr)
 			}
@@ -53,7 +56,7 @@ func FuzzParseRecord(f *testing.F) {
 		if err != nil {
 			return
 		}
-		out, err := appendLine(nil, newSealer(make([]byte, 32)), e.Seq, e.Time, []byte(e.Prev), body)
+		out, _, err := appendLine(nil, newSealer(make([]byte, 32)), newLinkHash(), e.Seq, e.Time, []byte(e.Prev), &[32]byte{}, body)
 		if err != nil {
 			return
 		}
@@ -69,7 +72,7 @@ func FuzzParseRecord(f *testing.F) {
 }
 
 func TestFuzzSeedCorpusNotEmpty(t *testing.T) {
-	for _, name := range []string{"FuzzParseRecord", "FuzzChainExtend", "FuzzPrecheck"} {
+	for _, name := range []string{"FuzzParseRecord", "FuzzChainExtend", "FuzzPrecheck", "FuzzIsCheckpointText", "FuzzOpenCheckpoint", "FuzzExtends", "FuzzArchiveRecord"} {
 		ents, err := os.ReadDir(filepath.Join("testdata", "fuzz", name))
 		if err != nil || len(ents) == 0 {
 			t.Fatalf("%s: got %d seed files (%v), want a non-empty seed corpus", name, len(ents), err)
@@ -96,19 +99,26 @@ func FuzzChainExtend(f *testing.F) {
 		if i == 0 {
 			prev, seq = nil, 1
 		}
-		line, _ := appendLine(nil, s, seq, time.Unix(1, 2), prev, body)
-		f.Add(line, true, int8(0), false)
-		f.Add(line, false, int8(0), false)
-		f.Add(line, true, int8(1), false)
-		f.Add(line, false, int8(0), true)
+		line, _, _ := appendLine(nil, s, newLinkHash(), seq, time.Unix(1, 2), prev, &[32]byte{}, body)
+		v1, _ := appendLineV1(nil, s, seq, time.Unix(1, 2), prev, body)
+		for _, l := range [][]byte{line, v1} {
+			f.Add(l, true, int8(0), false, false)
+			f.Add(l, false, int8(0), false, false)
+			f.Add(l, true, int8(1), false, false)
+			f.Add(l, false, int8(0), true, false)
+			f.Add(l, false, int8(0), false, true)
+		}
 	}
 	// The chain is put just before the line (seqOff and otherPrev move it
 	// off), so that the fuzzer reaches the checks past seq and prev.
-	f.Fuzz(func(t *testing.T, line []byte, withKey bool, seqOff int8, otherPrev bool) {
+	// hashed puts the chain after a format-2 head with a zero h, so that a
+	// format-1 line must be refused.
+	f.Fuzz(func(t *testing.T, line []byte, withKey bool, seqOff int8, otherPrev bool, hashed bool) {
 		c := newChain(nil)
 		if withKey {
 			c = newChain(key)
 		}
+		c.hashed = hashed
 		if h, reason := parseHeader(line); reason == "" && h.seq > 0 {
 			c.seq = h.seq - 1 + uint64(int64(seqOff))
 			if len(h.prev) == macHex {
@@ -122,14 +132,14 @@ func FuzzChainExtend(f *testing.F) {
 		okFast := fast.extend(line, "f", 1)
 		okFull, verr := full.feedFull(line, "f", 1)
 		h, _ := parseHeader(line)
-		recovery := string(h.typ) == "recovery"
+		recovery := string(h.typ) == "recovery" || string(h.typ) == "archive"
 		switch {
 		case okFast && (!okFull || verr != nil):
 			t.Fatalf("fast path accepted a line the full path refuses (%v): %q", verr, line)
 		case okFull && !okFast && !recovery:
 			t.Fatalf("fast path refused a line the full path accepts: %q", line)
 		case okFast && okFull:
-			if fast.seq != full.seq || fast.mac != full.mac || (fast.s != nil) != (full.s != nil) ||
+			if fast.seq != full.seq || fast.mac != full.mac || fast.hash != full.hash || fast.hashed != full.hashed || (fast.s != nil) != (full.s != nil) ||
 				(fast.s != nil && fast.s.key != full.s.key) || fast.recoveries != full.recoveries {
 				t.Fatalf("paths disagree on the chain after %q", line)
 			}
@@ -167,18 +177,43 @@ func TestSealerIsHMACSHA256(t *testing.T) {
 		}
 	}
 
+	// Format 2, as the writer writes it: h = SHA-256(hprev || T) with T the
+	// line up to the h field plus "}", mac = HMAC-SHA256(K(seq-1), h).
 	dir := filepath.Join(t.TempDir(), "audit")
 	k0 := randomKey(t)
 	genLog(t, dir, k0, 300, 10_000, stepClock(time.Unix(0, 0), time.Second), benchRecord)
 	key := k0
+	hprev := make([]byte, 32)
 	for _, p := range Files(dir) {
 		for _, line := range readLines(t, p) {
 			if len(line) == 0 {
 				continue
 			}
 			n := len(line)
+			tt := append(line[:n-suffixLen-hashFieldLen:n-suffixLen-hashFieldLen], '}')
+			hs := sha256.Sum256(append(append([]byte(nil), hprev...), tt...))
+			if got, want := string(line[n-suffixLen-hashFieldLen+len(prefixHash):n-suffixLen-1]), hex.EncodeToString(hs[:]); got != want {
+				t.Fatalf("%s: got h %s, want %s: %s", p, got, want, line)
+			}
+			if got, want := string(line[n-suffixLen+len(prefixMAC):n-3]), hex.EncodeToString(ref(key, hs[:])); got != want {
+				t.Fatalf("%s: got mac %s, want %s: %s", p, got, want, line)
+			}
+			key = ref(key, []byte("next"))
+			hprev = hs[:]
+		}
+	}
+
+	// Format 1, in the fixture the v1 writer wrote: mac = HMAC-SHA256(K(seq-1), S).
+	key = v1Key(t)
+	for _, p := range Files(filepath.Join("testdata", "v1log")) {
+		for _, line := range readLines(t, p) {
+			h, reason := parseHeader(line)
+			if reason != "" {
+				continue // the torn fragment
+			}
+			n := len(line)
 			s := append(line[:n-suffixLen:n-suffixLen], '}')
-			if got, want := string(line[n-suffixLen+len(prefixMAC):n-3]), hex.EncodeToString(ref(key, s)); got != want {
+			if got, want := string(h.mac), hex.EncodeToString(ref(key, s)); got != want {
 				t.Fatalf("%s: got mac %s, want %s: %s", p, got, want, line)
 			}
 			key = ref(key, []byte("next"))

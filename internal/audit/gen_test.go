@@ -32,7 +32,9 @@ func genLog(tb testing.TB, dir string, k0 []byte, n int, rotate int64, now func(
 		size   int64
 		seq    uint64
 		prev   [macHex]byte
+		hprev  [32]byte
 		buf    []byte
+		lh     = newLinkHash()
 	)
 	openNext := func() {
 		if f != nil {
@@ -59,7 +61,7 @@ func genLog(tb testing.TB, dir string, k0 []byte, n int, rotate int64, now func(
 		if seq > 0 {
 			p = prev[:]
 		}
-		buf, err = appendLine(buf[:0], s, seq+1, now(), p, body)
+		buf, hprev, err = appendLine(buf[:0], s, lh, seq+1, now(), p, &hprev, body)
 		if err != nil {
 			tb.Fatal(err)
 		}

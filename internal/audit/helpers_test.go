@@ -122,3 +122,46 @@ func wantVerifyError(t *testing.T, err error, seq uint64, reason string) {
 
 func hexs(b []byte) string   { return strings.ToLower(fmtHex(b)) }
 func fmtHex(b []byte) string { return hex.EncodeToString(b) }
+
+// v1Key is the K0 of the fixture log in testdata/v1log, which the writer
+// wrote before format 2.
+func v1Key(t testing.TB) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "v1log", "K0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// copyDir copies the regular files of src into a fresh directory (0700,
+// files 0600) and returns it: tests change copies of fixtures, never the
+// fixtures.
+func copyDir(t testing.TB, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}

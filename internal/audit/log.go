@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // KeyName is the audit key's name in the secret store (secrets.AuditKey).
@@ -71,6 +73,8 @@ type Log struct {
 
 	head   atomic.Pointer[Head]
 	broken atomic.Pointer[error]
+	// signer signs checkpoints; nil when the log has no checkpoint key.
+	signer *signer
 
 	// Key state persistence. smu guards the fields below it.
 	smu     sync.Mutex
@@ -122,8 +126,14 @@ type InitOptions struct {
 	// records, with or without Force: move that directory aside.
 	Force bool
 	Now   func() time.Time
-	Rand  io.Reader
+	Rand  io.Reader // K0's randomness; nil means crypto/rand
 	FS    FS
+	// Origin names the log in its signed checkpoints; "" means
+	// DefaultOrigin.
+	Origin string
+	// CheckpointRand is the checkpoint key's randomness; nil means
+	// crypto/rand.
+	CheckpointRand io.Reader
 }
 
 // Init starts a new log in dir with a fresh K0, stores K0 in ks (nil: K0 is
@@ -132,7 +142,8 @@ type InitOptions struct {
 // written to the key state.
 func Init(dir string, ks KeyStore) ([]byte, error) { return InitWith(dir, ks, InitOptions{}) }
 
-// InitWith is Init with options.
+// InitWith is Init with options. Init also makes the log's checkpoint key
+// pair (AddCheckpointKey); ReadPublicKey returns the public key to show.
 func InitWith(dir string, ks KeyStore, o InitOptions) (k0 []byte, err error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -160,6 +171,12 @@ func InitWith(dir string, ks KeyStore, o InitOptions) (k0 []byte, err error) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, StateFile)); err == nil && !o.Force {
 		return nil, fmt.Errorf("audit init: %s already has a key state (use --force to replace it; the directory holds no records)", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, CheckpointKeyFile)); err == nil && !o.Force {
+		return nil, fmt.Errorf("audit init: %s already has a checkpoint key (use --force to replace it; the directory holds no records)", dir)
+	}
+	if o.Origin != "" && !validOrigin(o.Origin) {
+		return nil, fmt.Errorf("audit init: origin %q must be printable, without spaces or \"+\"", o.Origin)
 	}
 	if ks != nil {
 		if old, err := ks.Get(KeyName); err == nil && len(old) > 0 {
@@ -194,7 +211,7 @@ func InitWith(dir string, ks KeyStore, o InitOptions) (k0 []byte, err error) {
 	s := newSealer(k0)
 	defer s.zero()
 	body, _ := encodeBody(&Record{Type: "init", Outcome: "ok", Detail: "new audit log"})
-	line, err := appendLine(nil, s, 1, o.Now(), nil, body)
+	line, _, err := appendLine(nil, s, newLinkHash(), 1, o.Now(), nil, &[sha256.Size]byte{}, body)
 	if err != nil {
 		return nil, fmt.Errorf("audit init: %w", err)
 	}
@@ -216,6 +233,9 @@ func InitWith(dir string, ks KeyStore, o InitOptions) (k0 []byte, err error) {
 	st.zero()
 	if err != nil {
 		return nil, fmt.Errorf("audit init: write key state: %w (run init again with --force)", err)
+	}
+	if _, err := AddCheckpointKey(dir, o.Origin, o.CheckpointRand, true); err != nil {
+		return nil, fmt.Errorf("audit init: %w (run init again with --force)", err)
 	}
 	return k0, nil
 }
@@ -242,6 +262,10 @@ func Open(dir string, o Options) (*Log, error) {
 	return l, nil
 }
 
+// ErrInUse is Open's error when another process has the log open: one
+// writer at a time (the daemon, while it runs).
+var ErrInUse = errors.New("in use by another relay process")
+
 // LockFile is the lock file's name inside the audit directory.
 const LockFile = "lock"
 
@@ -252,7 +276,7 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open audit log: %s is in use by another relay process (stop it, or use relay notify, which goes through it)", dir)
+		return nil, fmt.Errorf("open audit log: %s is %w (stop it, or use relay notify, which goes through it)", dir, ErrInUse)
 	}
 	return f, nil
 }
@@ -289,15 +313,37 @@ func open(dir string, o Options) (*Log, error) {
 			return nil, fmt.Errorf("open audit log: %s is mode %04o (chmod 600 %s)", f, fi.Mode().Perm(), f)
 		}
 	}
-	if err := checkHead(o.FS, files[idx], st); err != nil {
+	headHash, err := checkHead(o.FS, files[idx], st)
+	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w (run relay audit verify; to start over, move %s aside and run relay audit init)", err, dir)
 	}
 
-	l := &Log{dir: dir, o: o, fs: o.FS, persist: st.Seq, sdone: make(chan struct{}), skick: make(chan struct{}, 1)}
+	sg, err := loadSigner(dir)
+	if err != nil && !errors.Is(err, errNoCheckpointKey) {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	l := &Log{dir: dir, o: o, fs: o.FS, persist: st.Seq, sdone: make(chan struct{}), skick: make(chan struct{}, 1), signer: sg}
+	if sg != nil {
+		// The private key is a secret like K0: it never enters a record.
+		l.forbidLocked([]byte(sg.skey))
+		// "PRIVATE+KEY+<name>+<hash>+<base64>": base64 has "+" too.
+		if f := strings.SplitN(sg.skey, "+", 5); len(f) == 5 {
+			if raw, err := base64.StdEncoding.DecodeString(f[4]); err == nil && len(raw) > 1 {
+				l.forbidLocked(raw[1:]) // the Ed25519 seed, after the algorithm byte
+				clear(raw)
+			}
+		}
+	}
 	l.scond = sync.NewCond(&l.smu)
 	l.c = newChain(st.Key)
 	l.c.seq = st.Seq
 	copy(l.c.mac[:], st.MAC)
+	if headHash != nil {
+		// The head's own h field: the state holds the key, not the
+		// hash, and a wrong field is caught by verify at the head.
+		hex.Decode(l.c.hash[:], headHash)
+		l.c.hashed = true
+	}
 	l.headFile, l.headEnd = st.File, st.Size
 
 	// Everything after the state's head must extend the chain under the
@@ -363,24 +409,24 @@ func open(dir string, o Options) (*Log, error) {
 }
 
 // checkHead confirms that the record ending at st.Size in path is the
-// state's head.
-func checkHead(fs FS, path string, st *keyState) error {
+// state's head, and returns its h field (nil for a format-1 head).
+func checkHead(fs FS, path string, st *keyState) ([]byte, error) {
 	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if fi.Size() < st.Size {
-		return fmt.Errorf("%s is %d bytes but the key state's head record (seq %d) ends at %d: the log was truncated", st.File, fi.Size(), st.Seq, st.Size)
+		return nil, fmt.Errorf("%s is %d bytes but the key state's head record (seq %d) ends at %d: the log was truncated", st.File, fi.Size(), st.Seq, st.Size)
 	}
 	n := min(st.Size, int64(MaxRecordBytes+1))
 	b := make([]byte, n)
 	if _, err := f.ReadAt(b, st.Size-n); err != nil {
-		return err
+		return nil, err
 	}
 	if i := bytes.LastIndexByte(b[:len(b)-1], '\n'); i >= 0 {
 		b = b[i+1:]
@@ -389,16 +435,20 @@ func checkHead(fs FS, path string, st *keyState) error {
 	}
 	h, reason := parseHeader(b)
 	if reason != "" || h.seq != st.Seq || string(h.mac) != st.MAC {
-		return fmt.Errorf("the key state (seq %d) does not match the record at its position in %s", st.Seq, st.File)
+		return nil, fmt.Errorf("the key state (seq %d) does not match the record at its position in %s", st.Seq, st.File)
 	}
-	return nil
+	return h.hash, nil
 }
 
 // Head returns the newest record's position and MAC.
 func (l *Log) Head() Head { return *l.head.Load() }
 
 func (l *Log) setHead() {
-	l.head.Store(&Head{Seq: l.c.seq, MAC: string(l.c.mac[:]), File: l.headFile})
+	h := &Head{Seq: l.c.seq, MAC: string(l.c.mac[:]), File: l.headFile}
+	if l.c.hashed {
+		h.Hash = hex.EncodeToString(l.c.hash[:])
+	}
+	l.head.Store(h)
 }
 
 // Healthy returns nil when the last append, and the key state write after
@@ -452,11 +502,15 @@ const minSecret = 6
 // and base64 forms) with "[redacted]" and marks the record redacted, and
 // refuses a record whose line would still contain it.
 func (l *Log) ForbidSecret(b []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.forbidLocked(b)
+}
+
+func (l *Log) forbidLocked(b []byte) {
 	if len(b) < minSecret {
 		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	forms := []string{string(b), hex.EncodeToString(b), strings.ToUpper(hex.EncodeToString(b)),
 		base32.StdEncoding.EncodeToString(b), base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b),
 		base64.StdEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b)}
@@ -473,8 +527,12 @@ func (l *Log) redactLocked(r *Record) {
 	}
 	fix := func(s string) string {
 		for _, sec := range l.secrets {
-			if strings.Contains(s, string(sec)) {
-				s = strings.ReplaceAll(s, string(sec), redacted)
+			// A view, not a copy: converting each secret for each field
+			// of each record cost more than the append. The slices are
+			// only cleared by Close, which holds mu as this does.
+			v := unsafe.String(unsafe.SliceData(sec), len(sec))
+			if strings.Contains(s, v) {
+				s = strings.ReplaceAll(s, v, redacted)
 				r.Redacted = true
 			}
 		}
@@ -500,7 +558,7 @@ func (l *Log) redactLocked(r *Record) {
 	}
 }
 
-var reserved = map[string]bool{"init": true, "rotate": true, "recovery": true}
+var reserved = map[string]bool{"init": true, "rotate": true, "recovery": true, "archive": true}
 
 // Append writes r as the next record: one write(2), then fsync. When it
 // returns an error the action r describes must not happen, and the log is
@@ -509,8 +567,8 @@ func (l *Log) Append(r Record) (Head, error) {
 	if !validType([]byte(r.Type)) {
 		return Head{}, errors.New("audit append: bad record type (want 1 to 32 lower-case letters and _)")
 	}
-	if reserved[r.Type] || r.Redacted || r.TornBytes != 0 || r.TornSHA256 != "" {
-		return Head{}, errors.New("audit append: init, rotate and recovery records and the redacted and torn fields are written by the log itself")
+	if reserved[r.Type] || r.Redacted || r.TornBytes != 0 || r.TornSHA256 != "" || r.Archived != nil {
+		return Head{}, errors.New("audit append: init, rotate, recovery and archive records and the redacted, torn and archived fields are written by the log itself")
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -546,7 +604,8 @@ func (l *Log) appendLocked(r *Record, noRotate bool) (Head, error) {
 // write(2).
 func (l *Log) writeLocked(body []byte, sep string) (Head, error) {
 	buf := append(l.buf[:0], sep...)
-	buf, err := appendLine(buf, l.c.s, l.c.seq+1, l.o.Now(), l.c.prevHex(), body)
+	hprev := &l.c.hash // zero after a format-1 head: format 2 starts here
+	buf, hv, err := appendLine(buf, l.c.s, l.c.lh, l.c.seq+1, l.o.Now(), l.c.prevHex(), hprev, body)
 	l.buf = buf[:0]
 	if err != nil {
 		return Head{}, fmt.Errorf("audit append: %w", err)
@@ -577,7 +636,7 @@ func (l *Log) writeLocked(body []byte, sep string) (Head, error) {
 		}
 	}
 	l.size += int64(len(buf))
-	l.c.accept(&h, l.file, 0)
+	l.c.accept(&h, l.file, 0, &hv)
 	l.headFile, l.headEnd = l.file, l.size
 	l.setHead()
 	l.queueState(l.stateLocked())

@@ -107,7 +107,7 @@ func FuzzPrecheck(f *testing.F) {
 		lines := [][]byte{raw}
 		r := Record{Type: typ, Outcome: outcome, Command: command, Detail: detail, Params: map[string]string{detail: command}}
 		if body, err := encodeBody(&r); err == nil && validType([]byte(typ)) {
-			if line, err := appendLine(nil, newSealer(make([]byte, keySize)), 9, tsOfHdr, nil, body); err == nil {
+			if line, _, err := appendLine(nil, newSealer(make([]byte, keySize)), newLinkHash(), 9, tsOfHdr, nil, &[32]byte{}, body); err == nil {
 				lines = append(lines, line)
 			}
 		}

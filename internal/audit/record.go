@@ -20,8 +20,8 @@ import (
 type Record struct {
 	// Type is what happened: start, stop, config, update, unauthorized,
 	// stale, login, lockout, session, request, exec_start, exec_end, kill,
-	// delivery, checkpoint, notify. init, rotate and recovery are written
-	// by the log itself. Lower-case letters and underscores.
+	// delivery, checkpoint, notify. init, rotate, recovery and archive are
+	// written by the log itself. Lower-case letters and underscores.
 	Type string `json:"type"`
 	// Outcome is ok, denied, failed, ignored, sent, ...
 	Outcome string `json:"outcome,omitempty"`
@@ -61,6 +61,36 @@ type Record struct {
 	// of a cut-short write that precede it. Set by the writer only.
 	TornBytes  int64  `json:"torn_bytes,omitempty"`
 	TornSHA256 string `json:"torn_sha256,omitempty"`
+	// Archived is set, by the log only, in an archive record.
+	Archived *Archived `json:"archived,omitempty"`
+}
+
+// Archived is what an archive record says: which whole files left the live
+// log, and where the chain stood at their end, so that the live log's
+// first record can be linked to it and verify over live and archived
+// files together checks the whole history.
+type Archived struct {
+	// Seq is the last archived record; MAC its mac and Hash its h ("" for a
+	// format-1 record).
+	Seq  uint64 `json:"seq"`
+	MAC  string `json:"mac"`
+	Hash string `json:"h,omitempty"`
+	// Dir is the archive directory, as given.
+	Dir   string         `json:"dir"`
+	Files []ArchivedFile `json:"files"`
+	// Note is a signed checkpoint of Seq and Hash, when the log has a
+	// checkpoint key: the archive boundary, checkable without K0.
+	Note string `json:"note,omitempty"`
+}
+
+// ArchivedFile is one archived file: its name in the live log, the seqs it
+// held, and its length and SHA-256 before compression.
+type ArchivedFile struct {
+	Name   string `json:"name"`
+	First  uint64 `json:"first"`
+	Last   uint64 `json:"last"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
 }
 
 // Entry is a record as read back from the log.
@@ -69,6 +99,9 @@ type Entry struct {
 	Time time.Time `json:"-"`
 	Prev string    `json:"prev"`
 	MAC  string    `json:"mac"`
+	// Hash is the record's h, the head of the unkeyed hash chain at this
+	// record (64 hex); "" in a format-1 record, which has none.
+	Hash string `json:"h,omitempty"`
 	Record
 }
 
@@ -78,6 +111,9 @@ const (
 	macHex   = 64
 	// suffixLen is `,"mac":"` + 64 hex + `"}` + "\n".
 	suffixLen = len(`,"mac":"`) + macHex + len(`"}`) + 1
+	// hashFieldLen is `,"h":"` + 64 hex + `"`: what a format-2 record has
+	// in front of its MAC suffix.
+	hashFieldLen = len(`,"h":"`) + macHex + 1
 
 	// MaxRecordBytes bounds one line, so a reader's memory is bounded and
 	// one write(2) stays well inside what the kernel writes at once.
@@ -92,6 +128,7 @@ var (
 	prefixPrev = []byte(`","prev":"`)
 	prefixType = []byte(`","type":"`)
 	prefixMAC  = []byte(`,"mac":"`)
+	prefixHash = []byte(`,"h":"`)
 	nextLabel  = []byte("next")
 	closeBrace = []byte("}")
 )
@@ -224,9 +261,40 @@ func encodeBody(r *Record) ([]byte, error) {
 	return b, nil
 }
 
-// appendLine appends one sealed line to dst: the header, body (without its
-// opening brace) and the MAC computed with s's current key.
-func appendLine(dst []byte, s *sealer, seq uint64, ts time.Time, prev []byte, body []byte) ([]byte, error) {
+// appendLine appends one sealed format-2 line to dst: the header, body
+// (without its opening brace), h and the MAC computed with s's current key,
+// where h = SHA-256(hprev || T) and T is the object up to the h field with
+// its closing brace (see the package doc). It returns the line's h too.
+func appendLine(dst []byte, s *sealer, lh *linkHash, seq uint64, ts time.Time, prev []byte, hprev *[sha256.Size]byte, body []byte) ([]byte, [sha256.Size]byte, error) {
+	start := len(dst)
+	dst = append(dst, prefixSeq...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, prefixTS...)
+	n := len(dst)
+	dst = ts.UTC().AppendFormat(dst, tsLayout)
+	if len(dst)-n != tsLen {
+		return dst[:start], [sha256.Size]byte{}, fmt.Errorf("timestamp %v out of range (year 0-9999)", ts)
+	}
+	dst = append(dst, prefixPrev...)
+	dst = append(dst, prev...)
+	dst = append(dst, '"', ',')
+	dst = append(dst, body[1:]...) // body ends with '}': dst[start:] is T
+	h := lh.of(hprev, dst[start:len(dst)-1])
+	dst = dst[:len(dst)-1]
+	dst = append(dst, prefixHash...)
+	dst = hex.AppendEncode(dst, h[:])
+	dst = append(dst, '"')
+	m := s.mac(h[:], nil)
+	dst = append(dst, prefixMAC...)
+	dst = hex.AppendEncode(dst, m[:])
+	dst = append(dst, '"', '}', '\n')
+	return dst, h, nil
+}
+
+// appendLineV1 appends one sealed format-1 line: no h, and the MAC over
+// the object itself. Only tests write this format now, to hold the reader
+// to logs written before format 2.
+func appendLineV1(dst []byte, s *sealer, seq uint64, ts time.Time, prev []byte, body []byte) ([]byte, error) {
 	start := len(dst)
 	dst = append(dst, prefixSeq...)
 	dst = strconv.AppendUint(dst, seq, 10)
@@ -239,7 +307,7 @@ func appendLine(dst []byte, s *sealer, seq uint64, ts time.Time, prev []byte, bo
 	dst = append(dst, prefixPrev...)
 	dst = append(dst, prev...)
 	dst = append(dst, '"', ',')
-	dst = append(dst, body[1:]...) // body ends with '}': dst[start:] is S
+	dst = append(dst, body[1:]...)
 	m := s.mac(dst[start:], nil)
 	dst = dst[:len(dst)-1]
 	dst = append(dst, prefixMAC...)
@@ -248,13 +316,37 @@ func appendLine(dst []byte, s *sealer, seq uint64, ts time.Time, prev []byte, bo
 	return dst, nil
 }
 
+// linkHash computes the unkeyed chain's links with one reused SHA-256
+// state, so that verify does not allocate one per record.
+type linkHash struct {
+	d   hash.Hash
+	sum [sha256.Size]byte
+}
+
+func newLinkHash() *linkHash { return &linkHash{d: sha256.New()} }
+
+// of returns SHA-256(prev || content || "}"): the h of a record whose T,
+// without its closing brace, is content.
+func (x *linkHash) of(prev *[sha256.Size]byte, content []byte) [sha256.Size]byte {
+	x.d.Reset()
+	x.d.Write(prev[:])
+	x.d.Write(content)
+	x.d.Write(closeBrace)
+	x.d.Sum(x.sum[:0])
+	return x.sum
+}
+
 // header is what verify needs from a line, found without a JSON decoder.
 // Its slices alias the line.
 type header struct {
-	seq     uint64
-	prev    []byte // "" or 64 hex
-	mac     []byte // 64 hex
-	content []byte // S without its closing brace
+	seq  uint64
+	prev []byte // "" or 64 hex
+	mac  []byte // 64 hex
+	// hash is a format-2 record's h field (64 hex), nil in format 1.
+	hash []byte
+	// content is the object the MAC (format 1) or h (format 2) covers,
+	// without its closing brace: S in format 1, T in format 2.
+	content []byte
 	ts      []byte // tsLen bytes, not checked
 	typ     []byte
 }
@@ -301,6 +393,9 @@ func parseHeader(line []byte) (h header, reason string) {
 		return h, "malformed record: mac is not lower-case hex"
 	}
 	c := line[:n-suffixLen]
+	if hf, t, ok := cutHashField(c); ok {
+		h.hash, c = hf, t
+	}
 	h.content = c
 	if !bytes.HasPrefix(c, prefixSeq) {
 		return h, "malformed record: does not start with seq"
@@ -346,6 +441,22 @@ func parseHeader(line []byte) (h header, reason string) {
 	return h, ""
 }
 
+// cutHashField splits a format-2 record's S (without its closing brace)
+// into the h field's hex and T (without its closing brace). No format-1
+// line ends in `,"h":"<64 hex>"`: Record has no field h, and inside a JSON
+// string a quote is always escaped, so the pattern marks format 2.
+func cutHashField(c []byte) (hf, t []byte, ok bool) {
+	m := len(c) - hashFieldLen
+	if m <= 0 || string(c[m:m+len(prefixHash)]) != string(prefixHash) || c[len(c)-1] != '"' {
+		return nil, c, false
+	}
+	hf = c[m+len(prefixHash) : len(c)-1]
+	if !isHex(hf) {
+		return nil, c, false
+	}
+	return hf, c[:m], true
+}
+
 func validType(t []byte) bool {
 	if len(t) == 0 || len(t) > 32 {
 		return false
@@ -370,12 +481,14 @@ func ParseRecord(line []byte) (Entry, error) {
 	if reason != "" {
 		return e, errors.New(reason)
 	}
-	s := make([]byte, 0, len(h.content)+1)
-	s = append(append(s, h.content...), '}')
+	full := line[:len(line)-suffixLen]
+	s := make([]byte, 0, len(full)+1)
+	s = append(append(s, full...), '}')
 	var w struct {
 		Seq  *uint64 `json:"seq"`
 		TS   string  `json:"ts"`
 		Prev *string `json:"prev"`
+		H    *string `json:"h"`
 		Record
 	}
 	d := json.NewDecoder(bytes.NewReader(s))
@@ -389,13 +502,14 @@ func ParseRecord(line []byte) (Entry, error) {
 	// The header's fields are what the MAC and the show pre-check read: a
 	// record whose JSON says otherwise (a duplicate key, or one in another
 	// case, which encoding/json also matches) is not shown as either.
-	if w.Seq == nil || *w.Seq != h.seq || w.Prev == nil || *w.Prev != string(h.prev) || w.Type != string(h.typ) || w.TS != string(h.ts) {
+	if w.Seq == nil || *w.Seq != h.seq || w.Prev == nil || *w.Prev != string(h.prev) || w.Type != string(h.typ) || w.TS != string(h.ts) ||
+		(w.H == nil) != (h.hash == nil) || (w.H != nil && *w.H != string(h.hash)) {
 		return e, errors.New("malformed record: fields disagree with the header (duplicate keys?)")
 	}
 	t, err := time.Parse(tsLayout, w.TS)
 	if err != nil || len(w.TS) != tsLen {
 		return e, errors.New("malformed record: bad ts")
 	}
-	e.Seq, e.Time, e.Prev, e.MAC, e.Record = h.seq, t, string(h.prev), string(h.mac), w.Record
+	e.Seq, e.Time, e.Prev, e.MAC, e.Hash, e.Record = h.seq, t, string(h.prev), string(h.mac), string(h.hash), w.Record
 	return e, nil
 }

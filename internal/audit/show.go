@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -218,11 +217,17 @@ func unreadableLine(file string, lineNo int) Line {
 }
 
 func scanShow(path string, q *query, fn func(Line) error) error {
-	fh, err := os.Open(path)
+	return scanShowN(path, q, func(l Line, _ int, _ []byte) error { return fn(l) })
+}
+
+// scanShowN is scanShow that also passes each shown line's number and its
+// bytes as read (nil for a line too long to hold).
+func scanShowN(path string, q *query, fn func(l Line, lineNo int, raw []byte) error) error {
+	fh, closeFn, err := openLog(path, nil)
 	if err != nil {
 		return fmt.Errorf("read audit log: %w", err)
 	}
-	defer fh.Close()
+	defer closeFn()
 	name := filepath.Base(path)
 	br := bufio.NewReaderSize(fh, 2*MaxRecordBytes)
 	lineNo := 0
@@ -243,8 +248,12 @@ func scanShow(path string, q *query, fn func(Line) error) error {
 			if unreadable {
 				l = unreadableLine(name, lineNo)
 			}
+			var raw []byte
+			if !long {
+				raw = s
+			}
 			if show {
-				if ferr := fn(l); ferr != nil {
+				if ferr := fn(l, lineNo, raw); ferr != nil {
 					return ferr
 				}
 			}

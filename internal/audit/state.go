@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // StateFile is the key state's name inside the log directory.
@@ -68,10 +69,14 @@ func readState(dir string) (*keyState, error) {
 	return &keyState{Seq: j.Seq, Key: k, MAC: j.MAC, File: j.File, Size: j.Size}, nil
 }
 
-var fileName = regexp.MustCompile(`^audit-([0-9]{6,})\.jsonl$`)
+var (
+	fileName    = regexp.MustCompile(`^audit-([0-9]{6,})\.jsonl$`)
+	anyFileName = regexp.MustCompile(`^audit-([0-9]{6,})\.jsonl(?:\.zst)?$`)
+)
 
+// fileNumber is the number in a record file's name, live or archived.
 func fileNumber(name string) (int, bool) {
-	m := fileName.FindStringSubmatch(filepath.Base(name))
+	m := anyFileName.FindStringSubmatch(filepath.Base(name))
 	if m == nil {
 		return 0, false
 	}
@@ -93,7 +98,7 @@ func ListFiles(dir string) ([]string, error) {
 	}
 	var fs []nf
 	for _, e := range ents {
-		if n, ok := fileNumber(e.Name()); ok && e.Type().IsRegular() {
+		if n, ok := fileNumber(e.Name()); ok && e.Type().IsRegular() && fileName.MatchString(e.Name()) {
 			fs = append(fs, nf{n, filepath.Join(dir, e.Name())})
 		}
 	}
@@ -103,6 +108,25 @@ func ListFiles(dir string) ([]string, error) {
 		out[i] = f.path
 	}
 	return out, nil
+}
+
+// ListArchive returns the archived record files (audit-NNNNNN.jsonl.zst)
+// in dir, oldest first; none when dir does not exist.
+func ListArchive(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list archived audit files: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if _, ok := fileNumber(e.Name()); ok && e.Type().IsRegular() && !fileName.MatchString(e.Name()) {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	return sortFiles(out), nil
 }
 
 // Files is ListFiles for callers that treat an unreadable directory as an
@@ -130,5 +154,26 @@ func sortFiles(files []string) []string {
 		b, _ := fileNumber(out[j])
 		return a < b
 	})
-	return out
+	// A file both live and archived (an archive run stopped before it
+	// removed the original, which it had verified against the copy): read
+	// the live one.
+	dedup := make([]string, 0, len(out))
+	for i, f := range out {
+		if i+1 < len(out) && strings.HasSuffix(f, ArchiveSuffix) && !strings.HasSuffix(out[i+1], ArchiveSuffix) {
+			a, _ := fileNumber(f)
+			b, _ := fileNumber(out[i+1])
+			if a == b {
+				continue
+			}
+		}
+		if i > 0 && strings.HasSuffix(f, ArchiveSuffix) && !strings.HasSuffix(out[i-1], ArchiveSuffix) {
+			a, _ := fileNumber(f)
+			b, _ := fileNumber(out[i-1])
+			if a == b {
+				continue
+			}
+		}
+		dedup = append(dedup, f)
+	}
+	return dedup
 }

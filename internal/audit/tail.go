@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // tailBlock is how much the tail reader reads at a time: a few records'
@@ -106,6 +107,24 @@ func summarizeTail(files []string, f Filter, n, block int) ([]Line, error) {
 	for k := len(files) - 1; k >= 0 && len(out) < n; k-- {
 		path := files[k]
 		name := filepath.Base(path)
+		if strings.HasSuffix(path, ArchiveSuffix) {
+			// A compressed file reads forwards only: keep its last
+			// matches.
+			var got []Line
+			want := n - len(out)
+			err := scanShow(path, q, func(l Line) error {
+				if got = append(got, l); len(got) > want {
+					got = got[1:]
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			slices.Reverse(got)
+			out = append(out, got...)
+			continue
+		}
 		fh, err := os.Open(path)
 		if err != nil {
 			return nil, fmt.Errorf("read audit log: %w", err)

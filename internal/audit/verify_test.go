@@ -23,15 +23,24 @@ func tamperLog(t *testing.T) (dir string, k0 []byte, file string) {
 	return dir, k0, filepath.Join(dir, "audit-000001.jsonl")
 }
 
-// reseal rewrites line's MAC with key, as an attacker holding key would.
-func reseal(line []byte, key []byte) []byte {
+// reseal rewrites line's h and MAC with key, as an attacker holding key
+// would, chaining h from the record before it, prevLine.
+func reseal(line, prevLine []byte, key []byte) []byte {
 	h, reason := parseHeader(line)
 	if reason != "" {
 		panic(reason)
 	}
+	var hprev [32]byte
+	if ph, _ := parseHeader(prevLine); ph.hash != nil {
+		hex.Decode(hprev[:], ph.hash)
+	}
+	hv := newLinkHash().of(&hprev, h.content)
 	s := newSealer(key)
-	m := s.mac(h.content, closeBrace)
-	out := append([]byte(nil), line[:len(line)-suffixLen]...)
+	m := s.mac(hv[:], nil)
+	out := append([]byte(nil), h.content...)
+	out = append(out, prefixHash...)
+	out = hex.AppendEncode(out, hv[:])
+	out = append(out, '"')
 	out = append(out, prefixMAC...)
 	out = hex.AppendEncode(out, m[:])
 	return append(out, '"', '}', '\n')
@@ -104,7 +113,7 @@ func TestTamperDetected(t *testing.T) {
 		}, 5, "bad mac"},
 		{"reseal an earlier record with the stolen current key", func(t *testing.T, dir, file string, ls [][]byte) [][]byte {
 			kn := stateKey(t, dir) // K10: what an attacker finds on the host
-			ls[8] = reseal(bytes.Replace(ls[8], []byte(`"ok"`), []byte(`"no"`), 1), kn)
+			ls[8] = reseal(bytes.Replace(ls[8], []byte(`"ok"`), []byte(`"no"`), 1), ls[7], kn)
 			return ls
 		}, 9, "bad mac"},
 		{"reseal an earlier record with a guessed later key", func(t *testing.T, dir, file string, ls [][]byte) [][]byte {
@@ -112,7 +121,7 @@ func TestTamperDetected(t *testing.T) {
 			s := newSealer(k)
 			s.next()
 			s.next()
-			ls[3] = reseal(bytes.Replace(ls[3], []byte(`"ok"`), []byte(`"no"`), 1), s.key[:])
+			ls[3] = reseal(bytes.Replace(ls[3], []byte(`"ok"`), []byte(`"no"`), 1), ls[2], s.key[:])
 			return ls
 		}, 4, "bad mac"},
 		{"torn line in the middle without recovery", func(t *testing.T, dir, file string, ls [][]byte) [][]byte {
@@ -190,7 +199,7 @@ func TestTailRewriteWithStolenKeyCaughtByCheckpoint(t *testing.T) {
 		if prev != nil {
 			ln = bytes.Replace(ln, h.prev, prev, 1)
 		}
-		ln = reseal(ln, s.key[:])
+		ln = reseal(ln, lines[i-1], s.key[:])
 		s.next()
 		nh, _ := parseHeader(ln)
 		prev = append([]byte(nil), nh.mac...)

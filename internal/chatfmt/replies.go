@@ -206,11 +206,20 @@ func QuoteArg(a string) string {
 }
 
 // Checkpoint renders the audit head sent to the owner's chat: one line of
-// monospace text that `relay audit verify --checkpoint` takes back as is.
-func Checkpoint(text string) string {
+// monospace text that `relay audit verify --checkpoint` takes back as is,
+// then, when the log signs its checkpoints, the signed note in a <pre>
+// block.
+func Checkpoint(text string, note []byte) string {
 	var b strings.Builder
 	b.WriteString("<code>")
 	writeLine(&b, text, lineMax)
 	b.WriteString("</code>")
+	if len(note) > 0 {
+		// The signed note, whole, in a block a phone copies or forwards
+		// as one piece.
+		b.WriteString("\n<pre>")
+		b.WriteString(Escape(string(note)))
+		b.WriteString("</pre>")
+	}
 	return b.String()
 }

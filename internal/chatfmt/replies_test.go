@@ -113,11 +113,19 @@ func TestConfirmPrompt(t *testing.T) {
 }
 
 func TestCheckpoint(t *testing.T) {
-	s := Checkpoint("audit checkpoint seq=7 mac=0123456789abcdef")
+	s := Checkpoint("audit checkpoint seq=7 mac=0123456789abcdef", nil)
 	if err := checkMessage(s); err != nil {
 		t.Fatal(err)
 	}
 	if plain(s) != "audit checkpoint seq=7 mac=0123456789abcdef" {
 		t.Errorf("got %q", plain(s))
+	}
+	note := "host/relay-audit/0a1b2c3d\n7\nq83v<&>==\n\n— host/relay-audit/0a1b2c3d AbCd+/==\n"
+	s = Checkpoint("audit checkpoint seq=7 mac=0123456789abcdef", []byte(note))
+	if err := checkMessage(s); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(s, "<pre>"+Escape(note)+"</pre>") || !strings.Contains(plain(s), note) {
+		t.Errorf("got %q, want the signed note whole in a <pre> block", s)
 	}
 }

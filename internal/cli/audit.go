@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -18,26 +19,47 @@ import (
 )
 
 const auditUsage = `Usage:
-    relay audit init   [--config FILE | --dir DIR] [--no-store] [--force]
-    relay audit verify [--config FILE | --dir DIR] [--key K0|-] [--checkpoint TEXT]... [FILE...]
-    relay audit show   [--config FILE | --dir DIR] [--since T] [--until T] [--type T[,T]]
-                       [--command NAME] [--outcome O] [-n N] [--json] [FILE...]
+    relay audit init    [--config FILE | --dir DIR] [--no-store] [--force] [--origin NAME]
+    relay audit init    --checkpoint-key [--config FILE | --dir DIR] [--force] [--origin NAME]
+    relay audit verify  [--config FILE | --dir DIR] [--key K0|-] [--public-key KEY|FILE]
+                        [--checkpoint TEXT]... [--checkpoints FILE|-]... [--archive DIR] [FILE...]
+    relay audit show    [--config FILE | --dir DIR] [--since T] [--until T] [--type T[,T]]
+                        [--command NAME] [--outcome O] [-n N] [--json] [FILE...]
+    relay audit archive --before T [--config FILE | --dir DIR] [--to DIR] [--key K0|-]
+                        [--force-unwitnessed]
+    relay audit report  -o FILE [--config FILE | --dir DIR] [--since T] [--until T]
+                        [--key K0|-] [--public-key KEY|FILE] [--checkpoints FILE|-]...
+                        [--archive DIR] [FILE...]
 
-init    starts a new audit log in audit.dir and prints its key K0 once.
-        Keep K0 off this host: with it, verify proves that no record up to
-        the last checkpoint was edited, deleted, reordered or forged, even
-        by someone who later took the host. K0 is also kept in the secret
-        store for verify on the host, unless --no-store (stronger: then
-        root on this host cannot reseal the log either). init never
-        touches a directory that holds records: move it aside first.
+init    starts a new audit log in audit.dir and prints its key K0 once, and
+        the public checkpoint key. Keep K0 off this host: with it, verify
+        proves that no record up to the last checkpoint was edited,
+        deleted, reordered or forged, even by someone who later took the
+        host. K0 is also kept in the secret store for verify on the host,
+        unless --no-store (stronger: then root on this host cannot reseal
+        the log either). Keep a copy of the public key too: it checks the
+        signed checkpoints relay sends to your chat, and your witness pins
+        it. init never touches a directory that holds records: move it
+        aside first. --checkpoint-key gives a log made before signed
+        checkpoints a checkpoint key (restart relay afterwards); replacing
+        one takes --force, and your witness will refuse the new key until
+        you give it the new public key. --origin names the log in its
+        checkpoints (default: <host>/relay-audit/<8 hex>).
 
 verify  checks the whole chain (all files in audit.dir, or FILE... in
         order) and prints a one-line summary. The key comes from --key (hex
         or base32; "-" reads it from stdin, keeping it out of the shell
         history), else from the secret store. Without a key only the links
-        are checked, and verify exits 5. --checkpoint takes the text relay
-        sent to your chat ("audit checkpoint seq=N mac=HEX"); it proves
-        the tail was not cut or rewritten up to that point. Repeatable.
+        and the unkeyed hash chain are checked, and verify exits 5, unless
+        a signed checkpoint given with --public-key matched: then the
+        records up to it are proven without K0. --checkpoint takes the text
+        relay sent to your chat (the "audit checkpoint seq=N mac=HEX" line,
+        or the signed block under it); --checkpoints reads any number of
+        them from a file, such as a chat export ("-": stdin). Both are
+        repeatable; each proves the log was not cut or rewritten up to its
+        seq. A signed checkpoint that your public key does not open is a
+        failure, not skipped. --archive DIR verifies the archived files in
+        DIR first, for the whole history.
 
 show    prints matching records, oldest first, as a table, or with --json
         as the raw JSON lines. It streams, and does not verify MACs.
@@ -45,7 +67,27 @@ show    prints matching records, oldest first, as a table, or with --json
         (24h); -n keeps the last N matches, reading the log from its end,
         so it costs what it shows. --type (comma-separated) and
         --outcome take the values relay writes; any other is refused
-        with the list.
+        with the list. FILE... may name archived (.zst) files.
+
+archive moves whole files whose last record is older than --before (an
+        RFC 3339 time, a date 2006-01-02, or a duration back from now) to
+        --to (default: the archive directory inside audit.dir), compressed,
+        and writes an archive record so that the live log still verifies.
+        It verifies the whole log with K0 first, reads each compressed copy
+        back before removing its original, never archives the newest file,
+        and stops at the last checkpoint a witness stored unless
+        --force-unwitnessed. The relay daemon owns the log while it runs:
+        stop it first.
+
+report  writes one self-contained HTML page to -o FILE (0600): what verify
+        says, a timeline per day of commands, denials, logins, lockouts and
+        failures, the busiest commands, and every anomaly with the records
+        it concerns. The page loads nothing from anywhere. --since/--until
+        narrow what is plotted, not what is verified. It exits 4 when the
+        chain is broken, after writing the page.
+
+verify and report show their progress on large logs when stderr is a
+terminal.
 
 Flags:
     --config FILE  the relay config (default: the usual locations)
@@ -56,11 +98,11 @@ Exit status: 0 ok, 1 failure, 2 usage, 3 bad config, 4 broken chain,
 `
 
 func init() {
-	register(&command{name: "audit", short: "initialise, verify and show the audit log", usage: auditUsage, run: auditCmd})
+	register(&command{name: "audit", short: "initialise, verify, show, archive and report on the audit log", usage: auditUsage, run: auditCmd})
 }
 
 func auditCmd(ctx context.Context, env *Env, args []string) error {
-	sub, err := subcommand("audit", args, "init", "verify", "show")
+	sub, err := subcommand("audit", args, "init", "verify", "show", "archive", "report")
 	if err != nil {
 		return err
 	}
@@ -69,6 +111,10 @@ func auditCmd(ctx context.Context, env *Env, args []string) error {
 		return auditInit(env, args[1:])
 	case "verify":
 		return auditVerify(env, args[1:])
+	case "archive":
+		return auditArchive(env, args[1:])
+	case "report":
+		return auditReport(env, args[1:])
 	}
 	return auditShow(env, args[1:])
 }
@@ -108,6 +154,8 @@ func auditInit(env *Env, args []string) error {
 	dir := fs.String("dir", "", "")
 	noStore := fs.Bool("no-store", false, "")
 	force := fs.Bool("force", false, "")
+	origin := fs.String("origin", "", "")
+	keyOnly := fs.Bool("checkpoint-key", false, "")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -118,6 +166,19 @@ func auditInit(env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *keyOnly {
+		if *noStore {
+			return usageErr("audit init: --checkpoint-key makes only the checkpoint key; --no-store does not apply")
+		}
+		pub, err := audit.AddCheckpointKey(w.dir, *origin, nil, *force)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "checkpoint key made in %s\n\n", w.dir)
+		printPublicKey(env, pub)
+		fmt.Fprintln(env.Stdout, "Restart relay for it to sign its checkpoints.")
+		return nil
+	}
 	var ks audit.KeyStore
 	if !*noStore {
 		if w.ks == nil {
@@ -125,13 +186,16 @@ func auditInit(env *Env, args []string) error {
 		}
 		ks = w.ks
 	}
-	k0, err := audit.InitWith(w.dir, ks, audit.InitOptions{Force: *force})
+	k0, err := audit.InitWith(w.dir, ks, audit.InitOptions{Force: *force, Origin: *origin})
 	if err != nil {
 		return err
 	}
 	defer clear(k0)
 	fmt.Fprintf(env.Stdout, "audit log started in %s\n\n", w.dir)
 	fmt.Fprintf(env.Stdout, "audit key K0 (shown once; store it OFF this host, e.g. in a password manager):\n\n    %s\n\n", hex.EncodeToString(k0))
+	if pub, err := audit.ReadPublicKey(w.dir); err == nil {
+		printPublicKey(env, pub)
+	}
 	if ks == nil {
 		fmt.Fprintln(env.Stdout, "K0 was not stored on this host: relay audit verify needs --key.")
 	} else {
@@ -143,6 +207,11 @@ func auditInit(env *Env, args []string) error {
 		fmt.Fprintln(env.Stdout, "off-host copy (and the checkpoints sent to your chat) proves the log after a compromise.")
 	}
 	return nil
+}
+
+// printPublicKey shows the public checkpoint key and what it is for.
+func printPublicKey(env *Env, pub string) {
+	fmt.Fprintf(env.Stdout, "public checkpoint key (not secret; keep a copy OFF this host, and give it to your witness):\n\n    %s\n\n", pub)
 }
 
 type multiFlag []string
@@ -169,70 +238,158 @@ func parseKey(s string) ([]byte, error) {
 	return nil, errors.New("--key is not a 32-byte key in hex (64 digits) or base32, as relay audit init prints it")
 }
 
-func auditVerify(env *Env, args []string) error {
-	fs := newFlags("audit verify")
-	cfgPath := fs.String("config", "", "")
-	dir := fs.String("dir", "", "")
-	keyArg := fs.String("key", "", "")
-	var cpArgs multiFlag
-	fs.Var(&cpArgs, "checkpoint", "")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	var cps []audit.Head
-	for _, c := range cpArgs {
-		h, err := audit.ParseCheckpoint(c)
-		if err != nil {
-			return usageErr("audit verify: --checkpoint: %v", err)
-		}
-		cps = append(cps, h)
-	}
-	var k0 []byte
-	if *keyArg != "" {
-		s := *keyArg
+// auditKey returns K0 from --key (hex or base32, "-" for stdin), else
+// from the secret store when w has one; nil when neither gives one. The
+// caller clears it.
+func auditKey(env *Env, keyArg string, w auditWhere, cmd string) ([]byte, error) {
+	if keyArg != "" {
+		s := keyArg
 		if s == "-" {
 			line, err := bufio.NewReader(env.Stdin).ReadString('\n')
 			if err != nil && !errors.Is(err, io.EOF) {
-				return fmt.Errorf("audit verify: read the key from stdin: %w", err)
+				return nil, fmt.Errorf("%s: read the key from stdin: %w", cmd, err)
 			}
 			s = line
 		}
 		k, err := parseKey(s)
 		if err != nil {
-			return usageErr("audit verify: %v", err)
+			return nil, usageErr("%s: %v", cmd, err)
 		}
-		k0 = k
-		defer clear(k0)
+		return k, nil
+	}
+	if w.ks == nil {
+		return nil, nil
+	}
+	k, err := w.ks.Get(secrets.AuditKey)
+	switch {
+	case err == nil && len(k) == 32:
+		return k, nil
+	case err == nil:
+		clear(k)
+		return nil, failf(ExitNotSetup, "pass --key K0", "%s: the audit key in the secret store is not 32 bytes", cmd)
+	case !errors.Is(err, secrets.ErrNotFound):
+		return nil, failf(ExitNotSetup, "pass --key K0", "%s: read the audit key: %w", cmd, err)
+	}
+	return nil, nil
+}
+
+// readPublicKey reads --public-key: the key itself, or a file holding it.
+func readPublicKey(arg, cmd string) (string, error) {
+	if arg == "" {
+		return "", nil
+	}
+	if k, err := audit.ParsePublicKey(arg); err == nil {
+		return k, nil
+	}
+	b, err := os.ReadFile(arg)
+	if err != nil {
+		return "", usageErr("%s: --public-key: neither a public checkpoint key nor a file holding one (%v)", cmd, err)
+	}
+	k, err := audit.ParsePublicKey(string(b))
+	if err != nil {
+		return "", usageErr("%s: --public-key %s: %v", cmd, arg, err)
+	}
+	return k, nil
+}
+
+// readCheckpointArgs gathers the checkpoints of --checkpoint TEXT and
+// --checkpoints FILE ("-": stdin, unless the key is read from it).
+func readCheckpointArgs(env *Env, texts, files []string, pub string, keyFromStdin bool, cmd string) (signed []audit.Checkpoint, legacy []audit.Head, err error) {
+	unchecked := 0
+	add := func(text, what string) error {
+		s, l, n, err := audit.ReadCheckpoints(text, pub)
+		if err != nil {
+			return withCode(ExitVerify, fmt.Errorf("%s: %s: %w", cmd, what, err))
+		}
+		if len(s) == 0 && len(l) == 0 && n == 0 {
+			return usageErr("%s: %s: no checkpoint in it (want the text relay sent to your chat)", cmd, what)
+		}
+		signed, legacy, unchecked = append(signed, s...), append(legacy, l...), unchecked+n
+		return nil
+	}
+	defer func() {
+		if unchecked > 0 && err == nil {
+			env.say(kindNote, "%d signed checkpoint(s) not checked: pass --public-key, as relay audit init printed it", unchecked)
+		}
+	}()
+	for _, t := range texts {
+		if err := add(t, "--checkpoint"); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, f := range files {
+		var b []byte
+		var err error
+		if f == "-" {
+			if keyFromStdin {
+				return nil, nil, usageErr("%s: --key - and --checkpoints - both read stdin", cmd)
+			}
+			b, err = io.ReadAll(io.LimitReader(env.Stdin, 64<<20))
+		} else {
+			b, err = os.ReadFile(f)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: --checkpoints: %w", cmd, err)
+		}
+		if err := add(string(b), "--checkpoints "+f); err != nil {
+			return nil, nil, err
+		}
+	}
+	return signed, legacy, nil
+}
+
+func auditVerify(env *Env, args []string) error {
+	fs := newFlags("audit verify")
+	cfgPath := fs.String("config", "", "")
+	dir := fs.String("dir", "", "")
+	keyArg := fs.String("key", "", "")
+	pubArg := fs.String("public-key", "", "")
+	archive := fs.String("archive", "", "")
+	var cpArgs, cpFiles multiFlag
+	fs.Var(&cpArgs, "checkpoint", "")
+	fs.Var(&cpFiles, "checkpoints", "")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	pub, err := readPublicKey(*pubArg, "audit verify")
+	if err != nil {
+		return err
+	}
+	signed, legacy, err := readCheckpointArgs(env, cpArgs, cpFiles, pub, *keyArg == "-", "audit verify")
+	if err != nil {
+		return err
 	}
 	files := fs.Args()
 	var w auditWhere
-	if len(files) == 0 || (k0 == nil && (*cfgPath != "" || *dir == "")) {
-		var err error
+	if len(files) == 0 || (*keyArg == "" && (*cfgPath != "" || *dir == "")) {
 		w, err = auditLocate(env, *cfgPath, *dir)
 		if err != nil && len(files) == 0 {
 			return err
 		}
 	}
-	if k0 == nil && w.ks != nil {
-		k, err := w.ks.Get(secrets.AuditKey)
-		switch {
-		case err == nil && len(k) == 32:
-			k0 = k
-			defer clear(k0)
-		case err == nil:
-			clear(k)
-			return failf(ExitNotSetup, "pass --key K0", "audit verify: the audit key in the secret store is not 32 bytes")
-		case !errors.Is(err, secrets.ErrNotFound):
-			return failf(ExitNotSetup, "pass --key K0", "audit verify: read the audit key: %w", err)
+	k0, err := auditKey(env, *keyArg, w, "audit verify")
+	if err != nil {
+		return err
+	}
+	defer clear(k0)
+	o := audit.VerifyOptions{Key: k0, Checkpoints: legacy, Signed: signed, PublicKey: pub}
+	if *archive != "" {
+		if o.Archived, err = audit.ListArchive(*archive); err != nil {
+			return err
+		}
+		if len(o.Archived) == 0 {
+			return failf(ExitFailure, "pass the directory relay audit archive wrote to", "audit verify: --archive %s: no archived files in it", *archive)
 		}
 	}
+	p := newProgress(env, "verify")
+	o.Progress = p.update
 	var sum audit.Summary
-	var err error
 	if len(files) > 0 {
-		sum, err = audit.Verify(files, k0, cps)
+		sum, err = audit.VerifyFiles(append(o.Archived, files...), o)
 	} else {
-		sum, err = audit.VerifyDir(w.dir, k0, cps)
+		sum, err = audit.VerifyDirWith(w.dir, o)
 	}
+	p.done()
 	var ve *audit.VerifyError
 	if errors.As(err, &ve) {
 		return withCode(ExitVerify, fmt.Errorf("audit verify: BROKEN: %v", ve))
@@ -241,8 +398,17 @@ func auditVerify(env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintln(env.Stdout, sum)
+	if !sum.MACsVerified && sum.Signed == 0 {
+		return failf(ExitNotSetup, "pass --key K0 (--key - reads it from standard input), or --config with the config whose secret store holds it; or --public-key with a signed checkpoint", "audit verify: MACs not verified: no audit key")
+	}
 	if !sum.MACsVerified {
-		return failf(ExitNotSetup, "pass --key K0 (--key - reads it from standard input), or --config with the config whose secret store holds it", "audit verify: MACs not verified: no audit key")
+		last := uint64(0)
+		for _, c := range signed {
+			last = max(last, c.Seq)
+		}
+		if last < sum.Head.Seq {
+			env.say(kindNote, "verified without K0: records after seq %d, the newest signed checkpoint, are not pinned by one", last)
+		}
 	}
 	return nil
 }

@@ -19,7 +19,7 @@ import (
 var (
 	auditTypes = sorted(
 		// Written by internal/audit itself.
-		"init", "rotate", "recovery",
+		"init", "rotate", "recovery", "archive",
 		// Written by the daemon and by relay notify.
 		"start", "stop", "config", "update", "unauthorized", "stale",
 		"login", "session", "request", "confirm", "exec_start", "exec_end",

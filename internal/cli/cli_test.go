@@ -72,7 +72,7 @@ func TestCLIMessages(t *testing.T) {
 		{"--version", []string{"--version"}, ExitOK, versionLine() + "\n", ""},
 		{"version takes no argument", []string{"version", "extra"}, ExitUsage, "", usageLines(`version: unexpected argument "extra"`, "version")},
 
-		{"audit without a subcommand", []string{"audit"}, ExitUsage, "", usageLines("audit: missing subcommand (want init, verify or show)", "audit")},
+		{"audit without a subcommand", []string{"audit"}, ExitUsage, "", usageLines("audit: missing subcommand (want init, verify, show, archive or report)", "audit")},
 		{"audit subcommand typo", []string{"audit", "shwo"}, ExitUsage, "", usageLines(`unknown audit subcommand "shwo" (did you mean "show"?)`, "audit")},
 		{"audit show --type nosuch lists the types", []string{"audit", "show", "--dir", auditDir, "--type", "nosuch"}, ExitUsage, "",
 			usageLines(`audit show: --type: unknown record type "nosuch" (want `+orList(auditTypes)+`)`, "audit")},
@@ -88,8 +88,8 @@ func TestCLIMessages(t *testing.T) {
 		{"audit show flag value", []string{"audit", "show", "--dir", auditDir, "-n", "many"}, ExitUsage, "",
 			usageLines(`audit show: invalid value "many" for flag -n: parse error`, "audit")},
 		{"audit verify without K0 names the fix", []string{"audit", "verify", "--dir", auditDir}, ExitNotSetup,
-			"links ok, MACS NOT VERIFIED (no key; pass --key K0): 1 records in 1 file(s), head seq=1 mac=" + headMAC(t, auditDir) + ", key state matches\n",
-			"relay: error: audit verify: MACs not verified: no audit key\nrelay: hint: pass --key K0 (--key - reads it from standard input), or --config with the config whose secret store holds it\n"},
+			"links and hashes ok, MACS NOT VERIFIED (no key; pass --key K0): 1 records in 1 file(s), head seq=1 mac=" + headMAC(t, auditDir) + ", key state matches\n",
+			"relay: error: audit verify: MACs not verified: no audit key\nrelay: hint: pass --key K0 (--key - reads it from standard input), or --config with the config whose secret store holds it; or --public-key with a signed checkpoint\n"},
 
 		{"run --log-format", []string{"run", "--config", cfg, "--log-format", "xml"}, ExitUsage, "",
 			usageLines(`run: --log-format: unknown log format "xml" (want json or pretty)`, "run")},

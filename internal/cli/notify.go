@@ -117,6 +117,9 @@ func notifyCmd(ctx context.Context, env *Env, args []string) error {
 }
 
 func notifyDirect(ctx context.Context, env *Env, auditDir, apiURL string, owner int64, store *secrets.Store, n control.Notification, body io.Reader) error {
+	if err := n.Check(); err != nil {
+		return withCode(ExitUsage, fmt.Errorf("notify: %w", err))
+	}
 	token, _, err := lookup(env, store, secrets.BotToken)
 	if err != nil {
 		return notSetup(err, "no bot token", "run 'relay token set'")

@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/relaychat/relay/internal/audit"
 )
 
 // SocketName is the socket's file name inside the state directory.
@@ -64,6 +66,19 @@ func (p Peer) String() string {
 
 // MaxText bounds a notification's text: one Telegram message.
 const MaxText = 3500
+
+// Check refuses a notification the relay must not send whatever its
+// source: text longer than one message, or text shaped like an audit
+// checkpoint, which the owner must only ever get from the relay itself.
+func (n Notification) Check() error {
+	if len(n.Text) > MaxText {
+		return fmt.Errorf("text too long: %d bytes, the limit is %d", len(n.Text), MaxText)
+	}
+	if audit.IsCheckpointText(n.Text) || audit.IsCheckpointText(n.FileName) {
+		return errors.New("the text looks like an audit checkpoint, which only the relay itself sends")
+	}
+	return nil
+}
 
 // Rate limits per peer uid: a burst, then one notification per interval.
 const (
@@ -253,8 +268,8 @@ func serveConn(ctx context.Context, c *net.UnixConn, maxBody int64, h Handler, l
 	}
 	n := req.Notification
 	n.Peer = who
-	if len(n.Text) > MaxText {
-		answer(fmt.Errorf("text too long: %d bytes, the limit is %d", len(n.Text), MaxText))
+	if err := n.Check(); err != nil {
+		answer(err)
 		return
 	}
 	if n.Size < 0 || n.Size > maxBody {

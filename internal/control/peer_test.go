@@ -119,3 +119,16 @@ func TestRateLimit(t *testing.T) {
 		t.Errorf("after one interval: want exactly one more notification")
 	}
 }
+
+// TestCheckpointLookalikeRefused: no notification may carry what looks like
+// an audit checkpoint, however it is dressed.
+func TestCheckpointLookalikeRefused(t *testing.T) {
+	for _, text := range []string{"audit checkpoint seq=12 mac=0123456789abcdef", "fine\naudit checkpoint seq=1 mac=ab"} {
+		if err := (Notification{Text: text}).Check(); err == nil {
+			t.Errorf("Check(%q): got nil, want a refusal", text)
+		}
+	}
+	if err := (Notification{Text: "backup done"}).Check(); err != nil {
+		t.Errorf("an ordinary text refused: %v", err)
+	}
+}

@@ -34,7 +34,6 @@ import (
 
 	"github.com/relaychat/relay/internal/audit"
 	"github.com/relaychat/relay/internal/auth"
-	"github.com/relaychat/relay/internal/chatfmt"
 	"github.com/relaychat/relay/internal/control"
 	"github.com/relaychat/relay/internal/exec"
 	"github.com/relaychat/relay/internal/launch"
@@ -487,9 +486,10 @@ func (d *Daemon) resetCheckpoints(cfg *policy.Config) {
 }
 
 // sendCheckpoint sends the audit head to the owner's chat, off the host, so
-// that a later truncation of the log's tail is detectable.
+// that a later truncation of the log's tail is detectable: signed, when the
+// log has a checkpoint key.
 func (d *Daemon) sendCheckpoint() {
-	html := chatfmt.Checkpoint(d.audit.Head().Checkpoint())
+	html := d.audit.CheckpointMessage()
 	d.out.post(d.owner, func(ctx context.Context) {
 		_, err := d.tg.SendText(ctx, d.owner, html, telegram.Silent())
 		d.recordDelivery("checkpoint", "", err)

@@ -394,9 +394,7 @@ func serverRecipe(path string) (lines []string, build string, err error) {
 	}
 	block := s[i+j+len("```sh\n"):]
 	block = block[:strings.Index(block, "```")]
-	for _, l := range strings.Split(strings.TrimSpace(block), "\n") {
-		lines = append(lines, l)
-	}
+	lines = append(lines, strings.Split(strings.TrimSpace(block), "\n")...)
 	if len(lines) == 0 || !strings.Contains(lines[0], "go build") {
 		return nil, "", fmt.Errorf("the recipe's first line is %q, want the build", lines[0])
 	}

@@ -77,10 +77,9 @@ const oldRule = `polkit.addRule(function(action, subject) {
 // polkitd is a real polkitd with a given rules directory, on a private
 // system bus, with a passwd that has the users relay and mallory.
 type polkitd struct {
-	t    *testing.T
-	bus  string // DBUS_SYSTEM_BUS_ADDRESS
-	dir  string
-	uids map[string]int
+	t   *testing.T
+	bus string // DBUS_SYSTEM_BUS_ADDRESS
+	dir string
 }
 
 const (

@@ -10,6 +10,7 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -74,12 +75,13 @@ const oldRule = `polkit.addRule(function(action, subject) {
 });
 `
 
-// polkitd is a real polkitd with a given rules directory, on a private
-// system bus, with a passwd that has the users relay and mallory.
+// polkitd is a real polkitd with only the given rules, on a private system
+// bus, with a passwd that has the users relay and mallory.
 type polkitd struct {
 	t   *testing.T
 	bus string // DBUS_SYSTEM_BUS_ADDRESS
 	dir string
+	log *lockedLog // polkitd's output
 }
 
 const (
@@ -90,7 +92,7 @@ const (
 func needPolkit(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("the polkitd test needs root: it bind-mounts the rules directory and passwd in a private mount namespace")
+		t.Skip("the polkitd test needs root: it binds its own /etc over polkitd's in a private mount namespace")
 	}
 	for _, tool := range []string{"dbus-daemon", "pkcheck", "unshare", "setpriv", "/usr/lib/polkit-1/polkitd"} {
 		if _, err := osexec.LookPath(tool); err != nil {
@@ -114,11 +116,20 @@ func startPolkitd(t *testing.T, rules map[string]string) *polkitd {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	must(t, os.Chmod(dir, 0o755))
-	for _, d := range []string{"rules", "empty"} {
-		must(t, os.Mkdir(filepath.Join(dir, d), 0o755))
+	// polkitd's /etc is a copy with the test's rules and passwd, bound
+	// over the whole directory: a bind over /etc/passwd alone would vanish
+	// the moment anything on the host rewrote it (useradd renames a new
+	// file over it, and the kernel detaches mounts on a replaced dentry).
+	etc := filepath.Join(dir, "etc")
+	if out, err := osexec.Command("cp", "-a", "/etc/.", etc+"/").CombinedOutput(); err != nil {
+		t.Fatalf("copy /etc: %v\n%s", err, out)
 	}
+	must(t, os.Mkdir(filepath.Join(dir, "empty"), 0o755))
+	rulesDir := filepath.Join(etc, "polkit-1/rules.d")
+	os.RemoveAll(rulesDir)
+	must(t, os.MkdirAll(rulesDir, 0o755))
 	for name, body := range rules {
-		must(t, os.WriteFile(filepath.Join(dir, "rules", name), []byte(body), 0o644))
+		must(t, os.WriteFile(filepath.Join(rulesDir, name), []byte(body), 0o644))
 	}
 	pw, err := os.ReadFile("/etc/passwd")
 	must(t, err)
@@ -131,7 +142,7 @@ func startPolkitd(t *testing.T, rules map[string]string) *polkitd {
 	lines = append(lines,
 		fmt.Sprintf("relay:x:%d:%d::/nonexistent:/usr/sbin/nologin", relayUID, relayUID),
 		fmt.Sprintf("mallory:x:%d:%d::/nonexistent:/usr/sbin/nologin", malloryUID, malloryUID))
-	must(t, os.WriteFile(filepath.Join(dir, "passwd"), []byte(strings.Join(lines, "\n")+"\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(etc, "passwd"), []byte(strings.Join(lines, "\n")+"\n"), 0o644))
 	sock := filepath.Join(dir, "system_bus_socket")
 	conf := `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -152,27 +163,24 @@ func startPolkitd(t *testing.T, rules map[string]string) *polkitd {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	bus := osexec.Command("dbus-daemon", "--config-file="+filepath.Join(dir, "bus.conf"), "--nofork", "--print-address=1")
-	addr := waitLine(t, ctx, bus, "unix:")
+	addr, _ := waitLine(t, ctx, bus, "unix:")
 	p := &polkitd{t: t, bus: strings.TrimSpace(addr), dir: dir}
 
 	script := strings.Join([]string{
-		"mount --bind " + filepath.Join(dir, "rules") + " /etc/polkit-1/rules.d",
+		"mount --bind " + etc + " /etc",
 		"mount --bind " + filepath.Join(dir, "empty") + " /usr/share/polkit-1/rules.d",
-		"mount --bind " + filepath.Join(dir, "passwd") + " /etc/passwd",
 		"exec /usr/lib/polkit-1/polkitd",
 	}, " && ")
-	if _, err := os.Stat("/etc/polkit-1/rules.d"); err != nil {
-		t.Skipf("no /etc/polkit-1/rules.d to bind the test's rules onto: %v", err)
-	}
 	pk := osexec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
 	pk.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+p.bus)
-	waitLine(t, ctx, pk, "Acquired the name org.freedesktop.PolicyKit1")
+	_, p.log = waitLine(t, ctx, pk, "Acquired the name org.freedesktop.PolicyKit1")
 	return p
 }
 
 // waitLine starts cmd and returns the first line of its output (stdout and
-// stderr) that contains want; the process runs on until the test ends.
-func waitLine(t *testing.T, ctx context.Context, cmd *osexec.Cmd, want string) string {
+// stderr) that contains want, and all it printed so far and later; the
+// process runs on until the test ends.
+func waitLine(t *testing.T, ctx context.Context, cmd *osexec.Cmd, want string) (string, *lockedLog) {
 	t.Helper()
 	r, w := io.Pipe()
 	cmd.Stdout, cmd.Stderr = w, w
@@ -184,11 +192,13 @@ func waitLine(t *testing.T, ctx context.Context, cmd *osexec.Cmd, want string) s
 		cmd.Wait()
 		w.Close()
 	})
+	log := &lockedLog{}
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(r)
 		sent := false
 		for sc.Scan() {
+			log.add(sc.Text())
 			if !sent && strings.Contains(sc.Text(), want) {
 				found <- sc.Text()
 				sent = true
@@ -201,37 +211,87 @@ func waitLine(t *testing.T, ctx context.Context, cmd *osexec.Cmd, want string) s
 	select {
 	case l, ok := <-found:
 		if !ok {
-			t.Fatalf("%s exited without printing %q", cmd.Path, want)
+			t.Fatalf("%s exited without printing %q:\n%s", cmd.Path, want, log)
 		}
-		return l
+		return l, log
 	case <-ctx.Done():
-		t.Fatalf("%s never printed %q", cmd.Path, want)
+		t.Fatalf("%s never printed %q:\n%s", cmd.Path, want, log)
 	}
-	return ""
+	return "", log
 }
 
-// subject starts a process running as uid, for pkcheck to ask about, and
-// returns its pid once it runs as that uid.
-func (p *polkitd) subject(uid int) int {
+// lockedLog collects a process's lines while it runs.
+type lockedLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *lockedLog) add(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.lines) < 1000 {
+		l.lines = append(l.lines, s)
+	}
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// subject is a process running as uid, for pkcheck to ask about.
+type subject struct {
+	pid int
+	uid int
+}
+
+// subject starts a process running as uid and returns it once it runs as
+// that uid.
+func (p *polkitd) subject(uid int) *subject {
 	p.t.Helper()
 	cmd := osexec.Command("setpriv", fmt.Sprintf("--reuid=%d", uid), fmt.Sprintf("--regid=%d", uid), "--clear-groups",
 		"/bin/sh", "-c", "echo running; exec cat")
 	stdin, err := cmd.StdinPipe()
 	must(p.t, err)
-	p.t.Cleanup(func() { stdin.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	waitLine(p.t, ctx, cmd, "running")
-	return cmd.Process.Pid
+	s := &subject{pid: cmd.Process.Pid, uid: uid}
+	p.t.Cleanup(func() { stdin.Close() })
+	return s
+}
+
+// alive fails the test unless the subject still runs as its uid: an
+// answer about a dead process (or a pid reused) would prove nothing.
+func (s *subject) alive(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.pid))
+	if err != nil {
+		t.Fatalf("subject %d is gone: %v", s.pid, err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "Uid:" {
+			if f[1] != fmt.Sprint(s.uid) {
+				t.Fatalf("subject %d runs as uid %s now, want %d", s.pid, f[1], s.uid)
+			}
+			return
+		}
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "State:" && f[1] == "Z" {
+			t.Fatalf("subject %d has exited", s.pid)
+		}
+	}
 }
 
 // check asks polkitd whether pid may manage unit with verb, as systemd
 // asks it, and returns pkcheck's exit status: 0 authorized, 1 not
 // authorized, 2 only with authentication.
-func (p *polkitd) check(pid int, unit, verb string) (int, string) {
+func (p *polkitd) check(who *subject, unit, verb string) (int, string) {
 	p.t.Helper()
+	who.alive(p.t)
+	defer who.alive(p.t)
 	cmd := osexec.Command("pkcheck", "--action-id", "org.freedesktop.systemd1.manage-units",
-		"--process", fmt.Sprint(pid), "--detail", "unit", unit, "--detail", "verb", verb)
+		"--process", fmt.Sprint(who.pid), "--detail", "unit", unit, "--detail", "verb", verb)
 	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+p.bus)
 	out, err := cmd.CombinedOutput()
 	var ee *osexec.ExitError
@@ -263,7 +323,7 @@ func TestPolkitRuleInRealPolkitd(t *testing.T) {
 		p := startPolkitd(t, map[string]string{"50-relay.rules": string(rule)})
 		relay, mallory := p.subject(relayUID), p.subject(malloryUID)
 		for _, c := range []struct {
-			who  int
+			who  *subject
 			unit string
 			verb string
 			want int
@@ -284,7 +344,7 @@ func TestPolkitRuleInRealPolkitd(t *testing.T) {
 		} {
 			got, out := p.check(c.who, c.unit, c.verb)
 			if got != c.want {
-				t.Errorf("pid %d unit %q verb %s: got pkcheck exit %d, want %d\n%s", c.who, c.unit, c.verb, got, c.want, out)
+				t.Errorf("uid %d unit %q verb %s: got pkcheck exit %d, want %d\n%s\npolkitd:\n%s", c.who.uid, c.unit, c.verb, got, c.want, out, p.log)
 			}
 		}
 	})

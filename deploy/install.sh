@@ -2,47 +2,74 @@
 # install.sh: install relay as a hardened systemd service.
 #
 #   CGO_ENABLED=0 go build -trimpath -o relay ./cmd/relay
-#   sudo deploy/install.sh [--owner-id ID] ./relay
-#   printf %s "$TOKEN" | sudo deploy/install.sh --token-stdin ./relay
+#   printf %s "$TOKEN" | sudo deploy/install.sh --owner-id ID --token-stdin ./relay
+#   sudo deploy/install.sh --uninstall
 #
 # Options:
-#   --owner-id ID   your numeric Telegram user ID, written into a new config
-#   --token-stdin   read the bot token from stdin and encrypt it into
-#                   /etc/relay/bot-token.cred with systemd-creds
-#   --dry-run       print what would change and change nothing
+#   --owner-id ID        your numeric Telegram user ID, written into a new config
+#   --token-stdin        read the bot token from stdin and encrypt it into
+#                        /etc/relay/bot-token.cred with systemd-creds
+#   --with-action NAME   install the action unit relay-action-NAME.service
+#                        and let the relay user start it (repeatable):
+#                        reboot, restart-nginx
+#   --uninstall          remove what install.sh installed, except the audit
+#                        log in /var/log/relay, which it keeps and names
+#   --dry-run            print every step, change nothing
+#
+# What it installs: the binary, the unit, the relay system user and the
+# dedicated command user relay-cmd (the identity of every command when relay
+# runs as root; under the unit, commands keep the relay user's uid), the
+# directories, a config with the built-in read-only policy (never replacing
+# an existing one), man pages, shell completions and docs, and, where
+# AppArmor restricts user namespaces, a profile that lets relay create them.
+# Action units are installed only when asked for; then the polkit rule lets
+# the relay user start exactly the installed relay-action-*.service units,
+# by name, and nothing else. An action unit of your own, copied to
+# /etc/systemd/system/relay-action-NAME.service, joins the rule at the next
+# run; when you delete one, run install.sh again so the rule forgets it.
 #
 # Idempotent: a file is written only when its content, mode or owner
-# differs, so a second run prints "nothing to do" and changes nothing. An
-# existing /etc/relay/relay.yaml is never overwritten. The service is not
-# enabled or started: enrol TOTP and create the audit log first (the script
-# prints the commands).
+# differs, so a second run prints "nothing to do" and changes nothing. The
+# service is not enabled or started: enrol TOTP and create the audit log
+# first (the script prints the commands).
 #
 # DESTDIR=/some/root installs into that tree instead of /. Then no user is
 # created, nothing is chowned, the token is not encrypted (systemd-creds binds
-# it to this host's key) and systemctl is not called: that is how the tests
-# run it, as root, without touching the machine.
+# it to this host's key), and systemctl and apparmor_parser are not called:
+# that is how the tests and the .deb build run it, without touching the
+# machine.
 set -euo pipefail
 umask 022
 
 prog=install.sh
-die() { echo "$prog: $*" >&2; exit 1; }
+die() {
+	echo "$prog: $*" >&2
+	exit 1
+}
 
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 dry=false
 token_stdin=false
+uninstall=false
 owner_id=""
 bin=""
+actions=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--dry-run) dry=true ;;
 	--token-stdin) token_stdin=true ;;
-	--owner-id)
-		[ $# -ge 2 ] || die "--owner-id needs a value: your numeric Telegram user ID"
-		owner_id="$2"
+	--uninstall) uninstall=true ;;
+	--owner-id | --with-action)
+		[ $# -ge 2 ] || die "$1 needs a value (see --help)"
+		case "$1" in
+		--owner-id) owner_id="$2" ;;
+		--with-action) actions+=("$2") ;;
+		esac
 		shift
 		;;
 	--owner-id=*) owner_id="${1#--owner-id=}" ;;
+	--with-action=*) actions+=("${1#--with-action=}") ;;
 	-h | --help)
 		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
 		exit 0
@@ -55,11 +82,35 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-[ -n "$bin" ] || die "usage: install.sh [--dry-run] [--owner-id ID] [--token-stdin] RELAY_BINARY (build it with: CGO_ENABLED=0 go build -trimpath -o relay ./cmd/relay)"
-[ -f "$bin" ] && [ -x "$bin" ] || die "$bin is not an executable file: build it first with go build -o relay ./cmd/relay"
-case "$owner_id" in
-*[!0-9]* | 0*) die "--owner-id $owner_id is not a numeric Telegram user ID (message @userinfobot to find yours)" ;;
-esac
+
+# The action units this tree ships, by NAME.
+shipped_actions() {
+	local f
+	for f in "$here"/systemd/relay-action-*.service; do
+		f="${f##*/relay-action-}"
+		echo "${f%.service}"
+	done
+}
+for a in ${actions[@]+"${actions[@]}"}; do
+	if ! shipped_actions | grep -qxF -- "$a"; then
+		die "--with-action $a: no such action (have: $(shipped_actions | tr '\n' ' ' | sed 's/ $//'))"
+	fi
+done
+
+if $uninstall; then
+	[ -z "$bin" ] || die "--uninstall takes no binary"
+	if [ -n "$owner_id" ] || $token_stdin || [ ${#actions[@]} != 0 ]; then
+		die "--uninstall takes no --owner-id, --token-stdin or --with-action"
+	fi
+else
+	[ -n "$bin" ] || die "usage: install.sh [--dry-run] [--owner-id ID] [--token-stdin] [--with-action NAME]... RELAY_BINARY (build it with: CGO_ENABLED=0 go build -trimpath -o relay ./cmd/relay), or install.sh --uninstall"
+	if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then
+		die "$bin is not an executable file: build it first with go build -o relay ./cmd/relay"
+	fi
+	case "$owner_id" in
+	*[!0-9]* | 0*) die "--owner-id $owner_id is not a numeric Telegram user ID (message @userinfobot to find yours)" ;;
+	esac
+fi
 
 root="${DESTDIR:-}"
 if [ -n "$root" ]; then
@@ -71,11 +122,26 @@ fi
 system=true
 [ -z "$root" ] || system=false
 
+units=/etc/systemd/system
 changed=0
+# note says what is done, or with --dry-run what would be.
 note() {
 	changed=1
 	if $dry; then echo "would $*"; else echo "$*"; fi
 }
+# host says a step that only makes sense on a real host: it runs there, is
+# announced by a dry run, and with DESTDIR is named as skipped.
+host() {
+	if $system; then
+		note "$*"
+	elif $dry; then
+		echo "would skip (DESTDIR): $*"
+	else
+		echo "skip (DESTDIR): $*"
+	fi
+}
+# run runs a command unless this is a dry run or a DESTDIR install.
+run() { $dry || ! $system || "$@"; }
 
 # ownerof PATH: "user:group" of PATH.
 ownerof() { stat -c %U:%G "$1"; }
@@ -102,6 +168,17 @@ dir() {
 	fi
 }
 
+# touched records what a change touches: a unit means systemd must reload,
+# the AppArmor profile that it must be loaded again.
+units_changed=false
+profile_changed=false
+touched() {
+	case "$1" in
+	"$units"/*) units_changed=true ;;
+	/etc/apparmor.d/relay) profile_changed=true ;;
+	esac
+}
+
 # put SRC DST MODE [OWNER]: install SRC as DST when content, mode or owner
 # differ. Parent directories that do not exist are created 0755.
 put() {
@@ -113,6 +190,7 @@ put() {
 		return
 	fi
 	note "install $2 (mode $mode${owner:+, $owner})"
+	touched "$2"
 	$dry && return
 	mkdir -p "$(dirname "$dst")"
 	# Write beside the target and rename, so a running relay or a reader
@@ -125,98 +203,272 @@ put() {
 	mv -f "$tmp" "$dst"
 }
 
-# The user: a system account with no shell and no password, whose home is
-# the state directory. It owns nothing outside /var/lib/relay and
-# /var/log/relay.
-if $system && ! getent passwd relay >/dev/null; then
-	note "create system user relay"
-	$dry || useradd --system --user-group --home-dir /var/lib/relay --no-create-home \
-		--shell /usr/sbin/nologin --comment "relay ChatOps command relay" relay
-fi
-
-# unitsum: a checksum of the installed units, to reload systemd only when
-# they changed.
-unitsum() {
-	{ cat "$root"/etc/systemd/system/relay.service \
-		"$root"/etc/systemd/system/relay-action-*.service 2>/dev/null || true; } | cksum
+# remove PATH: delete a file or a whole directory the installer made.
+remove() {
+	case "$1" in /?*) ;; *) die "internal error: refusing to remove \"$1\"" ;; esac
+	[ -e "$root$1" ] || [ -L "$root$1" ] || return 0
+	note "remove $1"
+	touched "$1"
+	$dry || rm -rf -- "$root$1"
 }
-units_before="$(unitsum)"
 
-put "$bin" /usr/local/bin/relay 0755
-put "$here/systemd/relay.service" /etc/systemd/system/relay.service 0644
-put "$here/systemd/relay-action-restart-nginx.service" /etc/systemd/system/relay-action-restart-nginx.service 0644
-put "$here/systemd/relay-action-reboot.service" /etc/systemd/system/relay-action-reboot.service 0644
-put "$here/polkit/50-relay.rules" /etc/polkit-1/rules.d/50-relay.rules 0644
+gen="$(mktemp -d)"
+trap 'rm -rf "$gen"' EXIT
 
-# Reference material, not active: drop-ins are enabled by copying them into
-# /etc/systemd/system/relay.service.d/.
-put "$repo/SECURITY.md" /usr/share/doc/relay/SECURITY.md 0644
-for f in "$here"/systemd/drop-ins/*.conf; do
-	put "$f" "/usr/share/doc/relay/drop-ins/$(basename "$f")" 0644
-done
-for f in "$repo"/policy/examples/*.yaml; do
-	put "$f" "/usr/share/doc/relay/examples/$(basename "$f")" 0644
-done
+# The accounts. Both are system accounts with no shell, no password and no
+# home of their own; the comment marks them as the installer's, so that
+# --uninstall removes only accounts it made.
+relay_comment="relay ChatOps command relay"
+cmd_comment="relay sandboxed commands, when relay runs as root"
+# The action units in the rule: those installed now plus any already
+# there (the owner's own included), each named exactly.
+action_re='^relay-action-[a-z0-9]+(-[a-z0-9]+)*\.service$'
+action_units() {
+	local f n
+	{
+		for a in ${actions[@]+"${actions[@]}"}; do echo "relay-action-$a.service"; done
+		for f in "$root$units"/relay-action-*.service; do
+			[ -e "$f" ] || [ -L "$f" ] || continue
+			n="${f##*/}"
+			if [[ $n =~ $action_re ]]; then
+				echo "$n"
+			else
+				echo "$prog: $units/$n is not named relay-action-NAME.service (a-z 0-9 -): left out of the polkit rule" >&2
+			fi
+		done
+	} | sort -u
+}
 
-# /etc/relay: root owns it, relay may read it, nobody else may enter.
-dir /etc/relay 0750 root:relay
-# State and audit directories exist before the first start so that
-# "relay totp enroll" and "relay audit init" can run as relay; systemd
-# enforces the same modes (StateDirectoryMode=, LogsDirectoryMode=).
-dir /var/lib/relay 0700 relay:relay
-dir /var/log/relay 0700 relay:relay
+# polkit_rule writes the rule for the given unit names to stdout.
+polkit_rule() {
+	local list="" u
+	for u in "$@"; do list="$list${list:+, }\"$u\""; done
+	sed "s/@UNITS@/$list/" "$here/polkit/50-relay.rules.in"
+}
 
-cfg=/etc/relay/relay.yaml
-if [ ! -e "$root$cfg" ]; then
-	src="$repo/policy/examples/homelab.yaml"
-	if [ -n "$owner_id" ]; then
-		gen="$(mktemp)"
-		trap 'rm -f "$gen"' EXIT
-		sed "s/^  owner_id: 123456789 /  owner_id: $owner_id /" "$src" >"$gen"
-		grep -q "^  owner_id: $owner_id " "$gen" || die "could not set owner_id in $src"
-		src="$gen"
+# apparmor_wanted: AppArmor is active and mediates user namespaces (Ubuntu
+# 23.10 and later), so relay needs a profile that grants userns. Where it
+# does not, the profile is not needed, and older parsers do not know the
+# rule. With DESTDIR, the tree's own /sys decides (the tests make one).
+apparmor_wanted() {
+	[ "$(cat "$root/sys/module/apparmor/parameters/enabled" 2>/dev/null)" = Y ] &&
+		[ -e "$root/sys/kernel/security/apparmor/features/namespaces/userns_create" ]
+}
+
+# The config install.sh writes when there is none: the built-in read-only
+# policy, with the unit's directories, the command user and, for each
+# action asked for, its command.
+write_config() {
+	{
+		cat <<EOF
+# /etc/relay/relay.yaml, written by deploy/install.sh: relay's built-in
+# read-only policy. After an edit: relay policy check /etc/relay/relay.yaml,
+# then systemctl reload relay. More in /usr/share/doc/relay/examples.
+state_dir: /var/lib/relay
+auth:
+  owner_id: ${owner_id:-0} # your numeric Telegram user ID (message @userinfobot)
+audit:
+  dir: /var/log/relay
+# Commands run as this account when relay runs as root. Under relay.service
+# relay runs as the relay user, and commands keep that uid.
+command_user: relay-cmd
+secrets:
+  # The relay user has no login session, so no OS keyring: the token is the
+  # unit's credential, the other secrets 0600 files in state_dir/secrets.
+  keyring: false
+
+EOF
+		cat "$repo/policy/default.yaml"
+		for a in ${actions[@]+"${actions[@]}"}; do
+			echo
+			cat "$here/actions/$a.yaml"
+		done
+	} >"$gen/relay.yaml"
+}
+
+do_install() {
+	if $system && ! getent passwd relay >/dev/null; then
+		note "create system user relay"
+		$dry || useradd --system --user-group --home-dir /var/lib/relay --no-create-home \
+			--shell /usr/sbin/nologin --comment "$relay_comment" relay
 	fi
-	put "$src" "$cfg" 0640 root:relay
-	[ -n "$owner_id" ] || echo "edit $cfg: set auth.owner_id to your numeric Telegram user ID"
-elif [ -n "$owner_id" ]; then
-	echo "$cfg exists and is left alone: set auth.owner_id there yourself" >&2
-fi
+	if $system && ! getent passwd relay-cmd >/dev/null; then
+		note "create system user relay-cmd"
+		$dry || useradd --system --user-group --home-dir /nonexistent --no-create-home \
+			--shell /usr/sbin/nologin --comment "$cmd_comment" relay-cmd
+	fi
 
-if $token_stdin; then
-	if ! $system; then
-		echo "DESTDIR is set: not encrypting the token (a credential is bound to this host's key)" >&2
-		cat >/dev/null
+	put "$bin" /usr/local/bin/relay 0755
+	put "$here/systemd/relay.service" "$units/relay.service" 0644
+	for a in ${actions[@]+"${actions[@]}"}; do
+		put "$here/systemd/relay-action-$a.service" "$units/relay-action-$a.service" 0644
+	done
+	local rule=/etc/polkit-1/rules.d/50-relay.rules
+	mapfile -t granted < <(action_units)
+	if [ ${#granted[@]} -gt 0 ]; then
+		polkit_rule "${granted[@]}" >"$gen/50-relay.rules"
+		put "$gen/50-relay.rules" "$rule" 0644
 	else
-		note "encrypt the token from stdin into /etc/relay/bot-token.cred"
-		if $dry; then
-			cat >/dev/null
-		else
-			# The token goes from stdin to systemd-creds: never into argv,
-			# the environment or a plaintext file.
-			tmp="$(mktemp /etc/relay/.bot-token.cred.XXXXXX)"
-			systemd-creds encrypt --name=bot-token - "$tmp"
-			chmod 0600 "$tmp"
-			mv -f "$tmp" /etc/relay/bot-token.cred
+		# Nothing to start: no rule, so the relay user has no grant at all.
+		remove "$rule"
+	fi
+	if apparmor_wanted; then
+		put "$here/apparmor/relay" /etc/apparmor.d/relay 0644
+		if $profile_changed; then
+			host "apparmor_parser -r /etc/apparmor.d/relay"
+			run apparmor_parser -r /etc/apparmor.d/relay
 		fi
 	fi
-fi
 
-if $system && [ "$units_before" != "$(unitsum)" ]; then
-	note "systemctl daemon-reload"
-	$dry || systemctl daemon-reload
-fi
+	# Man pages, completions and reference material. Drop-ins are enabled
+	# by copying them into /etc/systemd/system/relay.service.d/.
+	put "$repo/docs/man/relay.1" /usr/local/share/man/man1/relay.1 0644
+	put "$repo/docs/man/relay.yaml.5" /usr/local/share/man/man5/relay.yaml.5 0644
+	put "$here/completion/relay.bash" /usr/local/share/bash-completion/completions/relay 0644
+	put "$here/completion/relay.zsh" /usr/local/share/zsh/site-functions/_relay 0644
+	put "$here/completion/relay.fish" /usr/local/share/fish/vendor_completions.d/relay.fish 0644
+	put "$repo/SECURITY.md" /usr/share/doc/relay/SECURITY.md 0644
+	put "$repo/CHANGELOG.md" /usr/share/doc/relay/CHANGELOG.md 0644
+	local f
+	for f in "$here"/systemd/drop-ins/*.conf; do
+		put "$f" "/usr/share/doc/relay/drop-ins/$(basename "$f")" 0644
+	done
+	for f in "$repo"/policy/examples/*.yaml; do
+		put "$f" "/usr/share/doc/relay/examples/$(basename "$f")" 0644
+	done
 
-if [ "$changed" = 0 ]; then
-	echo "nothing to do"
-elif ! $dry && $system; then
-	echo "next, as root:"
-	if [ ! -e /etc/relay/bot-token.cred ]; then
-		echo '  printf %s "$TOKEN" | systemd-creds encrypt --name=bot-token - /etc/relay/bot-token.cred'
+	# /etc/relay: root owns it, relay may read it, nobody else may enter.
+	dir /etc/relay 0750 root:relay
+	# State and audit directories exist before the first start so that
+	# "relay totp enroll" and "relay audit init" can run as relay; systemd
+	# enforces the same modes (StateDirectoryMode=, LogsDirectoryMode=).
+	dir /var/lib/relay 0700 relay:relay
+	dir /var/log/relay 0700 relay:relay
+
+	local cfg=/etc/relay/relay.yaml
+	if [ ! -e "$root$cfg" ]; then
+		write_config
+		put "$gen/relay.yaml" "$cfg" 0640 root:relay
+		[ -n "$owner_id" ] || echo "edit $cfg: set auth.owner_id to your numeric Telegram user ID"
+	else
+		[ -z "$owner_id" ] || echo "$cfg exists and is left alone: set auth.owner_id there yourself" >&2
+		for a in ${actions[@]+"${actions[@]}"}; do
+			echo "$cfg exists and is left alone: add the /$(sed -n 's/^  \([a-z_]*\):$/\1/p' "$here/actions/$a.yaml") command from $here/actions/$a.yaml yourself" >&2
+		done
 	fi
-	cat <<'EOF'
+
+	if $token_stdin; then
+		if ! $system; then
+			echo "DESTDIR is set: not encrypting the token (a credential is bound to this host's key)" >&2
+			cat >/dev/null
+		else
+			note "encrypt the token from stdin into /etc/relay/bot-token.cred"
+			if $dry; then
+				cat >/dev/null
+			else
+				# The token goes from stdin to systemd-creds: never into
+				# argv, the environment or a plaintext file.
+				local tmp
+				tmp="$(mktemp /etc/relay/.bot-token.cred.XXXXXX)"
+				systemd-creds encrypt --name=bot-token - "$tmp"
+				chmod 0600 "$tmp"
+				mv -f "$tmp" /etc/relay/bot-token.cred
+			fi
+		fi
+	fi
+
+	if $units_changed; then
+		host "systemctl daemon-reload"
+		run systemctl daemon-reload
+	fi
+
+	if [ "$changed" = 0 ]; then
+		echo "nothing to do"
+	elif ! $dry && $system; then
+		echo "next, as root:"
+		if [ ! -e /etc/relay/bot-token.cred ]; then
+			# shellcheck disable=SC2016 # printed for the owner to run
+			echo '  printf %s "$TOKEN" | systemd-creds encrypt --name=bot-token - /etc/relay/bot-token.cred'
+		fi
+		cat <<'EOF'
   runuser -u relay -- relay totp enroll --config /etc/relay/relay.yaml --file
   runuser -u relay -- relay audit init --config /etc/relay/relay.yaml   # keep K0 off this host
   runuser -u relay -- relay doctor --config /etc/relay/relay.yaml --offline
   systemctl enable --now relay.service
 EOF
+	fi
+}
+
+# shipped_unmodified NAME: the installed unit NAME is byte for byte one this
+# tree ships, so install.sh put it there and may take it away.
+shipped_unmodified() { [ -f "$here/systemd/$1" ] && cmp -s "$here/systemd/$1" "$root$units/$1"; }
+
+do_uninstall() {
+	if $system && [ -d /run/systemd/system ] && [ -e "$units/relay.service" ]; then
+		note "systemctl disable --now relay.service"
+		$dry || systemctl disable --now relay.service
+	fi
+	remove /usr/local/bin/relay
+	remove "$units/relay.service"
+	local f n
+	for f in "$root$units"/relay-action-*.service; do
+		[ -e "$f" ] || continue
+		n="${f##*/}"
+		if shipped_unmodified "$n"; then
+			remove "$units/$n"
+		else
+			echo "keep $units/$n: not one install.sh ships (remove it yourself)"
+		fi
+	done
+	remove /etc/polkit-1/rules.d/50-relay.rules
+	if [ -e "$root/etc/apparmor.d/relay" ]; then
+		host "apparmor_parser -R /etc/apparmor.d/relay"
+		run apparmor_parser -R /etc/apparmor.d/relay || true
+		remove /etc/apparmor.d/relay
+	fi
+	remove /usr/local/share/man/man1/relay.1
+	remove /usr/local/share/man/man5/relay.yaml.5
+	remove /usr/local/share/bash-completion/completions/relay
+	remove /usr/local/share/zsh/site-functions/_relay
+	remove /usr/local/share/fish/vendor_completions.d/relay.fish
+	remove /usr/share/doc/relay
+	# The config, the encrypted token, and the state with the TOTP secret.
+	remove /etc/relay
+	remove /var/lib/relay
+	if $units_changed; then
+		host "systemctl daemon-reload"
+		run systemctl daemon-reload
+	fi
+
+	# The audit log stays. Its files belong to relay, whose uid is freed
+	# below and could go to the next system user created: root takes them.
+	local log=/var/log/relay
+	if [ -d "$root$log" ]; then
+		if $system && [ -n "$(find "$log" ! -user root -print -quit)" ]; then
+			note "chown -R root:root $log (the audit log is kept)"
+			$dry || chown -R root:root "$log"
+		fi
+		echo "kept the audit log in $log; verify it with: relay audit verify --dir $log --key -   (K0 on stdin)"
+	fi
+	local u c
+	for u in relay-cmd relay; do
+		$system || continue
+		c="$(getent passwd "$u" | cut -d: -f5)" || continue
+		case "$c" in
+		"$relay_comment" | "$cmd_comment")
+			note "delete system user $u"
+			$dry || userdel "$u"
+			;;
+		*) echo "keep user $u: install.sh did not create it" ;;
+		esac
+	done
+	[ "$changed" = 1 ] || echo "nothing to do"
+}
+
+# Further set-ups (an ssh forced-command member, say) go here: an option
+# above and one function below.
+if $uninstall; then
+	do_uninstall
+else
+	do_install
 fi

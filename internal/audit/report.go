@@ -262,7 +262,6 @@ type burst struct {
 	typ         string
 	start, last time.Time
 	weight      int
-	refs        []reportRef
 	more        int
 	recs        []reportRecord
 }

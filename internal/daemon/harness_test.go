@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -455,8 +454,6 @@ func (h *harness) startNap() {
 	h.waitFor("the nap job running", func() bool { return len(h.d.runner.Jobs()) > n })
 }
 
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
 // reload writes o as the config, reloads as SIGHUP does, and returns the
 // owner's message that says how it went.
 func (h *harness) reload(o hopts) fakebotapi.Message {
@@ -464,4 +461,12 @@ func (h *harness) reload(o hopts) fakebotapi.Message {
 	h.writeConfig(o)
 	h.d.requestReload()
 	return h.expect("config reload")
+}
+
+// requestReload asks Run to reload, as SIGHUP does.
+func (d *Daemon) requestReload() {
+	select {
+	case d.reloads <- struct{}{}:
+	default:
+	}
 }

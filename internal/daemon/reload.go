@@ -46,14 +46,6 @@ func restartKeys(running, next *policy.Config) []string {
 	return keys
 }
 
-// requestReload asks Run to reload, as SIGHUP does.
-func (d *Daemon) requestReload() {
-	select {
-	case d.reloads <- struct{}{}:
-	default:
-	}
-}
-
 // reload loads the config again and applies all of it at once, or none of
 // it: an invalid config, or one that changes a setting that needs a
 // restart, keeps the old one whole. The owner is told either way. A

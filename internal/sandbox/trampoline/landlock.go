@@ -3,6 +3,7 @@ package trampoline
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 )
@@ -134,8 +135,53 @@ func openPath(p string) (int, syscall.Errno) {
 	how := openHow{flags: oPath | syscall.O_CLOEXEC, resolve: resolveNoSymlinks | resolveNoMagiclinks}
 	dirfd := atFDCWD
 	fd, _, e := syscall.Syscall6(sysOpenat2, uintptr(dirfd), uintptr(unsafe.Pointer(b)), uintptr(unsafe.Pointer(&how)), unsafe.Sizeof(how), 0, 0)
+	if e == syscall.ENOSYS {
+		// systemd's RestrictSUIDSGID= (set by relay.service) makes
+		// openat2 fail with ENOSYS, since a filter cannot read its
+		// flags: walk the path instead, to the same effect.
+		return openPathWalk(p)
+	}
 	if e != 0 {
 		return -1, e
 	}
 	return int(fd), 0
+}
+
+// openPathWalk is openPath one component at a time: each is opened
+// O_PATH|O_NOFOLLOW beneath the last, and a symlink anywhere, the last
+// component included, is ELOOP, as RESOLVE_NO_SYMLINKS makes it.
+func openPathWalk(p string) (int, syscall.Errno) {
+	if !strings.HasPrefix(p, "/") {
+		return -1, syscall.EINVAL
+	}
+	dir, err := syscall.Open("/", oPath|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err.(syscall.Errno)
+	}
+	for _, c := range strings.Split(p[1:], "/") {
+		if c == "" || c == "." {
+			continue
+		}
+		b, err := syscall.BytePtrFromString(c)
+		if err != nil {
+			syscall.Close(dir)
+			return -1, syscall.EINVAL
+		}
+		r, _, e := syscall.Syscall6(syscall.SYS_OPENAT, uintptr(dir), uintptr(unsafe.Pointer(b)), oPath|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0, 0, 0)
+		syscall.Close(dir)
+		if e != 0 {
+			return -1, e
+		}
+		dir = int(r)
+		var st syscall.Stat_t
+		if err := syscall.Fstat(dir, &st); err != nil {
+			syscall.Close(dir)
+			return -1, err.(syscall.Errno)
+		}
+		if st.Mode&syscall.S_IFMT == syscall.S_IFLNK {
+			syscall.Close(dir)
+			return -1, syscall.ELOOP
+		}
+	}
+	return dir, 0
 }

@@ -62,9 +62,6 @@ func Run(args []string) {
 	// only start threads that spin and hand work back and forth.
 	runtime.GOMAXPROCS(1)
 	err := run(args)
-	if err == nil {
-		err = errors.New("init returned")
-	}
 	syscall.Write(2, []byte("relay-sandbox: "+err.Error()+"\n"))
 	syscall.Exit(ExitSetupFailed)
 }
@@ -155,8 +152,8 @@ func run(args []string) error {
 			syscall.Kill(-1, sig.(syscall.Signal))
 		}
 	}()
-	reap(pid, s.StatusFD)
-	return nil
+	reap(pid, s.StatusFD) // exits
+	return errors.New("init returned")
 }
 
 // ProfileFD is the descriptor the profile arrives on: a sealed memfd, or a

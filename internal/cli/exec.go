@@ -133,10 +133,10 @@ func runSpec(ctx context.Context, env *Env, cfg *policy.Config, cmd *policy.Comm
 
 // commandExit is relay exec's exit code for a command's result.
 func commandExit(res *exec.Result) int {
-	switch {
-	case res.TimedOut || res.Canceled || res.Signal != "":
+	switch res.Ending() {
+	case exec.EndTimeout, exec.EndKilled, exec.EndSignal:
 		return ExitCommandKilled
-	case res.ExitCode != 0:
+	case exec.EndFailed:
 		return ExitCommandFailed
 	}
 	return ExitOK

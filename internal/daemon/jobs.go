@@ -384,7 +384,7 @@ wait:
 	d.procs.Done()
 	res := job.Wait()
 	defer res.Output.Close()
-	end := audit.Record{Type: "exec_end", Outcome: outcome(res), Command: inv.Command.Name, Job: job.ID(), ChatID: info.chatID,
+	end := audit.Record{Type: "exec_end", Outcome: res.Ending().String(), Command: inv.Command.Name, Job: job.ID(), ChatID: info.chatID,
 		Signal: res.Signal, TimedOut: res.TimedOut, DurationMS: res.Duration.Milliseconds(),
 		OutputBytes: res.OutputBytes, OutputSHA256: res.SHA256,
 		CPUMS: res.CPU.Milliseconds(), MaxRSS: res.MaxRSS, MemoryPeak: max(res.MemoryPeak, 0), OOMKills: max(res.OOMKills, 0)}
@@ -406,20 +406,6 @@ wait:
 	if auditErr != nil {
 		d.reply(info.chatID, "⚠️ audit log unavailable: the result above is not recorded; new commands are refused until the log is healthy")
 	}
-}
-
-func outcome(res *exec.Result) string {
-	switch {
-	case res.TimedOut:
-		return "timeout"
-	case res.Canceled:
-		return "killed"
-	case res.Signal != "":
-		return "signal"
-	case res.ExitCode != 0:
-		return "failed"
-	}
-	return "ok"
 }
 
 func footer(name string, res *exec.Result) string {

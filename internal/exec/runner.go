@@ -548,13 +548,47 @@ func waitExited(pid int) {
 // Status says in a few words how the command ended: "exit 0", "timed out",
 // "killed" or "signal SIGSEGV". It is what every report of a result shows.
 func (r *Result) Status() string {
-	switch {
-	case r.TimedOut:
+	switch r.Ending() {
+	case EndTimeout:
 		return "timed out"
-	case r.Canceled:
+	case EndKilled:
 		return "killed"
-	case r.Signal != "":
+	case EndSignal:
 		return "signal " + r.Signal
 	}
 	return fmt.Sprintf("exit %d", r.ExitCode)
+}
+
+// Ending is how a job ended: the one classification that the chat's
+// footer, the audit record's outcome and relay exec's exit code all derive
+// from.
+type Ending int
+
+const (
+	EndOK      Ending = iota // exit 0
+	EndFailed                // a non-zero exit
+	EndSignal                // killed by a signal of its own making
+	EndTimeout               // stopped by its timeout
+	EndKilled                // stopped by /kill, /lock or shutdown
+)
+
+// Ending classifies r. A timeout or a cancel wins over the signal that
+// carried it out.
+func (r *Result) Ending() Ending {
+	switch {
+	case r.TimedOut:
+		return EndTimeout
+	case r.Canceled:
+		return EndKilled
+	case r.Signal != "":
+		return EndSignal
+	case r.ExitCode != 0:
+		return EndFailed
+	}
+	return EndOK
+}
+
+// String is the ending as an audit record's outcome.
+func (e Ending) String() string {
+	return [...]string{EndOK: "ok", EndFailed: "failed", EndSignal: "signal", EndTimeout: "timeout", EndKilled: "killed"}[e]
 }

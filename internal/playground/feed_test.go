@@ -18,8 +18,8 @@ var keyboard = map[string]any{"inline_keyboard": [][]map[string]any{
 	{{"text": "Expired", "disabled": map[string]any{}}, {"text": "Docs", "url": "https://example.org/docs"}},
 }}
 
-// pendingCallback is the data and ID of the button press the bot has not
-// yet received.
+// pendingCallback waits, as a bot's long poll does, for the button press
+// the bot has not yet received, and returns its data and ID.
 func pendingCallback(t *testing.T, fake *fakebotapi.Server) (data, id string) {
 	t.Helper()
 	var ups []struct {
@@ -28,7 +28,7 @@ func pendingCallback(t *testing.T, fake *fakebotapi.Server) (data, id string) {
 			Data string `json:"data"`
 		} `json:"callback_query"`
 	}
-	if err := json.Unmarshal(bot(t, fake, "getUpdates", map[string]any{"timeout": 0}), &ups); err != nil {
+	if err := json.Unmarshal(bot(t, fake, "getUpdates", map[string]any{"timeout": 20, "allowed_updates": []string{"callback_query"}}), &ups); err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range ups {

@@ -164,7 +164,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	policyName := "the built-in read-only policy"
 	if o.ConfigPath != "" {
-		policyName = o.ConfigPath
+		policyName = filepath.Base(o.ConfigPath)
 	}
 	pg, err := startPage(fake, owner, func() (string, int) { return st.code(o.Now()) },
 		pageInfo{Bot: BotUsername, Policy: policyName, Commands: len(cfg.Commands)}, o.Now)

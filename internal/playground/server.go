@@ -28,6 +28,7 @@ var assets = map[string]struct{ file, mime string }{
 	"":          {"web/index.html", "text/html; charset=utf-8"},
 	"app.js":    {"web/app.js", "text/javascript; charset=utf-8"},
 	"style.css": {"web/style.css", "text/css; charset=utf-8"},
+	"icon.svg":  {"web/icon.svg", "image/svg+xml"},
 }
 
 // csp allows the page its own script, style and requests, and nothing

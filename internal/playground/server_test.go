@@ -169,8 +169,13 @@ func TestPageLoadsNothingFromElsewhere(t *testing.T) {
 		}
 		n++
 		b, _ := web.ReadFile(path)
+		text := string(b)
+		if path == "web/icon.svg" {
+			// An SVG names its XML namespace, which is not a request.
+			text = strings.Replace(text, `xmlns="http://www.w3.org/2000/svg"`, "", 1)
+		}
 		for _, bad := range []string{"://", "@import", "url(", "innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("} {
-			if strings.Contains(string(b), bad) {
+			if strings.Contains(text, bad) {
 				t.Errorf("%s contains %q", path, bad)
 			}
 		}

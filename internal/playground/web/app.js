@@ -32,14 +32,23 @@
     return e;
   }
 
+  // Blocks: a phone starts a new line after them without showing the
+  // newline that follows in the text, or the one that ends a block.
+  const blocks = ['pre', 'quote'];
+
   function spans(parent, list) {
+    let afterBlock = false;
     for (const s of list || []) {
       const tag = tags[s.k];
       if (!tag) {
-        parent.append(document.createTextNode(s.t || ''));
+        let t = s.t || '';
+        if (afterBlock && t.startsWith('\n')) t = t.slice(1);
+        parent.append(document.createTextNode(t));
         spans(parent, s.c);
+        afterBlock = false;
         continue;
       }
+      afterBlock = blocks.includes(s.k);
       const e = el(tag, 'e-' + s.k);
       if (s.k === 'a' && s.u) {
         e.href = s.u;
@@ -50,6 +59,9 @@
       if (s.k === 'spoiler') e.addEventListener('click', () => e.classList.add('shown'));
       if (s.t) e.append(document.createTextNode(s.t));
       spans(e, s.c);
+      if (afterBlock && e.lastChild && e.lastChild.nodeType === Node.TEXT_NODE && e.lastChild.data.endsWith('\n')) {
+        e.lastChild.data = e.lastChild.data.slice(0, -1);
+      }
       parent.append(e);
     }
   }
@@ -70,7 +82,7 @@
 
   function service(text, cls) {
     const s = el('div', 'service' + (cls ? ' ' + cls : ''), text);
-    keepBottom(() => chat.append(s));
+    chat.append(s);
     return s;
   }
 
@@ -83,7 +95,7 @@
       row.dataset.id = id;
       rows.set(id, row);
     }
-    keepBottom(() => chat.append(row));
+    chat.append(row);
     return row;
   }
 
@@ -137,7 +149,7 @@
       }
       kb.append(r);
     }
-    keepBottom(() => row.append(kb));
+    row.append(kb);
   }
 
   function size(n) {
@@ -154,7 +166,7 @@
     const card = el('div', 'doc');
     const icon = el('div', 'doc-icon', (d.name.split('.').pop() || 'file').slice(0, 4));
     const about = el('div', 'doc-about');
-    about.append(el('div', 'doc-name', d.name), el('div', 'doc-size', size(d.size) + ' · ' + d.mime));
+    about.append(el('div', 'doc-name', d.name), el('div', 'doc-size', size(d.size)));
     card.append(icon, about);
     bubble.append(card);
     if (d.preview) {
@@ -217,7 +229,12 @@
     }, draftLifetime);
   }
 
+  // Whatever changes, a chat scrolled to its end stays at its end.
   function apply(ev) {
+    keepBottom(() => change(ev));
+  }
+
+  function change(ev) {
     switch (ev.kind) {
       case 'owner':
         fill(newRow('out', ev.id), ev, 0);

@@ -94,6 +94,9 @@ type options struct {
 	// noWait returns as soon as the process started, for a relay that is
 	// expected to exit.
 	noWait bool
+	// uid, when not 0, runs the relay as this unprivileged uid (and gid),
+	// as the systemd unit's User=relay does; the tests must run as root.
+	uid int
 }
 
 // credStore is an audit.KeyStore writing systemd-credential-style files.
@@ -181,6 +184,16 @@ func (r *relay) start(creds string, o options) {
 		"DBUS_SESSION_BUS_ADDRESS=" + bus,
 	}
 	cmd.Env = append(cmd.Env, o.env...)
+	if o.uid != 0 {
+		r.handTo(o.uid)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(o.uid), Gid: uint32(o.uid), Groups: []uint32{}}}
+	}
+	if cg := jobCgroups(t); cg != nil {
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cg.Fd())
+	}
 	cmd.Stdout = r.stderr
 	cmd.Stderr = r.stderr
 	r.started = time.Now()
@@ -231,6 +244,65 @@ func (r *relay) start(creds string, o options) {
 	if _, err := r.api.WaitPoll(ctx); err != nil {
 		t.Fatalf("relay never polled: %v\n%s", err, r.stderr.String())
 	}
+}
+
+// jobCgroups makes a cgroup for one relay, as systemd makes one for a unit
+// with Delegate=yes, so that each relay of the tests has job cgroups of its
+// own; nil where the tests cannot make one (not root, no cgroup2).
+func jobCgroups(t testing.TB) *os.File {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	mount := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		if _, post, ok := strings.Cut(l, " - "); ok && strings.HasPrefix(post, "cgroup2 ") {
+			mount = strings.Fields(l)[4]
+			break
+		}
+	}
+	if mount == "" {
+		return nil
+	}
+	dir, err := os.MkdirTemp(mount, "relay-e2e-")
+	if err != nil {
+		return nil
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		os.Remove(dir)
+		return nil
+	}
+	t.Cleanup(func() {
+		f.Close()
+		// After the relay's cleanup above: the relay moved itself into
+		// the leaf, and its jobs' cgroups are gone with them.
+		os.Remove(filepath.Join(dir, "relay"))
+		os.Remove(dir)
+	})
+	return f
+}
+
+// handTo gives the relay's directory to uid, as an installer gives the
+// state and audit directories to the relay's user.
+func (r *relay) handTo(uid int) {
+	for d := r.dir; d != "/"; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o005 != 0o005 {
+			must(r.t, os.Chmod(d, fi.Mode().Perm()|0o005))
+		}
+		if d == os.TempDir() {
+			break
+		}
+	}
+	must(r.t, filepath.Walk(r.dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, uid)
+	}))
 }
 
 // webhookCall waits for the relay's setWebhook call and returns it.

@@ -464,6 +464,19 @@ func (d *decoder) sandbox(n *yaml.Node, what string, s *Sandbox) map[string]*yam
 			s.ObsoleteNamespaces = true
 		}},
 		{"tmp_size", func(v *yaml.Node) { d.size(v, what+".tmp_size", &s.TmpSize) }},
+		{"memory", func(v *yaml.Node) { d.size(v, what+".memory", &s.Memory) }},
+		{"cpus", func(v *yaml.Node) {
+			var t string
+			if !d.text(v, what+".cpus", &t) {
+				return
+			}
+			f, err := strconv.ParseFloat(t, 64)
+			if err != nil || f < 0.01 || f > 1024 {
+				d.errAt(v, "a number of CPUs the job may keep busy, e.g. 0.5 or 2", "%s.cpus: want a number from 0.01 to 1024, got %s", what, show(t))
+				return
+			}
+			s.CPUs = f
+		}},
 		{"cpu", func(v *yaml.Node) { d.duration(v, what+".cpu", &s.CPU) }},
 		{"nofile", func(v *yaml.Node) { d.unsigned(v, what+".nofile", &s.NoFile) }},
 		{"fsize", func(v *yaml.Node) { d.size(v, what+".fsize", &s.FileSize) }},

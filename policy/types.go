@@ -187,6 +187,10 @@ type Sandbox struct {
 	AddressSpace int64         // address_space, default 4 GiB
 	Procs        uint64        // procs, default 256
 	TmpSize      int64         // tmp_size: each private tmpfs, default 64 MiB
+	// Job cgroup limits, enforced where the relay has a delegated cgroup
+	// v2 subtree; elsewhere only the rlimits above hold, per process.
+	Memory int64   // memory: memory.max of the whole job, default 1 GiB
+	CPUs   float64 // cpus: CPU time per second of wall time, default 1
 }
 
 // String describes the profile in a few words, the one description the

@@ -212,7 +212,7 @@ func (d *decoder) sandboxChecks(cs *cmdSchema, what string) {
 		key   string
 		paths []string
 		dir   bool
-	}{{"read", s.Read, false}, {"write", s.Write, true}, {"sockets", s.Sockets, false}} {
+	}{{"read", s.Read, false}, {"write", s.Write, true}} {
 		for i, p := range l.paths {
 			n := at(l.key)
 			if seq := cs.sbox[l.key]; seq != nil && i < len(seq.Content) {
@@ -229,11 +229,21 @@ func (d *decoder) sandboxChecks(cs *cmdSchema, what string) {
 				d.dir(n, w, p)
 			case err != nil:
 				d.errAt(n, "create it or remove it from the list", "%s: %s: %s", w, show(p), osReason(err))
-			case l.key == "sockets" && fi.Mode()&os.ModeSocket == 0:
-				d.errAt(n, "list a pathname unix socket, such as /run/mosquitto/mosquitto.sock", "%s: %s is not a unix socket", w, show(p))
 			case l.dir && !fi.IsDir() && fi.Mode()&os.ModeDevice == 0:
 				d.dir(n, w, p)
 			}
+		}
+	}
+	// A socket may appear after the relay starts (its server restarts):
+	// one that is missing now is a warning, and the command is refused
+	// until it exists.
+	for i, p := range s.Sockets {
+		n := at("sockets")
+		if seq := cs.sbox["sockets"]; seq != nil && i < len(seq.Content) {
+			n = seq.Content[i]
+		}
+		if d.absPath(n, what+".sockets", p, "") {
+			s.Sockets[i] = filepath.Clean(p)
 		}
 	}
 	if s.Network && len(s.ConnectPorts) > 0 {

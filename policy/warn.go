@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -62,6 +63,9 @@ func Warnings(c *Config) []Warning {
 			}
 			for _, k := range s.Sockets {
 				add(cmd, "can connect to the unix socket %s (sockets): it reaches whatever serves that socket, with the relay's identity", k)
+				if fi, err := os.Stat(k); err != nil || fi.Mode()&os.ModeSocket == 0 {
+					add(cmd, "sandbox.sockets %s is not a unix socket on this host now: the command is refused until it is", k)
+				}
 			}
 			for _, w := range s.Write {
 				writers = append(writers, writer{cmd, w})

@@ -42,6 +42,14 @@ type Record struct {
 	DurationMS   int64  `json:"duration_ms,omitempty"`
 	OutputBytes  int64  `json:"output_bytes,omitempty"`
 	OutputSHA256 string `json:"output_sha256,omitempty"`
+	// CPUMS is the job's CPU time, user and system, every process of it;
+	// MemoryPeak its peak memory in bytes where it had a cgroup of its
+	// own (else MaxRSS, its largest single process); OOMKills how often
+	// the kernel killed one of its processes for memory.
+	CPUMS      int64 `json:"cpu_ms,omitempty"`
+	MemoryPeak int64 `json:"memory_peak,omitempty"`
+	MaxRSS     int64 `json:"max_rss,omitempty"`
+	OOMKills   int64 `json:"oom_kills,omitempty"`
 	// Count is how many similar events this record stands for beyond
 	// itself (unauthorized updates dropped by the rate limit).
 	Count  int    `json:"count,omitempty"`

@@ -116,28 +116,51 @@ func (t *Tree) Has(c Controller) (ok bool, why string) {
 //
 // An error wraps ErrUnavailable and says why in words a user can act on.
 func Delegated() (*Tree, error) {
+	dir, err := Locate()
+	if err != nil {
+		return nil, err
+	}
+	self := os.Getpid()
+	leaf := filepath.Join(dir, LeafName)
+	if err := unix.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, fmt.Errorf("%w: create %s: %v", ErrUnavailable, leaf, err)
+	}
+	for _, pid := range readProcs(leaf) {
+		if pid != self {
+			return nil, fmt.Errorf("%w: cgroup %s is in use by another relay (pid %d)", ErrUnavailable, dir, pid)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(strconv.Itoa(self)), 0); err != nil {
+		return nil, fmt.Errorf("%w: move the relay into %s: %v", ErrUnavailable, leaf, err)
+	}
+	return Open(dir)
+}
+
+// Locate finds the delegated cgroup Delegated would use, without moving
+// anything: what relay sandbox check reports for the process it runs in.
+func Locate() (string, error) {
 	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	pc, err := parseProcCgroup(string(b))
 	if errors.Is(err, errNoV2) {
-		return nil, fmt.Errorf("%w: cgroup v2 is not mounted", ErrUnavailable)
+		return "", fmt.Errorf("%w: cgroup v2 is not mounted", ErrUnavailable)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: /proc/self/cgroup: %v", ErrUnavailable, err)
+		return "", fmt.Errorf("%w: /proc/self/cgroup: %v", ErrUnavailable, err)
 	}
 	b, err = os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	ms, err := parseMountinfo(string(b))
 	if err != nil {
-		return nil, fmt.Errorf("%w: /proc/self/mountinfo: %v", ErrUnavailable, err)
+		return "", fmt.Errorf("%w: /proc/self/mountinfo: %v", ErrUnavailable, err)
 	}
 	cs := candidates(pc.path, ms)
 	if !slices.ContainsFunc(ms, func(m mount) bool { return m.fstype == "cgroup2" }) {
-		return nil, fmt.Errorf("%w: cgroup v2 is not mounted", ErrUnavailable)
+		return "", fmt.Errorf("%w: cgroup v2 is not mounted", ErrUnavailable)
 	}
 	self := os.Getpid()
 	var c candidate
@@ -148,28 +171,16 @@ func Delegated() (*Tree, error) {
 		}
 	}
 	if c.dir == "" {
-		return nil, fmt.Errorf("%w: the relay's cgroup %s is not visible under any cgroup2 mount", ErrUnavailable, pc.path)
+		return "", fmt.Errorf("%w: the relay's cgroup %s is not visible under any cgroup2 mount", ErrUnavailable, pc.path)
 	}
 	cg := pc.path
 	if filepath.Base(c.dir) == LeafName && c.dir != c.point && delegation(filepath.Dir(c.dir)) == "" {
 		cg, c.dir = filepath.Dir(cg), filepath.Dir(c.dir)
 	}
 	if why := delegation(c.dir); why != "" {
-		return nil, fmt.Errorf("%w: the relay's cgroup %s %s", ErrUnavailable, cg, why)
+		return "", fmt.Errorf("%w: the relay's cgroup %s %s", ErrUnavailable, cg, why)
 	}
-	leaf := filepath.Join(c.dir, LeafName)
-	if err := unix.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-		return nil, fmt.Errorf("%w: create %s: %v", ErrUnavailable, leaf, err)
-	}
-	for _, pid := range readProcs(leaf) {
-		if pid != self {
-			return nil, fmt.Errorf("%w: cgroup %s is in use by another relay (pid %d)", ErrUnavailable, c.dir, pid)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(strconv.Itoa(self)), 0); err != nil {
-		return nil, fmt.Errorf("%w: move the relay into %s: %v", ErrUnavailable, leaf, err)
-	}
-	return Open(c.dir)
+	return c.dir, nil
 }
 
 // systemdRunning is sd_booted(3): whether systemd manages this host's
@@ -371,13 +382,35 @@ func (t *Tree) NewJob(name string, l Limits) (*Job, error) {
 			return nil, fmt.Errorf("job cgroup %s: %w", dir, err)
 		}
 	}
-	return &Job{dir: dir, fd: fd}, nil
+	return &Job{dir: dir, fd: fd, tree: t}, nil
+}
+
+// SetLimits writes l into a job cgroup made ahead of its job, before the
+// job is handed to the process waiting in it: a limit too low for what
+// the process already uses fails, and the caller must then not use it.
+func (j *Job) SetLimits(l Limits) error {
+	s, err := j.tree.settings(l)
+	if err != nil {
+		return fmt.Errorf("job cgroup %s: %w", j.dir, err)
+	}
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if j.fd < 0 {
+		return fmt.Errorf("job cgroup %s is closed", j.dir)
+	}
+	for _, x := range s {
+		if err := writeAt(j.fd, x.file, x.value); err != nil && !(x.optional && errors.Is(err, unix.ENOENT)) {
+			return fmt.Errorf("job cgroup %s: %w", j.dir, err)
+		}
+	}
+	return nil
 }
 
 // Job is one job's cgroup. It is safe for concurrent use.
 type Job struct {
-	dir string
-	mu  sync.RWMutex
+	dir  string
+	tree *Tree
+	mu   sync.RWMutex
 	// fd is an O_DIRECTORY descriptor of dir, through which every file of
 	// the job is reached; -1 once closed. Guarded by mu: Close holds it
 	// exclusively so that no one uses a closed (or reused) number.
@@ -586,4 +619,20 @@ func field(s, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Offered returns which of the controllers job limits need dir's
+// cgroup.controllers offers, without changing anything: what relay sandbox
+// check can report about a tree it must not touch.
+func Offered(dir string) (offered, missing []Controller) {
+	b, _ := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	have := strings.Fields(string(b))
+	for _, c := range controllers {
+		if slices.Contains(have, string(c)) {
+			offered = append(offered, c)
+		} else {
+			missing = append(missing, c)
+		}
+	}
+	return offered, missing
 }

@@ -70,6 +70,25 @@ func Line(s string) string {
 	return b.String()
 }
 
+// NotifyHeader starts every message relay notify sends, on a line of its
+// own: nothing a notification carries can then pass for a checkpoint, a
+// command's result or anything else relay says itself.
+const NotifyHeader = "📨 relay notify"
+
+// Notify renders a notification from another local program: the header,
+// the sender's program name as it gave it, then the text, all escaped.
+func Notify(program, text string) string {
+	var b strings.Builder
+	b.WriteString("<i>" + NotifyHeader)
+	if program != "" {
+		b.WriteString(" · ")
+		writeLine(&b, program, 32)
+	}
+	b.WriteString("</i>\n")
+	b.WriteString(Escape(text))
+	return b.String()
+}
+
 // Pre renders command output as a <pre> block followed by a footer line
 // (for instance "exit 0 · 1.2s"). If the output does not fit in one
 // message, Pre keeps its tail, starting at a line boundary when it can, and

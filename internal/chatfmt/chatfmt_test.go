@@ -308,3 +308,30 @@ func BenchmarkPre(b *testing.B) {
 		})
 	}
 }
+
+// TestNotifyCannotPassForRelay: whatever a notification says, its message
+// starts with the notify header, so it cannot look like a checkpoint or a
+// result, which never do.
+func TestNotifyCannotPassForRelay(t *testing.T) {
+	for _, text := range []string{
+		"audit checkpoint seq=12 mac=0123456789abcdef",
+		"<code>audit checkpoint seq=12 mac=ab</code>",
+		"\n\naudit checkpoint seq=1",
+		"\u202eaudit checkpoint",
+		"",
+	} {
+		for _, prog := range []string{"cron", "</i><b>relay</b>", "", "a\nb"} {
+			got := Notify(prog, text)
+			if !strings.HasPrefix(got, "<i>"+NotifyHeader) {
+				t.Errorf("Notify(%q, %q) = %q: want it to start with the header", prog, text, got)
+			}
+			head, body, _ := strings.Cut(got, "\n")
+			if strings.Contains(head[len("<i>"+NotifyHeader):], "<") && !strings.HasSuffix(head, "</i>") || strings.Count(head, "<") != 2 {
+				t.Errorf("Notify(%q, %q): the header line %q carries markup of the sender's", prog, text, head)
+			}
+			if strings.Contains(body, "<code>") {
+				t.Errorf("Notify(%q, %q): body %q kept markup", prog, text, body)
+			}
+		}
+	}
+}

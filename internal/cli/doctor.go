@@ -255,15 +255,14 @@ func (d *doctor) checkAudit(cfg *policy.Config, store *secrets.Store) {
 }
 
 func (d *doctor) checkSandbox(cfg *policy.Config, path string, env *Env) {
-	caps := sandbox.Probe()
-	for _, c := range caps.Report() {
-		if c.OK {
-			d.ok("sandbox", c.Name+": "+c.Detail)
+	for _, c := range hostChecks(cfg) {
+		if c.status == "ok" {
+			d.ok("sandbox", c.name+": "+c.detail)
 		} else {
-			d.warn("sandbox", c.Name+": "+c.Detail)
+			d.warn("sandbox", c.name+": "+c.detail)
 		}
 	}
-	le := launch.Env{ConfigPath: absPath(path), CredentialsDir: env.Getenv("CREDENTIALS_DIRECTORY")}
+	le := launchEnv(path, env)
 	for _, c := range cfg.Commands {
 		if c.Sandbox.Disabled {
 			d.warn("sandbox", "/"+c.Name+" runs without a sandbox (sandbox: none)")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/relaychat/relay/internal/exec"
 	"github.com/relaychat/relay/internal/launch"
+	"github.com/relaychat/relay/internal/sandbox"
 	"github.com/relaychat/relay/policy"
 )
 
@@ -84,7 +85,7 @@ func execCmd(ctx context.Context, env *Env, args []string) error {
 		}
 		return withCode(ExitUsage, withHint(fmt.Errorf("/%s: %w", name, err), "usage: "+cmd.Usage()))
 	}
-	spec, done, err := launch.Spec(cfg, inv, launch.Env{ConfigPath: absPath(path), CredentialsDir: env.Getenv("CREDENTIALS_DIRECTORY")})
+	spec, done, err := launch.Spec(cfg, inv, launchEnv(path, env))
 	if err != nil {
 		return withHint(fmt.Errorf("/%s: %w", name, err), "see 'relay sandbox check'")
 	}
@@ -118,7 +119,15 @@ func runSpec(ctx context.Context, env *Env, cfg *policy.Config, cmd *policy.Comm
 	if err != nil {
 		return fmt.Errorf("/%s: write output: %w", cmd.Name, err)
 	}
-	fmt.Fprintln(env.Stderr, status(res))
+	st := status(res)
+	if p, ok := spec.Sandbox.(*sandbox.Profile); ok {
+		// Who the command ran as is part of what it could do.
+		id := p.Identity()
+		st += fmt.Sprintf(", sandboxed as uid %d gid %d", id.UID, id.GID)
+	} else {
+		st += ", unsandboxed (sandbox: none)"
+	}
+	fmt.Fprintln(env.Stderr, st)
 	return errSilentOrNil(commandExit(res))
 }
 

@@ -153,9 +153,9 @@ func notifyDirect(ctx context.Context, env *Env, auditDir, apiURL string, owner 
 			ra = strings.NewReader(string(b))
 		}
 		open := func() (io.ReadCloser, error) { return io.NopCloser(io.NewSectionReader(ra, 0, n.Size)), nil }
-		err = tg.SendDocument(ctx, owner, n.FileName, open, chatfmt.Line(n.Text), opts...)
+		err = tg.SendDocument(ctx, owner, n.FileName, open, chatfmt.Notify("", n.Text), opts...)
 	} else {
-		_, err = tg.SendText(ctx, owner, chatfmt.Escape(n.Text), opts...)
+		_, err = tg.SendText(ctx, owner, chatfmt.Notify("", n.Text), opts...)
 	}
 	d := audit.Record{Type: "delivery", Outcome: "sent", Detail: "notify", ChatID: owner}
 	if err != nil {

@@ -11,8 +11,10 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/term"
 
+	"github.com/relaychat/relay/internal/cgroup"
 	"github.com/relaychat/relay/internal/daemon"
 	"github.com/relaychat/relay/internal/launch"
+	"github.com/relaychat/relay/internal/sandbox"
 	"github.com/relaychat/relay/internal/secrets"
 	"github.com/relaychat/relay/policy"
 )
@@ -161,9 +163,21 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return notSetup(err, "no TOTP secret", "run 'relay totp enroll --config "+path+"'")
 	}
+	le := launchEnv(path, env)
+	// Job cgroups: decided once, before any job starts, as the relay
+	// moves itself into a leaf of its delegated subtree.
+	if le.Cgroups, err = cgroup.Delegated(); err != nil {
+		log.Warn().Str("reason", err.Error()).Msg("no job cgroups: memory, pids and cpu limits hold only per process (rlimits)")
+	} else {
+		log.Info().Str("cgroup", le.Cgroups.Path()).Msg("job cgroups")
+	}
+	// Trampolines started ahead take the clone into fresh namespaces and
+	// the relay binary's start-up off each command's path.
+	le.Launcher = sandbox.NewLauncher()
+	defer le.Launcher.Close()
 	d, err := daemon.New(daemon.Options{
 		Config:  cfg,
-		Launch:  launch.Env{ConfigPath: absPath(path), CredentialsDir: env.Getenv("CREDENTIALS_DIRECTORY")},
+		Launch:  le,
 		Token:   string(token),
 		TOTP:    totpSecret,
 		Log:     log,
@@ -195,6 +209,11 @@ func notSetup(err error, missing, hint string) error {
 		return failf(ExitNotSetup, hint, "%s", missing)
 	}
 	return failf(ExitNotSetup, hint, "%s: %w", missing, err)
+}
+
+// launchEnv is what this host contributes to every launch of a command.
+func launchEnv(configPath string, env *Env) launch.Env {
+	return launch.Env{ConfigPath: absPath(configPath), CredentialsDir: env.Getenv("CREDENTIALS_DIRECTORY")}
 }
 
 func absPath(p string) string {

@@ -3,9 +3,13 @@
 // audit log exclusively, so a second process must not append to it; going
 // through the daemon keeps one writer and one chain.
 //
-// It must never accept a request from another user: the socket lives in the
-// 0700 state directory, is created 0600, and every connection's peer
-// credentials are checked.
+// It must never accept a request from another user, nor from a command the
+// relay runs: the socket lives in the 0700 state directory, is created 0600,
+// and every connection's peer is checked twice, by uid (the relay's or
+// root's) and by pid namespace: a sandboxed job, or anything it started,
+// lives in a pid namespace below the relay's, and is refused even though
+// it has the relay's uid. Each peer is limited in rate, and its uid, pid
+// and program name go with its notification for the audit record.
 package control
 
 import (
@@ -18,6 +22,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -39,7 +46,30 @@ type Notification struct {
 	Size int64 `json:"size,omitempty"`
 	// File streams the body; set by the server for file notifications.
 	File io.Reader `json:"-"`
+	// Peer is who sent it; set by the server.
+	Peer Peer `json:"-"`
 }
+
+// Peer identifies the process at the other end of a connection.
+type Peer struct {
+	UID, PID int
+	// Program is the peer's command name (comm), as the peer set it:
+	// for the record, never trusted.
+	Program string
+}
+
+func (p Peer) String() string {
+	return fmt.Sprintf("uid %d pid %d (%s)", p.UID, p.PID, strconv.Quote(p.Program))
+}
+
+// MaxText bounds a notification's text: one Telegram message.
+const MaxText = 3500
+
+// Rate limits per peer uid: a burst, then one notification per interval.
+const (
+	rateBurst    = 10
+	rateInterval = 6 * time.Second
+)
 
 type request struct {
 	Op string `json:"op"`
@@ -60,6 +90,7 @@ const maxHeader = 64 << 10
 // Serve listens on the socket under stateDir until ctx is done. A stale
 // socket file from a crashed daemon is replaced.
 func Serve(ctx context.Context, stateDir string, maxBody int64, h Handler) error {
+	lim := newLimiter(time.Now)
 	p := Path(stateDir)
 	_ = os.Remove(p)
 	old := syscall.Umask(0o177)
@@ -81,32 +112,113 @@ func Serve(ctx context.Context, stateDir string, maxBody int64, h Handler) error
 			}
 			return fmt.Errorf("control socket: %w", err)
 		}
-		go serveConn(ctx, c, maxBody, h)
+		go serveConn(ctx, c, maxBody, h, lim)
 	}
 }
 
-func peerAllowed(c *net.UnixConn) error {
+// peer identifies the other end of c and refuses it unless it has the
+// relay's uid (or root's) and lives in the relay's own pid namespace.
+func peer(c *net.UnixConn) (Peer, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
-		return err
+		return Peer{}, err
 	}
 	var cred *unix.Ucred
 	var cerr error
+	pidfd := -1
 	if err := raw.Control(func(fd uintptr) {
 		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		// A pidfd names the peer itself, not whoever holds its pid now
+		// (Linux 6.5); without one, the pid read below may be stale.
+		if v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PEERPIDFD); err == nil {
+			pidfd = v
+		}
 	}); err != nil {
-		return err
+		return Peer{}, err
+	}
+	if pidfd >= 0 {
+		defer unix.Close(pidfd)
 	}
 	if cerr != nil {
-		return cerr
+		return Peer{}, cerr
 	}
-	if int(cred.Uid) != os.Getuid() && cred.Uid != 0 {
-		return fmt.Errorf("peer uid %d is not the relay's", cred.Uid)
+	p := Peer{UID: int(cred.Uid), PID: int(cred.Pid)}
+	if p.UID != os.Getuid() && p.UID != 0 {
+		return p, fmt.Errorf("peer %s is not the relay's uid", p)
 	}
-	return nil
+	depth, err := pidDepth(pidfd, p.PID)
+	if err != nil {
+		return p, fmt.Errorf("peer %s: %w", p, err)
+	}
+	if depth != 1 {
+		return p, fmt.Errorf("peer %s lives in a pid namespace below the relay's: a command the relay runs", p)
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.PID)); err == nil {
+		p.Program = strings.TrimSpace(string(b))
+	}
+	return p, nil
 }
 
-func serveConn(ctx context.Context, c *net.UnixConn, maxBody int64, h Handler) {
+// pidDepth returns how many pid namespaces, from the relay's own down,
+// the peer has a pid in: 1 for a process of the relay's namespace, more
+// for one inside a job's. A peer in no namespace the relay can see (pid
+// 0) is refused.
+func pidDepth(pidfd, pid int) (int, error) {
+	if pid <= 0 {
+		return 0, errors.New("peer outside the relay's pid namespace")
+	}
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	if pidfd >= 0 {
+		path = fmt.Sprintf("/proc/self/fdinfo/%d", pidfd)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "NSpid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 || f[0] != strconv.Itoa(pid) {
+				return 0, errors.New("peer exited or its pid was reused")
+			}
+			return len(f), nil
+		}
+	}
+	return 0, errors.New("no NSpid line: cannot tell the peer's pid namespace")
+}
+
+// limiter is a token bucket per peer uid.
+type limiter struct {
+	now func() time.Time
+	mu  sync.Mutex
+	// tokens and last, per uid.
+	tokens map[int]float64
+	last   map[int]time.Time
+}
+
+func newLimiter(now func() time.Time) *limiter {
+	return &limiter{now: now, tokens: map[int]float64{}, last: map[int]time.Time{}}
+}
+
+func (l *limiter) allow(uid int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	t, seen := l.tokens[uid]
+	if !seen {
+		t = rateBurst
+	}
+	t = min(rateBurst, t+float64(now.Sub(l.last[uid]))/float64(rateInterval))
+	l.last[uid] = now
+	if t < 1 {
+		l.tokens[uid] = t
+		return false
+	}
+	l.tokens[uid] = t - 1
+	return true
+}
+
+func serveConn(ctx context.Context, c *net.UnixConn, maxBody int64, h Handler, lim *limiter) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Minute))
 	answer := func(err error) {
@@ -116,8 +228,13 @@ func serveConn(ctx context.Context, c *net.UnixConn, maxBody int64, h Handler) {
 		}
 		_ = json.NewEncoder(c).Encode(r)
 	}
-	if err := peerAllowed(c); err != nil {
-		answer(errors.New("permission denied"))
+	who, err := peer(c)
+	if err != nil {
+		answer(errors.New("permission denied: " + err.Error()))
+		return
+	}
+	if !lim.allow(who.UID) {
+		answer(fmt.Errorf("too many notifications: at most %d at once, then one per %s", rateBurst, rateInterval))
 		return
 	}
 	br := bufio.NewReaderSize(io.LimitReader(c, maxHeader+maxBody+1), 4096)
@@ -132,6 +249,11 @@ func serveConn(ctx context.Context, c *net.UnixConn, maxBody int64, h Handler) {
 		return
 	}
 	n := req.Notification
+	n.Peer = who
+	if len(n.Text) > MaxText {
+		answer(fmt.Errorf("text too long: %d bytes, the limit is %d", len(n.Text), MaxText))
+		return
+	}
 	if n.Size < 0 || n.Size > maxBody {
 		answer(fmt.Errorf("file too large: %d bytes, the limit is %d", n.Size, maxBody))
 		return

@@ -234,7 +234,8 @@ wait:
 	defer res.Output.Close()
 	end := audit.Record{Type: "exec_end", Outcome: outcome(res), Command: inv.Command.Name, Job: job.ID(), ChatID: chatID,
 		Signal: res.Signal, TimedOut: res.TimedOut, DurationMS: res.Duration.Milliseconds(),
-		OutputBytes: res.OutputBytes, OutputSHA256: res.SHA256}
+		OutputBytes: res.OutputBytes, OutputSHA256: res.SHA256,
+		CPUMS: res.CPU.Milliseconds(), MaxRSS: res.MaxRSS, MemoryPeak: max(res.MemoryPeak, 0), OOMKills: max(res.OOMKills, 0)}
 	exit := res.ExitCode
 	end.Exit = &exit
 	// The completion record and the reply are independent: the command

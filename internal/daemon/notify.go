@@ -16,9 +16,9 @@ import (
 // notify delivers a `relay notify` message to the owner. It is audited
 // before it is sent, like everything else.
 func (d *Daemon) notify(ctx context.Context, n control.Notification) error {
-	r := audit.Record{Type: "notify", Outcome: "requested", ChatID: d.owner, Detail: "text"}
+	r := audit.Record{Type: "notify", Outcome: "requested", ChatID: d.owner, Detail: "text from " + n.Peer.String()}
 	if n.File != nil {
-		r.Detail = "file " + n.FileName
+		r.Detail = "file " + n.FileName + " from " + n.Peer.String()
 		r.OutputBytes = n.Size
 	}
 	if err := d.record(r); err != nil {
@@ -41,9 +41,9 @@ func (d *Daemon) notify(ctx context.Context, n control.Notification) error {
 		open := func() (io.ReadCloser, error) {
 			return io.NopCloser(io.NewSectionReader(f, 0, n.Size)), nil
 		}
-		err = d.tg.SendDocument(ctx, d.owner, n.FileName, open, chatfmt.Line(n.Text), opts...)
+		err = d.tg.SendDocument(ctx, d.owner, n.FileName, open, chatfmt.Notify(n.Peer.Program, n.Text), opts...)
 	} else {
-		_, err = d.tg.SendText(ctx, d.owner, chatfmt.Escape(n.Text), opts...)
+		_, err = d.tg.SendText(ctx, d.owner, chatfmt.Notify(n.Peer.Program, n.Text), opts...)
 	}
 	d.recordDelivery("notify", "", err)
 	if err != nil {

@@ -65,6 +65,10 @@ type Result struct {
 	// MaxRSS is the largest resident set of any single process of the
 	// job, in bytes.
 	MaxRSS int64
+	// MemoryPeak is the peak memory of the whole job in bytes, and
+	// OOMKills how often the kernel killed one of its processes for
+	// memory: known only where the job had a cgroup of its own, else -1.
+	MemoryPeak, OOMKills int64
 }
 
 // LimitError refuses a job over a concurrency limit. Its message is safe
@@ -213,7 +217,7 @@ func (r *Runner) Start(ctx context.Context, key string, perKeyLimit int, spec Sp
 	r.mu.Unlock()
 
 	j := &Job{id: id, key: key, spool: newSpool(spec.SpoolDir, spec.MaxOutput), cancel: make(chan struct{}), done: make(chan struct{})}
-	cmd, pr, status, err := start(spec, j.spool)
+	st, err := start(spec)
 	if err != nil {
 		r.release(key, id)
 		return nil, err
@@ -223,7 +227,10 @@ func (r *Runner) Start(ctx context.Context, key string, perKeyLimit int, spec Sp
 	r.jobs[id] = j
 	r.mu.Unlock()
 	go func() {
-		j.res = monitor(ctx, j, cmd, pr, status, spec)
+		j.res = monitor(ctx, j, st, spec)
+		if st.done != nil {
+			st.done(j.res)
+		}
 		// Free the slots before Done fires, so a caller that saw the job
 		// end can start the next one at once.
 		r.release(key, id)
@@ -259,15 +266,64 @@ func isNil(w Wrapper) bool {
 // never forks between another's sweep and fork with fresh stray fds.
 var cloexecMu sync.Mutex
 
+// started is a job's process as the runner drives it.
+type started struct {
+	proc   *os.Process
+	out    *os.File      // read end of the pipe on its stdout and stderr
+	status *os.File      // read end of the wrapper's status pipe, or nil
+	done   func(*Result) // the wrapper's Done, or nil
+}
+
 // start forks the command with its output on one pipe whose read end it
 // returns. Stdout and stderr are the same *os.File, so os/exec passes the
 // descriptor as is and both streams interleave in the order written. When
 // the wrapper reports the command's status, status is the read end of the
-// pipe it reports on.
-func start(spec Spec, spool *Spool) (cmd *exec.Cmd, out, status *os.File, err error) {
+// pipe it reports on. A wrapper that started its process ahead is adopted.
+func start(spec Spec) (*started, error) {
+	if !isNil(spec.Sandbox) {
+		w, err := spec.Sandbox.Wrap(spec.Argv, spec.Env)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox refused the command: %w", err)
+		}
+		if w != nil && w.Started != nil {
+			return adopt(w)
+		}
+		return fork(spec, w)
+	}
+	return fork(spec, nil)
+}
+
+// adopt takes over a wrapper process started ahead of its job and hands it
+// the job.
+func adopt(w *Wrapped) (*started, error) {
+	s := w.Started
+	if err := s.Go(); err != nil {
+		_ = syscall.Kill(-s.Process.Pid, syscall.SIGKILL)
+		_, _ = s.Process.Wait()
+		s.Output.Close()
+		if s.Status != nil {
+			s.Status.Close()
+		}
+		if w.Done != nil {
+			w.Done(&Result{MemoryPeak: -1, OOMKills: -1})
+		}
+		return nil, fmt.Errorf("exec: hand the job to the sandbox: %w", err)
+	}
+	st := &started{proc: s.Process, out: s.Output, done: w.Done}
+	if w.ReportsStatus {
+		st.status = s.Status
+	} else if s.Status != nil {
+		s.Status.Close()
+	}
+	return st, nil
+}
+
+// fork starts spec, or what w wraps it in.
+func fork(spec Spec, w *Wrapped) (*started, error) {
 	path, args, env, dir := spec.Argv[0], spec.Argv, spec.Env, spec.Dir
 	var wattr *syscall.SysProcAttr
 	var extra []*os.File
+	var done func(*Result)
 	reports := false
 	defer func() {
 		for _, f := range extra {
@@ -275,14 +331,10 @@ func start(spec Spec, spool *Spool) (cmd *exec.Cmd, out, status *os.File, err er
 		}
 	}()
 	if !isNil(spec.Sandbox) {
-		w, err := spec.Sandbox.Wrap(spec.Argv, spec.Env)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("sandbox refused the command: %w", err)
-		}
 		if w == nil || w.Path == "" || len(w.Args) == 0 {
-			return nil, nil, nil, errors.New("sandbox returned an empty command")
+			return nil, errors.New("sandbox returned an empty command")
 		}
-		path, args, env, wattr, reports, extra = w.Path, w.Args, w.Env, w.SysProcAttr, w.ReportsStatus, w.ExtraFiles
+		path, args, env, wattr, reports, extra, done = w.Path, w.Args, w.Env, w.SysProcAttr, w.ReportsStatus, w.ExtraFiles, w.Done
 		if w.Dir != "" {
 			dir = w.Dir
 		}
@@ -293,17 +345,17 @@ func start(spec Spec, spool *Spool) (cmd *exec.Cmd, out, status *os.File, err er
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("exec: output pipe: %w", err)
+		return nil, fmt.Errorf("exec: output pipe: %w", err)
 	}
 	var sr, sw *os.File
 	if reports || len(extra) > 0 {
 		if sr, sw, err = os.Pipe(); err != nil {
 			pr.Close()
 			pw.Close()
-			return nil, nil, nil, fmt.Errorf("exec: status pipe: %w", err)
+			return nil, fmt.Errorf("exec: status pipe: %w", err)
 		}
 	}
-	cmd = &exec.Cmd{
+	cmd := &exec.Cmd{
 		Path:        path,
 		Args:        args,
 		Env:         env,
@@ -331,13 +383,13 @@ func start(spec Spec, spool *Spool) (cmd *exec.Cmd, out, status *os.File, err er
 		if sr != nil {
 			sr.Close()
 		}
-		return nil, nil, nil, fmt.Errorf("exec: start %s: %w", path, err)
+		return nil, fmt.Errorf("exec: start %s: %w", path, err)
 	}
 	if !reports && sr != nil {
 		sr.Close()
 		sr = nil
 	}
-	return cmd, pr, sr, nil
+	return &started{proc: cmd.Process, out: pr, status: sr, done: done}, nil
 }
 
 // procAttr returns a copy of the Wrapper's attributes (never modifying
@@ -378,7 +430,8 @@ func markCloexec() {
 
 // monitor drives one job to its end: copy output, enforce the timeout and
 // cancellation, kill what is left of the group, reap, and build the result.
-func monitor(ctx context.Context, j *Job, cmd *exec.Cmd, pr, status *os.File, spec Spec) *Result {
+func monitor(ctx context.Context, j *Job, p *started, spec Spec) *Result {
+	pr, status := p.out, p.status
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
@@ -386,7 +439,7 @@ func monitor(ctx context.Context, j *Job, cmd *exec.Cmd, pr, status *os.File, sp
 		_, _ = io.CopyBuffer(j.spool, pr, buf)
 	}()
 
-	pid := cmd.Process.Pid
+	pid := p.proc.Pid
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
@@ -399,7 +452,7 @@ func monitor(ctx context.Context, j *Job, cmd *exec.Cmd, pr, status *os.File, sp
 	}
 	timeout := time.NewTimer(spec.Timeout)
 	defer timeout.Stop()
-	res := &Result{}
+	res := &Result{MemoryPeak: -1, OOMKills: -1}
 	stop := func() {
 		_ = syscall.Kill(-pid, syscall.SIGTERM)
 		kill := time.NewTimer(grace)
@@ -427,7 +480,10 @@ func monitor(ctx context.Context, j *Job, cmd *exec.Cmd, pr, status *os.File, sp
 	// The leader has exited but is not reaped yet, so its pid still names
 	// this group and cannot be reused: kill whatever it left behind.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	_ = cmd.Wait()
+	st, err := p.proc.Wait()
+	for err != nil && errors.Is(err, syscall.EINTR) {
+		st, err = p.proc.Wait()
+	}
 
 	select {
 	case <-copied:
@@ -437,8 +493,10 @@ func monitor(ctx context.Context, j *Job, cmd *exec.Cmd, pr, status *os.File, sp
 	}
 	pr.Close()
 
-	st := cmd.ProcessState
-	ws, _ := st.Sys().(syscall.WaitStatus)
+	var ws syscall.WaitStatus
+	if st != nil {
+		ws, _ = st.Sys().(syscall.WaitStatus)
+	}
 	if status != nil {
 		// The wrapper wrote the command's own status, or nothing if it
 		// failed before the command ran: then its own status stands.
@@ -453,9 +511,11 @@ func monitor(ctx context.Context, j *Job, cmd *exec.Cmd, pr, status *os.File, sp
 		res.Signal = unix.SignalName(ws.Signal())
 		res.ExitCode = -1
 	}
-	if ru, ok := st.SysUsage().(*syscall.Rusage); ok && ru != nil {
-		res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		res.MaxRSS = ru.Maxrss << 10
+	if st != nil {
+		if ru, ok := st.SysUsage().(*syscall.Rusage); ok && ru != nil {
+			res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+			res.MaxRSS = ru.Maxrss << 10
+		}
 	}
 	s := j.spool
 	s.mu.Lock()

@@ -37,4 +37,27 @@ type Wrapped struct {
 	// instructions, out of sight of /proc/PID/cmdline. The runner closes
 	// them once the wrapper has started (or failed to).
 	ExtraFiles []*os.File
+	// Done, when set, is called once the wrapper has exited and been
+	// reaped, with the result about to be reported: the wrapper kills what
+	// is left of the job and adds its own accounting.
+	Done func(*Result)
+	// Started, when set, is a wrapper process already running, started
+	// ahead of its job and waiting for it: the runner adopts it and calls
+	// Go instead of starting Path. Path, Args, Env, Dir, SysProcAttr and
+	// ExtraFiles are then unused.
+	Started *Started
+}
+
+// Started is a wrapper process the Wrapper started itself, with what the
+// runner would otherwise have set up: its own process group, stdin from
+// /dev/null, a parent-death signal, stdout and stderr on one pipe.
+type Started struct {
+	Process *os.Process
+	// Output is the read end of the pipe on its stdout and stderr.
+	Output *os.File
+	// Status is the read end of its status pipe (see ReportsStatus).
+	Status *os.File
+	// Go hands the job to the process. When it fails the process is
+	// killed and nothing ran.
+	Go func() error
 }

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/relaychat/relay/internal/cgroup"
 	"github.com/relaychat/relay/internal/exec"
 	"github.com/relaychat/relay/internal/sandbox"
 	"github.com/relaychat/relay/policy"
@@ -26,6 +27,12 @@ type Env struct {
 	ConfigPath string
 	// CredentialsDir is $CREDENTIALS_DIRECTORY, protected from commands.
 	CredentialsDir string
+	// Cgroups is the relay's delegated cgroup v2 subtree for job
+	// cgroups; nil leaves only the per-process rlimits.
+	Cgroups *cgroup.Tree
+	// Launcher keeps sandbox trampolines started ahead of their jobs; nil
+	// starts each when its job does.
+	Launcher *sandbox.Launcher
 }
 
 // Protected lists the paths no sandboxed command may read or write: the
@@ -84,6 +91,8 @@ func options(cfg *policy.Config, e Env, c *policy.Command, workdir string) (sand
 		Protected: Protected(cfg, e),
 		Workdir:   workdir,
 		Timeout:   c.Timeout,
+		Cgroups:   e.Cgroups,
+		Launcher:  e.Launcher,
 	}
 	if os.Geteuid() == 0 {
 		id, err := CommandUser(cfg.CommandUser)

@@ -1,6 +1,9 @@
 package sandbox
 
 import (
+	"cmp"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,11 +11,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/relaychat/relay/internal/cgroup"
 	"github.com/relaychat/relay/internal/exec"
 	tr "github.com/relaychat/relay/internal/sandbox/trampoline"
 	"github.com/relaychat/relay/policy"
@@ -30,6 +35,8 @@ const (
 	DefaultAddressSpace = 4 << 30
 	DefaultProcs        = 256
 	DefaultTmpSize      = 64 << 20
+	DefaultMemory       = 1 << 30
+	DefaultCPUs         = 1.0
 	minNoFile           = tr.MinNoFile
 )
 
@@ -71,6 +78,12 @@ type Options struct {
 	// executable, started as /proc/self/exe so that the trampoline is the
 	// running version even after an upgrade replaced the file.
 	SelfExe string
+	// Cgroups is the relay's delegated cgroup v2 subtree, where each job
+	// gets a cgroup of its own with memory, pids and cpu limits; nil
+	// leaves only the per-process rlimits.
+	Cgroups *cgroup.Tree
+	// Launcher, when set, keeps trampolines started ahead of their jobs.
+	Launcher *Launcher
 	// Probe replaces the host probe; nil means Probe. Tests use it to
 	// simulate a host without a feature.
 	Probe func() Capabilities
@@ -90,6 +103,12 @@ type Profile struct {
 	id        Identity
 	asRoot    bool
 	spec      tr.Spec // everything but Rules
+	cgroups   *cgroup.Tree
+	limits    cgroup.Limits
+	launcher  *Launcher
+
+	mu   sync.Mutex
+	jobs []*cgroup.Job // made by Wrap, closed when their job is done or by Close
 }
 
 type root struct {
@@ -346,6 +365,27 @@ func New(p policy.Sandbox, o Options) (*Profile, error) {
 	s.AS = orDefault(uint64(p.AddressSpace), DefaultAddressSpace)
 	s.NProc = orDefault(p.Procs, DefaultProcs)
 	s.TmpSize = orDefault(uint64(p.TmpSize), DefaultTmpSize)
+	if p.Memory < 0 || p.CPUs < 0 {
+		return nil, errors.New("sandbox.memory and sandbox.cpus must not be negative")
+	}
+	pr.cgroups, pr.launcher = o.Cgroups, o.Launcher
+	pr.limits = cgroup.Limits{
+		MemoryMax: int64(orDefault(uint64(p.Memory), DefaultMemory)),
+		PidsMax:   int64(s.NProc),
+		CPUMax:    time.Duration(cmp.Or(p.CPUs, DefaultCPUs) * float64(time.Second)),
+	}
+	if pr.cgroups != nil {
+		// A limit this tree cannot enforce is left to the rlimits, as
+		// relay sandbox check reports; the others hold for the job.
+		for c, zero := range map[cgroup.Controller]*int64{cgroup.Memory: &pr.limits.MemoryMax, cgroup.Pids: &pr.limits.PidsMax} {
+			if ok, _ := pr.cgroups.Has(c); !ok {
+				*zero = 0
+			}
+		}
+		if ok, _ := pr.cgroups.Has(cgroup.CPU); !ok {
+			pr.limits.CPUMax = 0
+		}
+	}
 	return pr, nil
 }
 
@@ -549,13 +589,80 @@ func within(p, dir string) bool {
 // as the same numbers, on the host.
 func (pr *Profile) Identity() Identity { return pr.id }
 
-// Close releases what the profile holds for its invocation. Call it after
-// the command and everything it started are dead.
-func (pr *Profile) Close() error { return nil }
+// Close releases what the profile holds for its invocation: the cgroups of
+// jobs that never started or whose end was not reported. Call it after the
+// command and everything it started are dead.
+func (pr *Profile) Close() error {
+	pr.mu.Lock()
+	jobs := pr.jobs
+	pr.jobs = nil
+	pr.mu.Unlock()
+	var errs []error
+	for _, j := range jobs {
+		errs = append(errs, j.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// jobCgroup makes the cgroup one Wrap's job runs in, or returns nil when
+// the relay has none to give.
+func (pr *Profile) jobCgroup() (*cgroup.Job, error) {
+	if pr.cgroups == nil {
+		return nil, nil
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	j, err := pr.cgroups.NewJob(hex.EncodeToString(b[:]), pr.limits)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: job cgroup: %w", err)
+	}
+	pr.mu.Lock()
+	pr.jobs = append(pr.jobs, j)
+	pr.mu.Unlock()
+	return j, nil
+}
+
+// finish is a job's end: whatever is left in its cgroup is killed (the pid
+// namespace died with its init, so nothing should be), the cgroup's
+// accounting goes into the result, and the cgroup is removed.
+func (pr *Profile) finish(j *cgroup.Job, res *exec.Result) {
+	if err := j.Kill(); err == nil {
+		if st, err := j.Stats(); err == nil {
+			res.MemoryPeak, res.OOMKills = st.MemoryPeak, st.OOMKills
+			if st.CPU >= 0 {
+				res.CPU = st.CPU
+			}
+		}
+	}
+	if j.Close() == nil {
+		pr.mu.Lock()
+		pr.jobs = slices.DeleteFunc(pr.jobs, func(x *cgroup.Job) bool { return x == j })
+		pr.mu.Unlock()
+	}
+}
+
+// Cgroup says what the job cgroup limits of this profile are, and which
+// hold only per process, for relay sandbox check.
+func (pr *Profile) Cgroup() (cgroup.Limits, bool) { return pr.limits, pr.cgroups != nil }
 
 // Wrap returns the trampoline invocation that runs argv with exactly env
-// inside the sandbox.
+// inside the sandbox: a trampoline started ahead by the profile's Launcher,
+// or one to start now.
 func (pr *Profile) Wrap(argv, env []string) (*exec.Wrapped, error) {
+	s, err := pr.jobSpec(argv, env)
+	if err != nil {
+		return nil, err
+	}
+	if pr.launcher != nil {
+		return pr.wrapWarm(s)
+	}
+	return pr.wrapCold(s)
+}
+
+// jobSpec is the trampoline's whole profile for one command.
+func (pr *Profile) jobSpec(argv, env []string) (*tr.Spec, error) {
 	if len(argv) == 0 || !filepath.IsAbs(argv[0]) {
 		return nil, errors.New("sandbox: argv[0] must be an absolute path")
 	}
@@ -566,7 +673,6 @@ func (pr *Profile) Wrap(argv, env []string) (*exec.Wrapped, error) {
 	if !pr.executable(bin) {
 		return nil, fmt.Errorf("sandbox: %q is not executable inside the sandbox: add its directory to sandbox.read", argv[0])
 	}
-
 	s := pr.spec
 	s.Rules = nil
 	for _, r := range pr.roots {
@@ -580,32 +686,62 @@ func (pr *Profile) Wrap(argv, env []string) (*exec.Wrapped, error) {
 		s.Rules[i].Access &= s.FS
 	}
 	s.Rules = slices.DeleteFunc(s.Rules, func(r tr.Rule) bool { return r.Access == 0 })
+	s.Argv, s.Env = slices.Clone(argv), slices.Clone(env)
+	return &s, nil
+}
 
+// key is what a trampoline for this profile gets when it starts.
+func (pr *Profile) key() warmKey {
+	return warmKey{exe: pr.exe, exeName: pr.exeName, id: pr.id, asRoot: pr.asRoot, cloneNet: pr.cloneNet, cgroups: pr.cgroups}
+}
+
+// sysProcAttr is how a trampoline for k is cloned: into every namespace,
+// with one uid mapped, and the capabilities it needs to build the view.
+func (k warmKey) sysProcAttr() *syscall.SysProcAttr {
 	sys := &syscall.SysProcAttr{Cloneflags: nsFlags, AmbientCaps: setupCaps}
-	if pr.cloneNet {
+	if k.cloneNet {
 		sys.Cloneflags |= unix.CLONE_NEWNET
 	}
-	id := pr.id
-	sys.UidMappings = []syscall.SysProcIDMap{{ContainerID: id.UID, HostID: id.UID, Size: 1}}
-	sys.GidMappings = []syscall.SysProcIDMap{{ContainerID: id.GID, HostID: id.GID, Size: 1}}
-	if pr.asRoot {
+	sys.UidMappings = []syscall.SysProcIDMap{{ContainerID: k.id.UID, HostID: k.id.UID, Size: 1}}
+	sys.GidMappings = []syscall.SysProcIDMap{{ContainerID: k.id.GID, HostID: k.id.GID, Size: 1}}
+	if k.asRoot {
 		// Root may drop its supplementary groups in the new namespace,
 		// and must: they would still count on the host.
-		sys.Credential = &syscall.Credential{Uid: uint32(id.UID), Gid: uint32(id.GID), Groups: []uint32{}}
+		sys.Credential = &syscall.Credential{Uid: uint32(k.id.UID), Gid: uint32(k.id.GID), Groups: []uint32{}}
 		sys.GidMappingsEnableSetgroups = true
 	}
-	prof, err := profileFile(&s)
+	return sys
+}
+
+// wrapCold is Wrap without a launcher: the runner starts the trampoline,
+// with its profile in a sealed memfd.
+func (pr *Profile) wrapCold(s *tr.Spec) (*exec.Wrapped, error) {
+	sys := pr.key().sysProcAttr()
+	prof, err := profileFile(s)
 	if err != nil {
 		return nil, err
 	}
+	job, err := pr.jobCgroup()
+	if err != nil {
+		prof.Close()
+		return nil, err
+	}
+	var done func(*exec.Result)
+	if job != nil {
+		// Born in its cgroup (clone3 CLONE_INTO_CGROUP), which the cgroup
+		// namespace then makes the job's root.
+		sys.UseCgroupFD, sys.CgroupFD = true, job.FD()
+		done = func(r *exec.Result) { pr.finish(job, r) }
+	}
 	return &exec.Wrapped{
 		Path:          pr.exe,
-		Args:          append([]string{pr.exeName, tr.Arg, "--"}, argv...),
-		Env:           append([]string{}, env...), // never nil: nil would mean "inherit"
-		Dir:           "/",                        // the trampoline enters the workdir inside the view
+		Args:          []string{pr.exeName, tr.Arg},
+		Env:           []string{}, // the command's own is in the profile; never nil, which would mean "inherit"
+		Dir:           "/",        // the trampoline enters the workdir inside the view
 		SysProcAttr:   sys,
 		ReportsStatus: true,
 		ExtraFiles:    []*os.File{prof},
+		Done:          done,
 	}, nil
 }
 

@@ -23,7 +23,11 @@ func (pr *Profile) SelfTest() error {
 	if bin == "" {
 		return errors.New("self-test: no true(1) in /usr/bin or /bin")
 	}
-	w, err := pr.Wrap([]string{bin}, nil)
+	s, err := pr.jobSpec([]string{bin}, nil)
+	if err != nil {
+		return err
+	}
+	w, err := pr.wrapCold(s)
 	if err != nil {
 		return err
 	}

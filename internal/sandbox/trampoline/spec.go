@@ -104,6 +104,11 @@ type Spec struct {
 	TmpSize uint64 // bytes of each private tmpfs (/tmp, /run, /dev/shm)
 	Pty     bool   // a private devpts at /dev/pts, with /dev/ptmx
 
+	// Argv is the command, Argv[0] an absolute path, and Env its whole
+	// environment: in the profile, not in the trampoline's own argv and
+	// environment, so that a trampoline can start before its job is known.
+	Argv, Env []string
+
 	// Allow names system calls the seccomp filter lets through.
 	Allow []string
 	// StatusFD, when not -1, is the descriptor on which the trampoline's
@@ -196,7 +201,14 @@ func (s *Spec) Encode() []string {
 	for _, r := range s.Rules {
 		out = append(out, "l "+x(r.Access)+" "+opt(r.Optional)+" "+r.Path)
 	}
-	return append(out, "w "+s.Workdir)
+	out = append(out, "w "+s.Workdir)
+	for _, a := range s.Argv {
+		out = append(out, "a "+a)
+	}
+	for _, e := range s.Env {
+		out = append(out, "e "+e)
+	}
+	return out
 }
 
 // Marshal encodes s for the profile descriptor: Encode's elements joined
@@ -355,6 +367,16 @@ func Decode(elems []string) (*Spec, error) {
 				return nil, bad("workdir", rest)
 			}
 			s.Workdir = rest
+		case "a":
+			if len(s.Argv) == 0 && !strings.HasPrefix(rest, "/") {
+				return nil, bad("command (not an absolute path)", rest)
+			}
+			s.Argv = append(s.Argv, rest)
+		case "e":
+			if !strings.Contains(rest, "=") {
+				return nil, bad("environment variable", rest)
+			}
+			s.Env = append(s.Env, rest)
 		case "l":
 			acc, rest, ok1 := strings.Cut(rest, " ")
 			o, p, ok2 := strings.Cut(rest, " ")
@@ -402,6 +424,9 @@ func Decode(elems []string) (*Spec, error) {
 	}
 	if s.Workdir == "" {
 		return nil, errors.New("profile: missing workdir")
+	}
+	if len(s.Argv) == 0 {
+		return nil, errors.New("profile: missing command")
 	}
 	return &s, nil
 }

@@ -71,11 +71,12 @@ func valid() *Spec {
 		},
 		Workdir: "/srv/data dir", TmpSize: 64 << 20, Pty: true,
 		Allow: []string{"ptrace", "keyctl"}, StatusFD: 3,
+		Argv: []string{"/usr/bin/env", "", "two words", "--"}, Env: []string{"PATH=/usr/bin", "EMPTY="},
 	}
 }
 
 func TestRoundTrip(t *testing.T) {
-	for _, s := range []*Spec{valid(), {ABI: 3, FS: FSRights(3), CPU: 1, NoFile: MinNoFile, FSize: 1, NProc: 1, AS: 1, UID: 1, GID: 1, Groups: true, TmpSize: 1, Workdir: "/", StatusFD: -1}} {
+	for _, s := range []*Spec{valid(), {ABI: 3, FS: FSRights(3), CPU: 1, NoFile: MinNoFile, FSize: 1, NProc: 1, AS: 1, UID: 1, GID: 1, Groups: true, TmpSize: 1, Workdir: "/", StatusFD: -1, Argv: []string{"/bin/true"}}} {
 		got, err := Decode(s.Encode())
 		if err != nil {
 			t.Fatalf("Decode(Encode(%+v)): %v", s, err)
@@ -134,7 +135,10 @@ func TestDecodeRefuses(t *testing.T) {
 		{"status on stderr", []string{strings.Replace(h, "status=3", "status=2", 1), "w /"}},
 		{"no tmpfs size", []string{strings.Replace(h, "tmp=67108864", "tmp=0", 1), "w /"}},
 		{"bad flag", []string{strings.Replace(h, "pty=1", "pty=yes", 1), "w /"}},
-		{"bad syscall name", []string{strings.Replace(h, "allow=ptrace,keyctl", "allow=ptrace,../x", 1), "w /"}},
+		{"bad syscall name", []string{strings.Replace(h, "allow=ptrace,keyctl", "allow=ptrace,../x", 1), "w /", "a /bin/true"}},
+		{"no command", []string{h, "w /"}},
+		{"relative command", []string{h, "w /", "a bin/true"}},
+		{"environment without =", []string{h, "w /", "a /bin/true", "e PATH"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if s, err := Decode(tc.elems); err == nil {

@@ -6,7 +6,6 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"unsafe"
 )
@@ -59,6 +58,9 @@ func Run(args []string) {
 	// Mount and capability changes apply to the calling thread or need
 	// it to stay put across the fork.
 	runtime.LockOSThread()
+	// One P: the trampoline runs one goroutine at a time, and more would
+	// only start threads that spin and hand work back and forth.
+	runtime.GOMAXPROCS(1)
 	err := run(args)
 	if err == nil {
 		err = errors.New("init returned")
@@ -70,19 +72,8 @@ func Run(args []string) {
 func errno(what string, e syscall.Errno) error { return errors.New(what + ": " + e.Error()) }
 
 func run(args []string) error {
-	if len(args) < 4 || args[2] != "--" {
-		return errors.New("usage: " + Arg + " -- COMMAND [ARG] (the profile on descriptor " + strconv.Itoa(ProfileFD) + ")")
-	}
-	s, err := readProfile()
-	if err != nil {
-		return err
-	}
-	if err := statusPipe(s.StatusFD); err != nil {
-		return err
-	}
-	argv := args[3:]
-	if !strings.HasPrefix(argv[0], "/") {
-		return errors.New("command " + strconv.Quote(argv[0]) + " is not an absolute path")
+	if len(args) != 2 {
+		return errors.New("usage: " + Arg + " (the profile on descriptor " + strconv.Itoa(ProfileFD) + ")")
 	}
 	if os.Getpid() != 1 {
 		return errors.New("not the init of a new pid namespace (pid " + strconv.Itoa(os.Getpid()) + ")")
@@ -92,6 +83,16 @@ func run(args []string) error {
 	// once instead of after the job's grace.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	// A warm trampoline waits here, started ahead of its job, until the
+	// relay writes the profile into the pipe.
+	s, err := readProfile()
+	if err != nil {
+		return err
+	}
+	if err := statusPipe(s.StatusFD); err != nil {
+		return err
+	}
+	argv := s.Argv
 	if err := identity(s); err != nil {
 		return err
 	}
@@ -142,7 +143,11 @@ func run(args []string) error {
 		}
 		return errno(what, syscall.Errno(rep[1]))
 	}
-	dropCapabilities()
+	// The init keeps the capabilities it built the view with, which hold
+	// in the job's own namespaces only: it reads nothing from the command
+	// and only reaps and forwards signals, and dropping them on every
+	// thread (capabilities are per thread) cost a stop of the world per
+	// command.
 	go func() {
 		for sig := range sigs {
 			// From pid 1, -1 is every process of the namespace but
@@ -154,9 +159,9 @@ func run(args []string) error {
 	return nil
 }
 
-// ProfileFD is the descriptor the profile arrives on: a sealed memfd, so
-// that it never shows in /proc/PID/cmdline, where the command could read
-// the paths the profile masks.
+// ProfileFD is the descriptor the profile arrives on: a sealed memfd, or a
+// pipe for a trampoline started before its job; never argv, which the
+// command could read in /proc/1/cmdline with the paths the profile masks.
 const ProfileFD = 4
 
 // MaxProfile bounds the profile's size.
@@ -174,8 +179,11 @@ func readProfile() (*Spec, error) {
 	if err := syscall.Fstat(ProfileFD, &st); err != nil {
 		return nil, wrap("profile descriptor "+strconv.Itoa(ProfileFD), err)
 	}
+	if st.Mode&syscall.S_IFMT == syscall.S_IFIFO {
+		return readPipe()
+	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Size > MaxProfile {
-		return nil, errors.New("profile descriptor is not a sealed memfd of at most 1 MiB")
+		return nil, errors.New("profile descriptor is neither a pipe nor a sealed memfd of at most 1 MiB")
 	}
 	seals, _, e := syscall.Syscall(syscall.SYS_FCNTL, ProfileFD, fGetSeals, 0)
 	if e != 0 || seals&fSealWrite == 0 {
@@ -185,6 +193,33 @@ func readProfile() (*Spec, error) {
 	n, err := syscall.Pread(ProfileFD, buf, 0)
 	if err != nil || int64(n) != st.Size {
 		return nil, errors.New("read the profile: short read")
+	}
+	return Unmarshal(buf)
+}
+
+// readPipe reads a profile written into a pipe, up to its end: whoever
+// holds the write end is the relay that started this trampoline, as the
+// pipe was made for it alone.
+func readPipe() (*Spec, error) {
+	var buf []byte
+	chunk := make([]byte, 64<<10)
+	for {
+		n, err := syscall.Read(ProfileFD, chunk)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, wrap("read the profile", err)
+		}
+		if n == 0 {
+			break
+		}
+		if buf = append(buf, chunk[:n]...); len(buf) > MaxProfile {
+			return nil, errors.New("profile larger than 1 MiB")
+		}
+	}
+	if len(buf) == 0 {
+		return nil, errors.New("no profile: the relay gave up on this trampoline")
 	}
 	return Unmarshal(buf)
 }
@@ -233,7 +268,7 @@ func newPlan(s *Spec, argv []string, rs int, f *Filter) (*plan, error) {
 	if err != nil {
 		return nil, errors.New("command arguments hold a NUL byte")
 	}
-	envp, err := syscall.SlicePtrFromStrings(syscall.Environ())
+	envp, err := syscall.SlicePtrFromStrings(s.Env)
 	if err != nil {
 		return nil, errors.New("command environment holds a NUL byte")
 	}
@@ -244,7 +279,10 @@ func newPlan(s *Spec, argv []string, rs int, f *Filter) (*plan, error) {
 			{syscall.RLIMIT_NOFILE, rlimit{s.NoFile, s.NoFile}},
 			{syscall.RLIMIT_FSIZE, rlimit{s.FSize, s.FSize}},
 			{syscall.RLIMIT_CORE, rlimit{0, 0}},
-			{rlimitNproc, rlimit{s.NProc, s.NProc}},
+			// RLIMIT_NPROC counts every task of the uid in the job's user
+			// namespace, this init's threads included: they must not eat
+			// into what the profile gives the command.
+			{rlimitNproc, rlimit{s.NProc + initThreads(), s.NProc + initThreads()}},
 			{syscall.RLIMIT_AS, rlimit{s.AS, s.AS}},
 		},
 		ruleset: uintptr(rs),
@@ -254,15 +292,34 @@ func newPlan(s *Spec, argv []string, rs int, f *Filter) (*plan, error) {
 	}, nil
 }
 
-// dropCapabilities leaves this init with none: from here on it only reaps
-// and forwards signals. Capabilities are per thread, hence every thread.
-func dropCapabilities() {
-	hdr := capHeader{version: capVersion3}
-	var data [2]capData
-	syscall.AllThreadsSyscall6(syscall.SYS_PRCTL, prCapAmbient, prCapAmbientClearAll, 0, 0, 0, 0)
-	syscall.AllThreadsSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
-	runtime.KeepAlive(&hdr)
-	runtime.KeepAlive(&data)
+// initThreads is how many tasks this init counts against the uid's
+// RLIMIT_NPROC now. A thread it starts later takes one from the command:
+// the command never gets more than its profile says.
+func initThreads() uint64 {
+	fd, err := syscall.Open("/proc/self/task", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return 32
+	}
+	defer syscall.Close(fd)
+	var n uint64
+	buf := make([]byte, 4096)
+	for {
+		m, err := syscall.ReadDirent(fd, buf)
+		if err != nil || m <= 0 {
+			break
+		}
+		for b := buf[:m]; len(b) > 0; {
+			reclen := int(b[16]) | int(b[17])<<8
+			if reclen == 0 || reclen > len(b) {
+				break
+			}
+			if name := b[19]; name != '.' {
+				n++
+			}
+			b = b[reclen:]
+		}
+	}
+	return n
 }
 
 // reap waits for the command, reaping whatever else the namespace leaves

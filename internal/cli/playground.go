@@ -77,9 +77,13 @@ func playgroundCmd(ctx context.Context, env *Env, args []string) error {
 		reload = func() (*policy.Config, error) { return playground.LoadPolicy(path) }
 	}
 	who := commandIdentity(env, cfg)
+	// Commands launch exactly as under relay run.
+	le := hostLaunch(launch.Env{}, log)
+	defer le.Launcher.Close()
 	res, err := playground.Run(ctx, playground.Options{
 		Config:     cfg,
 		ConfigPath: path,
+		Launch:     le,
 		Reload:     reload,
 		Log:        log,
 		Version:    version(),

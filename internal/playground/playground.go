@@ -47,6 +47,10 @@ type Options struct {
 	// ConfigPath is the file Config came from, "" for the built-in
 	// policy; it is protected from commands as relay run protects it.
 	ConfigPath string
+	// Launch is what the host gives every command, as relay run gives it
+	// (job cgroups, trampolines started ahead); Run sets its ConfigPath
+	// and clears its CredentialsDir.
+	Launch launch.Env
 	// Reload loads the policy again on SIGHUP; nil disables reloading.
 	Reload func() (*policy.Config, error)
 	Log    zerolog.Logger
@@ -162,6 +166,8 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 			configPath = abs
 		}
 	}
+	le := o.Launch
+	le.ConfigPath, le.CredentialsDir = configPath, ""
 	policyName := "the built-in read-only policy"
 	if o.ConfigPath != "" {
 		policyName = filepath.Base(o.ConfigPath)
@@ -173,7 +179,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	d, err := daemon.New(daemon.Options{
 		Config:        cfg,
-		Launch:        launch.Env{ConfigPath: configPath},
+		Launch:        le,
 		Token:         st.token,
 		TOTP:          st.totp,
 		Log:           o.Log,

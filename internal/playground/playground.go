@@ -127,10 +127,16 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if owner.ID <= 0 {
 		owner.ID = DefaultOwner
 	}
-	fake := fakebotapi.New(st.token,
+	fopts := []fakebotapi.Option{
 		fakebotapi.WithBotUser(fakebotapi.User{ID: st.botID, FirstName: "relay", Username: BotUsername}),
 		// Exactly Telegram's HTML rules: the page shows what a phone would.
-		fakebotapi.WithLenientHTML())
+		fakebotapi.WithLenientHTML(),
+	}
+	if n := o.Config.Telegram.MaxDocumentBytes; n > 0 {
+		// As large as the server the policy was written for accepts.
+		fopts = append(fopts, fakebotapi.WithMaxDocumentSize(n))
+	}
+	fake := fakebotapi.New(st.token, fopts...)
 	if err := fake.Start(); err != nil {
 		return nil, fmt.Errorf("playground: fake bot api: %w", err)
 	}

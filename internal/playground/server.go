@@ -48,7 +48,7 @@ type pageInfo struct {
 }
 
 // server is the playground's web server: the chat page and its API, for
-// the one browser that has the URL's token.
+// whoever has the URL's token.
 type server struct {
 	// token is the URL's secret first path segment; every request must
 	// carry it.

@@ -318,6 +318,7 @@ func testSandboxAttacks(t *testing.T, m attackMode) {
 		r.say("/kill j" + strconv.Itoa(jobNumber(t, r)))
 		r.expect("killing job")
 		escapeGone(t, "/kill")
+		r.expect("/escape_long · killed") // the job has ended, and its slot is free
 	})
 	t.Run("escapees die at /lock", func(t *testing.T) {
 		r.say("/escape_long")

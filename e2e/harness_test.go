@@ -97,6 +97,8 @@ type options struct {
 	// uid, when not 0, runs the relay as this unprivileged uid (and gid),
 	// as the systemd unit's User=relay does; the tests must run as root.
 	uid int
+	// fake configures the fake Bot API (fakebotapi.Without, say).
+	fake []fakebotapi.Option
 }
 
 // credStore is an audit.KeyStore writing systemd-credential-style files.
@@ -111,7 +113,7 @@ func (c credStore) Set(name string, v []byte) error {
 
 func startRelay(t testing.TB, o options) *relay {
 	t.Helper()
-	api := fakebotapi.New(testToken)
+	api := fakebotapi.New(testToken, o.fake...)
 	if err := api.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net"
 	osexec "os/exec"
 	"path/filepath"
@@ -13,11 +14,14 @@ import (
 	"github.com/relaychat/relay/internal/fakebotapi"
 )
 
+// TestMenuIsTheAllowlist: the phone's menu is the policy's commands, then
+// the built-ins, in the owner's private chat only; nobody else is shown
+// what this bot runs.
 func TestMenuIsTheAllowlist(t *testing.T) {
 	r := startRelay(t, options{commands: echoCmd})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmds, err := r.api.WaitCommands(ctx)
+	cmds, err := r.api.WaitCommandsFor(ctx, fmt.Sprintf(`{"type":"chat","chat_id":%d}`, ownerID), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,28 +33,50 @@ func TestMenuIsTheAllowlist(t *testing.T) {
 	if !strings.HasPrefix(got, "echo login logout lock status") {
 		t.Errorf("got menu %q, want the policy's commands then the built-ins", got)
 	}
+	if others := r.api.VisibleCommands(fakebotapi.Private(stranger)); len(others) != 0 {
+		t.Errorf("a stranger sees the menu %v, want none", others)
+	}
 }
 
+// TestLiveProgress: a long job shows its progress as a draft with a stop
+// button, and the result arrives as a message; a server without drafts
+// gets a progress message that is edited into the result.
 func TestLiveProgress(t *testing.T) {
-	r := startRelay(t, options{commands: `  slow:
+	const slow = `  slow:
     description: takes a few seconds
     argv: [/bin/sleep, "3"]
     timeout: 10s
     workdir: /
-`})
-	r.login()
-	r.say("/slow")
-	p := r.expect("running")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	// The progress message itself becomes the result.
-	m, err := r.api.WaitMessage(ctx, func(m fakebotapi.Message) bool { return m.ID == p.ID && strings.Contains(m.Text, "exit 0") })
-	if err != nil {
-		t.Fatalf("the progress message never became the result: %v\n%s", err, r.transcript())
-	}
-	if len(m.Edits) == 0 {
-		t.Errorf("got no edits, want the progress message edited into the result")
-	}
+`
+	t.Run("draft", func(t *testing.T) {
+		r := startRelay(t, options{commands: slow})
+		r.login()
+		r.say("/slow")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := r.api.WaitDraft(ctx, func(d fakebotapi.Draft) bool {
+			return d.ChatID == ownerID && d.CanStop && strings.Contains(d.Text, "/slow ⏳ running")
+		}); err != nil {
+			t.Fatalf("no progress draft: %v", err)
+		}
+		r.expect("exit 0")
+	})
+	t.Run("edited message", func(t *testing.T) {
+		r := startRelay(t, options{commands: slow, fake: []fakebotapi.Option{fakebotapi.Without(fakebotapi.FeatureDrafts)}})
+		r.login()
+		r.say("/slow")
+		p := r.expect("running")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		// The progress message itself becomes the result.
+		m, err := r.api.WaitMessage(ctx, func(m fakebotapi.Message) bool { return m.ID == p.ID && strings.Contains(m.Text, "exit 0") })
+		if err != nil {
+			t.Fatalf("the progress message never became the result: %v\n%s", err, r.transcript())
+		}
+		if len(m.Edits) == 0 {
+			t.Errorf("got no edits, want the progress message edited into the result")
+		}
+	})
 }
 
 func TestNotifyThroughDaemonAndDirect(t *testing.T) {

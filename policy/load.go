@@ -28,10 +28,6 @@ const maxFileBytes = 1 << 20
 // creates for commands of a relay that runs as root.
 const DefaultCommandUser = "relay-cmd"
 
-// Reserved are the command names the relay itself answers in the chat; a
-// policy command with one of these names would be unreachable.
-var Reserved = []string{"start", "help", "login", "logout", "lock", "status", "ps", "kill", "audit", "cancel"}
-
 // Load reads, strictly decodes and validates the config file at path,
 // filling in every default. A read failure is a plain wrapped error; every
 // problem in the file itself is reported together as an *ErrorList.
@@ -207,6 +203,7 @@ func (d *decoder) telegram(n *yaml.Node, t *Telegram) map[string]*yaml.Node {
 		{"poll_timeout", func(v *yaml.Node) { d.duration(v, "telegram.poll_timeout", &t.PollTimeout) }},
 		{"max_document_bytes", func(v *yaml.Node) { d.size(v, "telegram.max_document_bytes", &t.MaxDocumentBytes) }},
 		{"token_file", func(v *yaml.Node) { d.str(v, "telegram.token_file", &t.TokenFile) }},
+		{"protect_content", func(v *yaml.Node) { d.boolean(v, "telegram.protect_content", &t.ProtectContent) }},
 		{"webhook", func(v *yaml.Node) {
 			w := &t.Webhook
 			wh = d.mapping(v, "telegram.webhook", []field{
@@ -281,14 +278,7 @@ func (d *decoder) commands(n *yaml.Node, c *Config) []*cmdSchema {
 	return out
 }
 
-func isReserved(name string) bool {
-	for _, r := range Reserved {
-		if r == name {
-			return true
-		}
-	}
-	return false
-}
+func isReserved(name string) bool { return LookupBuiltin(name) != nil }
 
 func (d *decoder) command(n *yaml.Node, cs *cmdSchema) {
 	c := cs.cmd

@@ -50,7 +50,12 @@ type Telegram struct {
 	// TokenFile is an optional 0600 file holding the bot token
 	// (token_file), the last source tried.
 	TokenFile string
-	Webhook   Webhook
+	// ProtectContent sends every message and document with Telegram's
+	// protect_content (protect_content, default false): the owner's apps
+	// will not forward or save them. It is a deterrent, not a control:
+	// a screenshot or another client still copies them.
+	ProtectContent bool
+	Webhook        Webhook
 }
 
 // Webhook holds webhook-mode settings. Key: telegram.webhook.

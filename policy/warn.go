@@ -35,10 +35,14 @@ var destructiveVerb = map[string]bool{"stop": true, "restart": true, "reboot": t
 // Warnings lists the risky but legal choices in c: commands without a
 // sandbox, interpreters as argv[0], unrestricted network, writable
 // directories shared between commands, options allowed in values, a path
-// root of /, environment overrides of PATH or the dynamic loader, and
-// destructive commands without confirm.
+// root of /, environment overrides of PATH or the dynamic loader,
+// destructive commands without confirm, and commands that do not fit in
+// the phone's menu.
 func Warnings(c *Config) []Warning {
 	var ws []Warning
+	if w, ok := MenuWarning(c); ok {
+		ws = append(ws, w)
+	}
 	add := func(cmd *Command, format string, a ...any) {
 		ws = append(ws, Warning{File: c.Source, Line: cmd.Line, Msg: fmt.Sprintf("/%s: ", cmd.Name) + fmt.Sprintf(format, a...)})
 	}
@@ -115,6 +119,27 @@ func Warnings(c *Config) []Warning {
 	}
 	sort.SliceStable(ws, func(i, j int) bool { return ws[i].Line < ws[j].Line })
 	return ws
+}
+
+// MenuWarning says which commands Telegram's menu has no room for, if
+// any: the daemon logs it at every load, and policy check prints it.
+func MenuWarning(c *Config) (Warning, bool) {
+	menu, omitted := c.Menu()
+	if len(omitted) == 0 {
+		return Warning{}, false
+	}
+	names := make([]string, 0, 5)
+	for i, cmd := range omitted {
+		if i == 5 {
+			names = append(names, fmt.Sprintf("and %d more", len(omitted)-5))
+			break
+		}
+		names = append(names, "/"+cmd.Name)
+	}
+	shown := len(c.Commands) - len(omitted)
+	return Warning{File: c.Source, Line: omitted[0].Line, Msg: fmt.Sprintf(
+		"%d commands do not fit in the phone's menu, which Telegram caps at %d (the first %d commands and the %d built-ins): %s; they still run when typed, and /help lists them",
+		len(omitted), MaxMenu, shown, len(menu)-shown, strings.Join(names, ", "))}, true
 }
 
 func isDestructive(argv []string) bool {

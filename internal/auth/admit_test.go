@@ -30,9 +30,9 @@ func TestAdmit(t *testing.T) {
 		{"age exactly 60s", Update{UserID: owner, ChatID: owner, ChatType: "private", Date: now.Add(-60 * time.Second)}, Stale},
 		{"age 1h", Update{UserID: owner, ChatID: owner, ChatType: "private", Date: now.Add(-time.Hour)}, Stale},
 		{"no date", Update{UserID: owner, ChatID: owner, ChatType: "private"}, Stale},
-		{"owner callback", Update{UserID: owner, ChatID: owner, ChatType: "private", Date: now, IsCallback: true}, Allow},
-		{"stranger callback", Update{UserID: stranger, ChatID: owner, ChatType: "private", Date: now, IsCallback: true}, Ignore},
-		{"owner callback in group", Update{UserID: owner, ChatID: -100123, ChatType: "group", Date: now, IsCallback: true}, Ignore},
+		{"owner callback", Update{UserID: owner, ChatID: owner, ChatType: "private", Date: now, Press: true}, Allow},
+		{"stranger callback", Update{UserID: stranger, ChatID: owner, ChatType: "private", Date: now, Press: true}, Ignore},
+		{"owner callback in group", Update{UserID: owner, ChatID: -100123, ChatType: "group", Date: now, Press: true}, Ignore},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

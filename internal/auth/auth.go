@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,9 +111,12 @@ type Update struct {
 	UserID, ChatID int64
 	ChatType       string // "private", "group", "supergroup", "channel"
 	// Date is when Telegram received the message (whole seconds).
-	Date       time.Time
-	Edited     bool
-	IsCallback bool
+	Date   time.Time
+	Edited bool
+	// Press is a button press: a callback query, or a draft's stop
+	// button. Presses carry no date; the freshness of what was pressed is
+	// the prompt's or the job's own business.
+	Press bool
 }
 
 // Audit events returned in LoginResult.Event.
@@ -187,8 +191,11 @@ type Authenticator struct {
 	nextSession uint64
 	expired     *expired   // the last session that ran out, not yet reported
 	confirms    []*pending // oldest first, at most maxPending
-	staleSeen   bool       // a Stale verdict was given
-	staleTold   bool       // FirstStale already returned true
+	// releases are Helds let go of under mu, released by unlock once mu
+	// is dropped.
+	releases  []released
+	staleSeen bool // a Stale verdict was given
+	staleTold bool // FirstStale already returned true
 }
 
 // New validates c, loads the persisted state and returns an Authenticator.
@@ -214,8 +221,8 @@ func New(c Config) (*Authenticator, error) {
 		lim:    limiter{attempts: c.Attempts, window: c.Window, base: c.LockoutBase, max: c.LockoutMax},
 		save:   saveState,
 	}
-	if s := a.lim.minGuessSeconds(1_000_000); s < MinBruteForce.Seconds() {
-		return nil, fmt.Errorf("auth config: login limits allow a million guesses in %.0f days, under %.0f (hint: raise auth.lockout_max or lower auth.login_attempts)", s/86400, MinBruteForce.Hours()/24)
+	if err := checkBruteForce(a.lim); err != nil {
+		return nil, err
 	}
 	lock, err := lockState(c.StatePath)
 	if err != nil {
@@ -234,9 +241,82 @@ func New(c Config) (*Authenticator, error) {
 // 'relay totp enroll'. The Authenticator must not be used afterwards.
 func (a *Authenticator) Close() error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	defer a.unlock()
 	a.lock.release()
 	return nil
+}
+
+// Reconfigure applies c at once, or nothing: the session limits and the
+// message age to every later check (a live session that is past a
+// shortened limit ends at its next check), the login limits to the next
+// attempt. A lockout in force is kept as it is: a reload never hands out
+// attempts. The owner, the state file and the start time are fixed for
+// the Authenticator's life and must be unchanged (Secret and StartedAt may
+// be left zero to keep them).
+func (a *Authenticator) Reconfigure(c Config) error {
+	if err := a.CheckConfig(c); err != nil {
+		return err
+	}
+	lim := limiter{attempts: c.Attempts, window: c.Window, base: c.LockoutBase, max: c.LockoutMax}
+	a.mu.Lock()
+	defer a.unlock()
+	c.Secret, c.StartedAt = a.c.Secret, a.c.StartedAt
+	if c.Now == nil {
+		c.Now = a.c.Now
+	}
+	// The recorded attempts stay as they are: the limiter refuses from
+	// the newest attempts of them, whatever their number.
+	a.c, a.lim = c, lim
+	return nil
+}
+
+// CheckConfig reports whether Reconfigure would accept c, changing
+// nothing.
+func (a *Authenticator) CheckConfig(c Config) error {
+	if c.Now == nil {
+		c.Now = a.c.Now
+	}
+	if c.StartedAt.IsZero() {
+		c.StartedAt = a.c.StartedAt
+	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	var fixed []string
+	if c.OwnerID != a.c.OwnerID {
+		fixed = append(fixed, "owner_id")
+	}
+	if c.StatePath != a.c.StatePath {
+		fixed = append(fixed, "the state file")
+	}
+	if c.Secret != nil && subtle.ConstantTimeCompare(c.Secret, a.c.Secret) != 1 {
+		fixed = append(fixed, "the totp secret")
+	}
+	if len(fixed) > 0 {
+		return fmt.Errorf("auth config: %s cannot change while relay runs", joinSemi(fixed))
+	}
+	lim := limiter{attempts: c.Attempts, window: c.Window, base: c.LockoutBase, max: c.LockoutMax}
+	return checkBruteForce(lim)
+}
+
+func checkBruteForce(lim limiter) error {
+	if s := lim.minGuessSeconds(1_000_000); s < MinBruteForce.Seconds() {
+		return fmt.Errorf("auth config: login limits allow a million guesses in %.0f days, under %.0f (hint: raise auth.lockout_max or lower auth.login_attempts)", s/86400, MinBruteForce.Hours()/24)
+	}
+	return nil
+}
+
+// LooksLikeCode reports whether text, on its own, has the shape of a TOTP
+// code or a recovery code: a message the owner sent by mistake without
+// /login, which must not stay in the chat either. It says nothing about
+// whether the code is valid.
+func LooksLikeCode(text string) bool {
+	t := strings.TrimSpace(text)
+	if _, ok := normalizeTOTP(t); ok {
+		return true
+	}
+	_, ok := normalizeRecovery(t)
+	return ok
 }
 
 func (c Config) validate() error {
@@ -282,13 +362,13 @@ func joinSemi(s []string) string {
 // Admit decides whether an update may be acted on at all. Only the owner,
 // in their private chat (chat ID = user ID), unedited, gets past Ignore;
 // of those, messages older than MaxMessageAge (age ≥ MaxMessageAge) or
-// dated before the start are Stale. Callbacks carry no date of their own
-// (the caller passes the receive time); their freshness is Confirm's job.
+// dated before the start are Stale. Presses carry no date of their own;
+// their freshness is Confirm's job, or the pressed job's.
 func (a *Authenticator) Admit(u Update) Verdict {
 	if u.UserID != a.c.OwnerID || u.ChatID != u.UserID || u.ChatType != "private" || u.Edited {
 		return Ignore
 	}
-	if u.IsCallback {
+	if u.Press {
 		return Allow
 	}
 	now := a.c.Now()
@@ -307,7 +387,7 @@ func (a *Authenticator) Admit(u Update) Verdict {
 // Stale verdict, so the owner is told once per start and not per message.
 func (a *Authenticator) FirstStale() bool {
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	defer a.unlock()
 	if a.staleSeen && !a.staleTold {
 		a.staleTold = true
 		return true
@@ -325,7 +405,7 @@ func (a *Authenticator) FirstStale() bool {
 // restart. While /lock is in force only a TOTP code unlocks.
 func (a *Authenticator) Login(chatID int64, code string) LoginResult {
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	defer a.unlock()
 	if chatID != a.c.OwnerID {
 		return LoginResult{Reason: "not allowed", Event: EventLoginFailed}
 	}
@@ -358,7 +438,7 @@ func (a *Authenticator) Login(chatID int64, code string) LoginResult {
 // limiter. Recovery codes are not accepted. It starts no session.
 func (a *Authenticator) StepUp(chatID int64, code string) LoginResult {
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	defer a.unlock()
 	if chatID != a.c.OwnerID {
 		return LoginResult{Reason: "not allowed", Event: EventStepUpFailed}
 	}
@@ -470,7 +550,7 @@ func (a *Authenticator) finishLocked(res LoginResult) LoginResult {
 	return res
 }
 
-// Lock is the panic button: it ends the session, drops every pending
+// Lock is the panic button: it ends the session, voids every pending
 // confirmation and sets the persisted lock flag, which refuses everything
 // but a TOTP login. It also raises the step floor to the current step, so
 // a code shown on screen or typed in chat before the lock cannot undo it:
@@ -478,7 +558,7 @@ func (a *Authenticator) finishLocked(res LoginResult) LoginResult {
 // if the write fails; the error is for the log.
 func (a *Authenticator) Lock(chatID int64) error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	defer a.unlock()
 	a.endSessionLocked()
 	a.expired = nil
 	a.st.Locked = true
@@ -496,7 +576,7 @@ func (a *Authenticator) Lock(chatID int64) error {
 // Status is a snapshot for /status.
 func (a *Authenticator) Status() Status {
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	defer a.unlock()
 	s := Status{
 		Failures:     a.st.limit.Failures,
 		LockedUntil:  a.st.limit.LockedUntil,

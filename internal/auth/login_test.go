@@ -452,7 +452,7 @@ func TestLock(t *testing.T) {
 	if r := a.Login(owner, validCode(t, a, 0)); !r.OK {
 		t.Fatal(r.Event)
 	}
-	tok := a.NewConfirm(owner, "job")
+	tok := a.NewConfirm(owner, &held{})
 	clk.Add(5 * time.Second)
 	if err := a.Lock(owner); err != nil {
 		t.Fatal(err)

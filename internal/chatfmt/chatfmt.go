@@ -3,9 +3,12 @@
 //
 // It owns the rules that keep a message deliverable: escape sequences and
 // control characters are stripped, invalid UTF-8 is repaired, every <, >, &
-// and quote is escaped, the only tags emitted are <pre> and <i>, always
-// balanced, and a message never exceeds Telegram's 4096-character limit as
-// Telegram counts it (UTF-16 code units of the text after entity parsing).
+// and quote is escaped, the only tags emitted are <pre>, <i>, <b> and
+// <code>, always balanced, and a message never exceeds Telegram's
+// 4096-character limit as Telegram counts it (UTF-16 code units of the text
+// after entity parsing). It renders every reply whose layout is more than
+// one line: command output, live progress, /help (split into as many
+// messages as it takes), /status, /ps, the confirm prompt and checkpoints.
 //
 // It must never emit a tag, attribute or entity built from its input, and it
 // never decides where output goes (message or document): the caller asks

@@ -19,7 +19,7 @@ func TestSandboxCheckNamesWhoCommandsRunAs(t *testing.T) {
 		wantLine string
 	}{
 		{"no-such-user-relay-test", ExitFailure, `no    command user       command_user "no-such-user-relay-test" does not exist`},
-		{"64123:64123", ExitOK, "ok    command user       64123:64123 (uid 64123, gid 64123)"},
+		{"64999:64999", ExitOK, "ok    command user       64999:64999 (uid 64999, gid 64999)"},
 		{"root", ExitConfig, ""},
 	} {
 		cfg, _ := writeConfig(t, "command_user: \""+tc.user+"\"\n")

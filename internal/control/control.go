@@ -228,19 +228,22 @@ func serveConn(ctx context.Context, c *net.UnixConn, maxBody int64, h Handler, l
 		}
 		_ = json.NewEncoder(c).Encode(r)
 	}
-	who, err := peer(c)
+	// Who connected is known from the connection itself, before anything
+	// it sends; the header is still read first (it is bounded), so that a
+	// refused client reads its refusal rather than a broken pipe.
+	who, perr := peer(c)
+	br := bufio.NewReaderSize(io.LimitReader(c, maxHeader+maxBody+1), 4096)
+	line, err := readLine(br)
+	if perr != nil {
+		answer(errors.New("permission denied: " + perr.Error()))
+		return
+	}
 	if err != nil {
-		answer(errors.New("permission denied: " + err.Error()))
+		answer(err)
 		return
 	}
 	if !lim.allow(who.UID) {
 		answer(fmt.Errorf("too many notifications: at most %d at once, then one per %s", rateBurst, rateInterval))
-		return
-	}
-	br := bufio.NewReaderSize(io.LimitReader(c, maxHeader+maxBody+1), 4096)
-	line, err := readLine(br)
-	if err != nil {
-		answer(err)
 		return
 	}
 	var req request

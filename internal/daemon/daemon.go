@@ -2,9 +2,18 @@
 // through the owner gate, the session, the policy and the audit log to a
 // sandboxed job, and the job's result back to the owner's chat.
 //
-// It must never start a command whose request was not durably audited, never
-// answer anyone but the owner in their private chat, and never put message
-// text or a secret into an operational log.
+// The update loop (handle) decides and acts; it never sends. Everything for
+// Telegram goes through the outbox, one ordered lane per chat, so that a
+// stalled send (a 429, a large upload) delays only the messages behind it
+// and never the panic button: /lock, /kill and /logout take effect while
+// their update is being handled, whatever is queued for the chat.
+//
+// It must never start a command whose request was not durably audited,
+// never run a message the owner did not type (a forward, an inline bot's,
+// a chat's, a business or scheduled message, a command for another bot),
+// never answer anyone but the owner in their private chat, never leave a
+// message that carries a code in the chat or put the code anywhere, and
+// never put message text or a secret into an operational log.
 package daemon
 
 import (
@@ -49,6 +58,9 @@ type Options struct {
 	// ShutdownGrace is how long running jobs may finish after SIGTERM
 	// before their process groups are killed. Default 10s.
 	ShutdownGrace time.Duration
+	// DrainTimeout is how long shutdown waits for queued messages (the
+	// last results, the final checkpoint) to reach Telegram. Default 5s.
+	DrainTimeout time.Duration
 	// AuditKeys are secrets the audit writer must refuse to record.
 	Secrets [][]byte
 }
@@ -59,23 +71,41 @@ type Daemon struct {
 	now     func() time.Time
 	started time.Time
 	cfg     atomic.Pointer[policy.Config]
-	audit   *audit.Log
-	auth    *auth.Authenticator
-	tg      *telegram.Client
-	runner  *exec.Runner
-	owner   int64
+	// fixed is the config the daemon started with. The settings a reload
+	// cannot change (restartOnly) are read from it, so the paths the
+	// sandbox protects are always the paths the daemon uses.
+	fixed  *policy.Config
+	audit  *audit.Log
+	auth   *auth.Authenticator
+	tg     *telegram.Client
+	runner *exec.Runner
+	owner  int64
+	out    *outbox
+	floor  *floor
+	// botName is the bot's username from getMe; "" until known, and then
+	// every /cmd@name is taken as addressed to another bot.
+	botName atomic.Pointer[string]
 	// draining is set once shutdown began: no new command starts.
 	draining atomic.Bool
-	// jobs counts job goroutines, so shutdown can wait for their records.
-	jobs sync.WaitGroup
-	// staleTold ensures the owner is told about a stale backlog once.
-	staleTold atomic.Bool
-	unauth    *unauthLimiter
+	// jobs counts job goroutines, so shutdown can wait for their records
+	// and results; procs counts the jobs whose processes still run.
+	jobs   sync.WaitGroup
+	procs  sync.WaitGroup
+	unauth *unauthLimiter
+	// serial makes the handling of updates one at a time, in order (a
+	// webhook delivers them concurrently), and a reload's swap atomic
+	// with respect to it.
+	serial sync.Mutex
+	// reloads asks Run for a reload, as SIGHUP does.
+	reloads chan struct{}
+	menus   chan *policy.Config
+	// checkpoints is Run's checkpoint ticker; only Run's goroutine
+	// touches it.
+	checkpoints *time.Ticker
 
 	mu sync.Mutex
-	// pending holds confirmations awaiting a Run/Cancel press, by token.
-	pending map[string]*pendingRun
-	// running maps job IDs to what started them, for /ps and /kill.
+	// running maps job IDs to what started them, for /ps, /kill and the
+	// stop button.
 	running map[string]*jobInfo
 }
 
@@ -92,17 +122,26 @@ func New(o Options) (*Daemon, error) {
 	if o.ShutdownGrace == 0 {
 		o.ShutdownGrace = 10 * time.Second
 	}
+	if o.DrainTimeout == 0 {
+		o.DrainTimeout = 5 * time.Second
+	}
 	cfg := o.Config
-	d := &Daemon{o: o, now: o.Now, started: o.Now(), owner: cfg.Auth.OwnerID,
-		pending: map[string]*pendingRun{}, running: map[string]*jobInfo{}}
+	d := &Daemon{o: o, now: o.Now, started: o.Now(), owner: cfg.Auth.OwnerID, fixed: cfg,
+		running: map[string]*jobInfo{}, reloads: make(chan struct{}, 1), menus: make(chan *policy.Config, 1)}
 	d.cfg.Store(cfg)
 	d.unauth = newUnauthLimiter(d.now)
+	d.out = newOutbox(o.Log)
 
 	for _, dir := range []string{cfg.StateDir, launch.SpoolDir(cfg)} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create state directory: %w (check state_dir and its permissions)", err)
 		}
 	}
+	fl, err := loadFloor(cfg.StateDir, d.now)
+	if err != nil {
+		return nil, err
+	}
+	d.floor = fl
 	al, err := audit.Open(cfg.Audit.Dir, audit.Options{RotateBytes: cfg.Audit.RotateBytes, Now: d.now})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrAuditUnavailable, err)
@@ -112,9 +151,8 @@ func New(o Options) (*Daemon, error) {
 	}
 	d.audit = al
 
-	ac := auth.ConfigFrom(cfg.Auth, cfg.StateDir)
+	ac := d.authConfig(cfg)
 	ac.Secret = o.TOTP
-	ac.Now = d.now
 	// Telegram dates are whole seconds: a message sent in the same second
 	// the relay started is not from before the start.
 	ac.StartedAt = d.started.Truncate(time.Second)
@@ -126,10 +164,11 @@ func New(o Options) (*Daemon, error) {
 	d.auth = a
 
 	tg, err := telegram.New(telegram.Options{
-		Token:       o.Token,
-		APIURL:      cfg.Telegram.APIURL,
-		PollTimeout: cfg.Telegram.PollTimeout,
-		Logger:      o.Log,
+		Token:          o.Token,
+		APIURL:         cfg.Telegram.APIURL,
+		PollTimeout:    cfg.Telegram.PollTimeout,
+		Logger:         o.Log,
+		ProtectContent: cfg.Telegram.ProtectContent,
 	})
 	if err != nil {
 		a.Close()
@@ -141,7 +180,26 @@ func New(o Options) (*Daemon, error) {
 	return d, nil
 }
 
+// authConfig is what auth enforces for cfg, on the daemon's clock.
+func (d *Daemon) authConfig(cfg *policy.Config) auth.Config {
+	ac := auth.ConfigFrom(cfg.Auth, d.fixed.StateDir)
+	ac.Now = d.now
+	return ac
+}
+
 func (d *Daemon) config() *policy.Config { return d.cfg.Load() }
+
+// launchConfig is the config a command is launched with: the live one,
+// with every path the sandbox protects taken from the config the daemon
+// started with, which are the paths it uses. (A reload cannot change
+// them; this makes sure a mistake there could not either.)
+func (d *Daemon) launchConfig() *policy.Config {
+	c := *d.config()
+	c.StateDir = d.fixed.StateDir
+	c.Audit.Dir = d.fixed.Audit.Dir
+	c.Telegram.TokenFile = d.fixed.Telegram.TokenFile
+	return &c
+}
 
 // record appends r to the audit log. An error means the action r describes
 // must not happen.
@@ -154,34 +212,45 @@ func (d *Daemon) record(r audit.Record) error {
 }
 
 // Run serves until ctx is done, then shuts down gracefully: stop polling,
-// refuse new commands, wait for jobs up to ShutdownGrace, kill the rest,
-// write the final audit record and checkpoint.
+// refuse new commands, void pending confirmations, wait for jobs up to
+// ShutdownGrace, kill the rest, write the final audit records and
+// checkpoint, and send what is queued for up to DrainTimeout.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.audit.Close()
 	defer d.auth.Close()
 	cfg := d.config()
-	if err := d.record(audit.Record{Type: "start", Outcome: "ok", Detail: "relay " + d.o.Version + ", config " + cfgName(cfg)}); err != nil {
-		return err
-	}
-	d.o.Log.Info().Str("version", d.o.Version).Int("commands", len(cfg.Commands)).Str("mode", cfg.Telegram.Mode).Msg("relay starting")
-
+	// The start record and what must precede the first poll (getMe,
+	// deleteWebhook) are independent, so they overlap; no update is
+	// handled before the record is durable.
+	started := make(chan error, 1)
+	go func() {
+		started <- d.record(audit.Record{Type: "start", Outcome: "ok", Detail: "relay " + d.o.Version + ", config " + cfgName(cfg)})
+	}()
 	pollCtx, stopPolling := context.WithCancel(context.Background())
 	defer stopPolling()
+	ready := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() { errc <- d.serve(pollCtx, cfg, ready) }()
+	if err := <-started; err != nil {
+		stopPolling()
+		<-errc
+		d.out.close(0)
+		return err
+	}
+	close(ready)
+	d.o.Log.Info().Str("version", d.o.Version).Int("commands", len(cfg.Commands)).Str("mode", cfg.Telegram.Mode).Msg("relay starting")
+	d.warnMenu(cfg)
 
 	// The menu is cosmetic: a slow or failing Bot API must not delay
-	// serving the owner, so it is set in the background.
-	go func() {
-		if err := d.tg.SetCommands(pollCtx, menu(cfg)); err != nil && pollCtx.Err() == nil {
-			d.o.Log.Warn().Err(err).Msg("setMyCommands failed; the phone's menu may be stale")
-		}
-	}()
+	// serving the owner, so it is set in the background, newest wins.
+	menuDone := make(chan struct{})
+	go func() { defer close(menuDone); d.menuWorker(pollCtx) }()
+	d.setMenu(cfg)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	errc := make(chan error, 1)
-	go func() { errc <- d.serve(pollCtx, cfg) }()
 	go func() {
 		if err := control.Serve(pollCtx, cfg.StateDir, cfg.Telegram.MaxDocumentBytes, d.notify); err != nil {
 			d.o.Log.Warn().Err(err).Msg("control socket unavailable; relay notify will not reach this daemon")
@@ -191,8 +260,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	_ = sdnotify.Ready()
 	stopWatchdog := d.watchdog()
 	defer stopWatchdog()
-	checkpoints := d.checkpointTicker(cfg)
-	defer checkpoints.Stop()
+	d.checkpoints = time.NewTicker(time.Hour)
+	d.resetCheckpoints(cfg)
+	defer d.checkpoints.Stop()
+	// Expired confirmations free their sandboxes without waiting for the
+	// next prompt.
+	sweep := time.NewTicker(auth.ConfirmTTL)
+	defer sweep.Stop()
 
 	var serveErr error
 loop:
@@ -201,9 +275,13 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-hup:
-			d.reload(ctx)
-		case <-checkpoints.C:
-			d.sendCheckpoint(ctx)
+			d.reload()
+		case <-d.reloads:
+			d.reload()
+		case <-d.checkpoints.C:
+			d.sendCheckpoint()
+		case <-sweep.C:
+			d.auth.SweepConfirms()
 		case serveErr = <-errc:
 			break loop
 		}
@@ -218,11 +296,19 @@ loop:
 	if serveErr == nil {
 		<-errc
 	}
+	<-menuDone
+	// No update is handled from here on.
+	if n := d.auth.VoidConfirms(); n > 0 {
+		_ = d.record(audit.Record{Type: "confirm", Outcome: "cancelled", Reason: fmt.Sprintf("shutdown: %d pending confirmations voided", n)})
+	}
 	d.drain()
-	// The final record and checkpoint use a fresh context: ctx is already
-	// cancelled, and the owner must still get the last head.
-	fin, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	if n := d.unauth.flush(); n > 0 {
+		_ = d.record(audit.Record{Type: "unauthorized", Outcome: "ignored", Count: n,
+			Reason: fmt.Sprintf("%d unauthorized updates since the last record, not recorded individually (rate limit)", n)})
+	}
+	if err := d.floor.save(); err != nil {
+		d.o.Log.Error().Err(err).Msg("update_id floor not saved; updates handled since the last save may be handled again after a restart if Telegram redelivers them")
+	}
 	outcome := "ok"
 	if serveErr != nil {
 		outcome = "failed"
@@ -230,20 +316,35 @@ loop:
 	if err := d.record(audit.Record{Type: "stop", Outcome: outcome, Reason: errString(serveErr)}); err != nil {
 		d.o.Log.Error().Err(err).Msg("final audit record failed")
 	}
-	d.sendCheckpoint(fin)
-	if serveErr != nil {
-		return serveErr
-	}
-	return nil
+	// The owner must still get the last head.
+	d.sendCheckpoint()
+	d.out.close(d.o.DrainTimeout)
+	return serveErr
 }
 
-// serve receives updates by long polling or webhook until ctx is done.
-func (d *Daemon) serve(ctx context.Context, cfg *policy.Config) error {
+// serve receives updates by long polling or webhook until ctx is done,
+// handling none before ready is closed.
+func (d *Daemon) serve(ctx context.Context, cfg *policy.Config, ready <-chan struct{}) error {
+	wait := func() bool {
+		select {
+		case <-ready:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	if cfg.Telegram.Mode != "webhook" {
-		// A webhook left behind by an earlier run would make every
-		// getUpdates fail with 409.
+		// Learning the bot's name and removing a webhook left behind by
+		// an earlier run (which would make every getUpdates fail with
+		// 409) are both needed before the first poll, and independent.
+		named := make(chan struct{})
+		go func() { defer close(named); d.learnName(ctx) }()
 		if err := d.tg.DeleteWebhook(ctx); err != nil && ctx.Err() == nil {
 			d.o.Log.Warn().Err(err).Msg("deleteWebhook failed")
+		}
+		<-named
+		if !wait() {
+			return nil
 		}
 		err := d.tg.Poll(ctx, d.handle)
 		if ctx.Err() != nil {
@@ -251,7 +352,39 @@ func (d *Daemon) serve(ctx context.Context, cfg *policy.Config) error {
 		}
 		return err
 	}
+	d.learnName(ctx)
+	if !wait() {
+		return nil
+	}
 	return d.serveWebhook(ctx, cfg)
+}
+
+// learnName asks getMe for the bot's username, so that "/cmd@name" can be
+// told apart from a command for another bot. If it fails, it keeps trying
+// in the background; until then every addressed command is refused.
+func (d *Daemon) learnName(ctx context.Context) {
+	name, err := d.tg.GetMe(ctx)
+	if err == nil {
+		d.botName.Store(&name)
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	d.o.Log.Warn().Err(err).Msg("getMe failed; commands addressed as /cmd@bot are refused until it succeeds")
+	go func() {
+		for delay := 5 * time.Second; ; delay = min(2*delay, 5*time.Minute) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			if name, err := d.tg.GetMe(ctx); err == nil {
+				d.botName.Store(&name)
+				return
+			}
+		}
+	}()
 }
 
 func (d *Daemon) serveWebhook(ctx context.Context, cfg *policy.Config) error {
@@ -259,15 +392,8 @@ func (d *Daemon) serveWebhook(ctx context.Context, cfg *policy.Config) error {
 	path := telegram.RandomPath()
 	secret := telegram.RandomSecret()
 	mux := http.NewServeMux()
-	// Webhook requests arrive concurrently; the owner's messages must
-	// still be handled one at a time, in order.
-	var serial sync.Mutex
-	handle := func(ctx context.Context, u telegram.Update) {
-		serial.Lock()
-		defer serial.Unlock()
-		d.handle(ctx, u)
-	}
-	mux.Handle(path, d.tg.WebhookHandler(secret, wh.MaxBodyBytes, handle))
+	// Webhook requests arrive concurrently; handle serialises them.
+	mux.Handle(path, d.tg.WebhookHandler(secret, wh.MaxBodyBytes, d.handle))
 	// The key pair is read before Telegram is pointed here: a bad one
 	// found only when serving would leave a webhook nobody answers.
 	var tlsConfig *tls.Config
@@ -304,18 +430,29 @@ func (d *Daemon) serveWebhook(ctx context.Context, cfg *policy.Config) error {
 	return err
 }
 
-// drain waits for running jobs up to the grace period, then kills them, and
-// waits for their completion records either way.
+// drain waits for running jobs up to the grace period, then kills them,
+// and waits for their completion records either way. A job's result may be
+// stuck behind a stalled send: DrainTimeout after the last process ended,
+// the sends are aborted so that shutdown ends.
 func (d *Daemon) drain() {
+	procs := make(chan struct{})
+	go func() { d.procs.Wait(); close(procs) }()
+	select {
+	case <-procs:
+	case <-time.After(d.o.ShutdownGrace):
+		d.o.Log.Warn().Msg("shutdown grace elapsed; killing running jobs")
+		d.runner.CancelAll()
+		<-procs
+	}
 	done := make(chan struct{})
 	go func() { d.jobs.Wait(); close(done) }()
 	select {
 	case <-done:
 		return
-	case <-time.After(d.o.ShutdownGrace):
+	case <-time.After(d.o.DrainTimeout):
 	}
-	d.o.Log.Warn().Msg("shutdown grace elapsed; killing running jobs")
-	d.runner.CancelAll()
+	d.o.Log.Warn().Msg("job results still queued; giving up on sending them")
+	d.out.abort()
 	<-done
 }
 
@@ -339,51 +476,67 @@ func (d *Daemon) watchdog() (stop func()) {
 	return func() { t.Stop(); close(quit) }
 }
 
-func (d *Daemon) checkpointTicker(cfg *policy.Config) *time.Ticker {
-	iv := cfg.Audit.CheckpointInterval
-	if iv <= 0 {
-		t := time.NewTicker(time.Hour)
-		t.Stop()
-		return t
+// resetCheckpoints sets the checkpoint ticker to cfg's interval; 0 means
+// only at shutdown.
+func (d *Daemon) resetCheckpoints(cfg *policy.Config) {
+	if iv := cfg.Audit.CheckpointInterval; iv > 0 {
+		d.checkpoints.Reset(iv)
+	} else {
+		d.checkpoints.Stop()
 	}
-	return time.NewTicker(iv)
 }
 
 // sendCheckpoint sends the audit head to the owner's chat, off the host, so
 // that a later truncation of the log's tail is detectable.
-func (d *Daemon) sendCheckpoint(ctx context.Context) {
-	head := d.audit.Head()
-	text := head.Checkpoint()
-	_, err := d.tg.SendText(ctx, d.owner, "<code>"+chatfmt.Escape(text)+"</code>", telegram.Silent())
-	d.recordDelivery("checkpoint", "", err)
+func (d *Daemon) sendCheckpoint() {
+	html := chatfmt.Checkpoint(d.audit.Head().Checkpoint())
+	d.out.post(d.owner, func(ctx context.Context) {
+		_, err := d.tg.SendText(ctx, d.owner, html, telegram.Silent())
+		d.recordDelivery("checkpoint", "", err)
+	})
 }
 
-// reload loads the config again and swaps it in atomically; an invalid
-// config keeps the old one, and the owner is told either way.
-func (d *Daemon) reload(ctx context.Context) {
-	if d.o.Reload == nil {
-		return
+// setMenu asks the menu worker to show cfg's menu; a newer request
+// replaces one not yet sent.
+func (d *Daemon) setMenu(cfg *policy.Config) {
+	for {
+		select {
+		case d.menus <- cfg:
+			return
+		default:
+		}
+		select {
+		case <-d.menus:
+		default:
+		}
 	}
-	cfg, err := d.o.Reload()
-	if err == nil && cfg.Auth.OwnerID != d.owner {
-		err = errors.New("owner_id changed; restart relay to change the owner")
+}
+
+// menuWorker sets the phone's menu, in the owner's private chat only, one
+// request at a time so that an older menu can never land after a newer.
+func (d *Daemon) menuWorker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case cfg := <-d.menus:
+			entries, _ := cfg.Menu()
+			cmds := make([]telegram.Command, len(entries))
+			for i, e := range entries {
+				cmds[i] = telegram.Command{Name: e.Name, Description: e.Description}
+			}
+			if _, err := d.tg.SetOwnerCommands(ctx, d.owner, cmds); err != nil && ctx.Err() == nil {
+				d.o.Log.Warn().Err(err).Msg("setMyCommands failed; the phone's menu may be stale")
+			}
+		}
 	}
-	if err != nil {
-		d.o.Log.Error().Err(err).Msg("config reload failed; keeping the old config")
-		_ = d.record(audit.Record{Type: "config", Outcome: "failed", Reason: err.Error()})
-		d.notifyOwner(ctx, "⚠️ config reload failed, keeping the old one: "+firstLine(err.Error()))
-		return
+}
+
+// warnMenu logs which commands the phone's menu has no room for.
+func (d *Daemon) warnMenu(cfg *policy.Config) {
+	if w, ok := policy.MenuWarning(cfg); ok {
+		d.o.Log.Warn().Str("config", cfgName(cfg)).Int("line", w.Line).Msg(w.Msg)
 	}
-	if rerr := d.record(audit.Record{Type: "config", Outcome: "ok", Detail: "reloaded " + cfgName(cfg)}); rerr != nil {
-		d.notifyOwner(ctx, "⚠️ config not reloaded: audit log unavailable")
-		return
-	}
-	d.cfg.Store(cfg)
-	if err := d.tg.SetCommands(ctx, menu(cfg)); err != nil {
-		d.o.Log.Warn().Err(err).Msg("setMyCommands failed after reload")
-	}
-	d.o.Log.Info().Int("commands", len(cfg.Commands)).Msg("config reloaded")
-	d.notifyOwner(ctx, fmt.Sprintf("config reloaded: %d commands", len(cfg.Commands)))
 }
 
 func cfgName(cfg *policy.Config) string {

@@ -5,114 +5,238 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode"
 
 	"github.com/relaychat/relay/internal/audit"
 	"github.com/relaychat/relay/internal/auth"
 	"github.com/relaychat/relay/internal/chatfmt"
+	"github.com/relaychat/relay/internal/exec"
 	"github.com/relaychat/relay/internal/launch"
 	"github.com/relaychat/relay/internal/telegram"
 	"github.com/relaychat/relay/policy"
 )
 
-// builtins are the chat commands relay answers itself. A policy may not
-// define a command with one of these names.
-var builtins = []telegram.Command{
-	{Name: "login", Description: "log in with a TOTP or recovery code"},
-	{Name: "logout", Description: "end the session"},
-	{Name: "lock", Description: "panic button: end the session, kill jobs"},
-	{Name: "status", Description: "session, jobs, lockout and audit health"},
-	{Name: "ps", Description: "list running jobs"},
-	{Name: "kill", Description: "kill a running job"},
-	{Name: "audit", Description: "show the last audit records"},
-	{Name: "help", Description: "list the commands"},
+// builtinHandlers answer policy.Builtins, by name. Dispatch looks a name
+// up in policy.Builtins first, so only what that table lists is answered,
+// with its Session flag enforced by the one gate; TestBuiltinsTable fails
+// when a built-in has no handler here or a handler has no entry there.
+var builtinHandlers = map[string]func(d *Daemon, u telegram.Update, args string){
+	"login":  (*Daemon).login,
+	"logout": func(d *Daemon, u telegram.Update, _ string) { d.logout(u) },
+	"lock":   func(d *Daemon, u telegram.Update, _ string) { d.lock(u) },
+	"status": func(d *Daemon, u telegram.Update, _ string) { d.status(u) },
+	"ps":     func(d *Daemon, u telegram.Update, _ string) { d.ps(u) },
+	"kill":   (*Daemon).kill,
+	"audit":  (*Daemon).auditTail,
+	"cancel": func(d *Daemon, u telegram.Update, _ string) { d.cancel(u) },
+	"help":   func(d *Daemon, u telegram.Update, _ string) { d.help(u) },
+	"start":  func(d *Daemon, u telegram.Update, _ string) { d.help(u) },
 }
 
-func menu(cfg *policy.Config) []telegram.Command {
-	cmds := make([]telegram.Command, 0, len(cfg.Commands)+len(builtins))
-	for _, c := range cfg.Commands {
-		cmds = append(cmds, telegram.Command{Name: c.Name, Description: c.Description})
-	}
-	return append(cmds, builtins...)
+// indirectReasons are the audit reasons for messages the owner's account
+// sent but the owner did not type (telegram.Update.Indirect).
+var indirectReasons = map[string]string{
+	telegram.IndirectForwarded:  "forwarded message: not typed by the owner",
+	telegram.IndirectViaBot:     "message sent through an inline bot (via_bot)",
+	telegram.IndirectSenderChat: "message sent on behalf of a chat (sender_chat)",
+	telegram.IndirectBusiness:   "business message",
+	telegram.IndirectOffline:    "scheduled or automatic message (is_from_offline)",
 }
 
-// handle processes one update. Updates arrive one at a time, in order;
-// anything slow (a command) is handed to a job so that /ps, /kill, /logout
-// and /lock still answer while it runs.
-func (d *Daemon) handle(ctx context.Context, u telegram.Update) {
+// handle processes one update, one at a time, in update order. It decides
+// and acts, and never sends: replies are posted to the outbox, and anything
+// slow (a command, an audit read) runs elsewhere, so that /lock, /kill and
+// /logout take effect at once whatever else is going on. The checks, in
+// order:
+//
+//  1. a message that carries a code is deleted, whatever follows;
+//  2. an update at or below the update_id floor was handled before;
+//  3. anyone but the owner in their private chat, or an edit, is ignored;
+//  4. the floor is made durable before anything of the owner's has an
+//     effect (after it, for /lock and /logout, which are harmless twice
+//     and must not wait for a disk);
+//  5. a message the owner did not type is ignored;
+//  6. a stale message is ignored;
+//  7. a command for another bot is ignored;
+//  8. a built-in runs, behind the session gate when it needs a session;
+//  9. anything else is a policy command (command has its own order).
+func (d *Daemon) handle(_ context.Context, u telegram.Update) {
+	d.serial.Lock()
+	defer d.serial.Unlock()
 	defer func() {
 		if r := recover(); r != nil {
 			// The panic value may quote message text: log the update ID only.
 			d.o.Log.Error().Int64("update", u.ID).Msg("recovered from a panic while handling an update")
 		}
 	}()
-	date := u.Date
-	if u.Kind == "callback_query" && date.IsZero() {
-		// Button presses carry no date; their freshness is checked by the
-		// confirmation's own 60 s lifetime.
-		date = d.now()
+	cfg := d.config()
+	d.deleteIfCode(cfg, u)
+	if d.floor.seen(u.ID) {
+		_ = d.record(audit.Record{Type: "update", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind,
+			Reason: "already handled before a restart (update_id at or below the floor)"})
+		return
 	}
+	d.floor.advance(u.ID)
+	press := u.Kind == telegram.KindCallbackQuery || u.Kind == telegram.KindGenerationStopped
 	verdict := d.auth.Admit(auth.Update{
-		UserID: u.UserID, ChatID: u.ChatID, ChatType: u.ChatType, Date: date,
-		Edited: u.Kind == "edited_message", IsCallback: u.Kind == "callback_query",
+		UserID: u.UserID, ChatID: u.ChatID, ChatType: u.ChatType, Date: u.Date,
+		Edited: u.Kind == telegram.KindEditedMessage, Press: press,
 	})
-	switch verdict {
-	case auth.Ignore:
+	if verdict == auth.Ignore {
 		d.unauthorized(u)
 		return
-	case auth.Stale:
-		d.stale(ctx, u)
+	}
+	if protective(u) {
+		// Handling /lock or /logout twice is harmless, and their effect
+		// must not wait for a disk: the floor is saved after it.
+		defer func() {
+			if err := d.floor.save(); err != nil {
+				d.o.Log.Error().Err(err).Msg("update_id floor not saved")
+			}
+		}()
+	} else if err := d.floor.save(); err != nil {
+		d.o.Log.Error().Err(err).Msg("update_id floor not saved")
+		_ = d.record(audit.Record{Type: "update", Outcome: "denied", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind, Reason: "update_id floor not saved"})
+		d.reply(u.ChatID, "relay cannot write its state directory; only /lock and /logout work until it can (see the relay log)")
 		return
 	}
-	if u.Kind == "callback_query" {
-		d.callback(ctx, u)
+	if u.Indirect != "" {
+		_ = d.record(audit.Record{Type: "update", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind, Reason: indirectReasons[u.Indirect]})
 		return
 	}
-	if u.Kind != "message" {
+	if verdict == auth.Stale {
+		d.stale(u)
+		return
+	}
+	switch u.Kind {
+	case telegram.KindCallbackQuery:
+		d.callback(u)
+		return
+	case telegram.KindGenerationStopped:
+		d.stopPressed(u)
+		return
+	case telegram.KindMessage:
+	default:
 		_ = d.record(audit.Record{Type: "update", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind})
 		return
 	}
 	name, args, ok := telegram.ParseCommand(u.Text)
 	if !ok {
 		_ = d.record(audit.Record{Type: "update", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: "message without a command"})
-		d.reply(ctx, u, "send /help for the commands")
+		d.reply(u.ChatID, "send /help for the commands")
 		return
 	}
-	switch name {
-	case "start", "help":
-		d.help(ctx, u)
-	case "login":
-		d.login(ctx, u, args)
-	case "logout":
-		d.logout(ctx, u)
-	case "lock":
-		d.lock(ctx, u)
-	case "status":
-		d.status(ctx, u)
-	case "ps":
-		d.withSession(ctx, u, name, func() { d.ps(ctx, u) })
-	case "kill":
-		d.withSession(ctx, u, name, func() { d.kill(ctx, u, args) })
-	case "audit":
-		d.withSession(ctx, u, name, func() { d.auditTail(ctx, u, args) })
-	default:
-		d.command(ctx, u, name, args)
+	if _, _, ours := telegram.ParseCommandFor(u.Text, d.name()); !ours {
+		_ = d.record(audit.Record{Type: "update", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Command: name,
+			Reason: "command addressed to another bot"})
+		return
 	}
-}
-
-// reply sends a one-line plain answer; its text must already be safe.
-func (d *Daemon) reply(ctx context.Context, u telegram.Update, text string) {
-	d.notifyOwnerChat(ctx, u.ChatID, chatfmt.Line(text))
-}
-
-func (d *Daemon) notifyOwner(ctx context.Context, text string) {
-	d.notifyOwnerChat(ctx, d.owner, chatfmt.Line(text))
-}
-
-func (d *Daemon) notifyOwnerChat(ctx context.Context, chatID int64, html string) {
-	if _, err := d.tg.SendText(ctx, chatID, html); err != nil {
-		d.o.Log.Warn().Err(err).Msg("reply failed")
+	if b := policy.LookupBuiltin(name); b != nil {
+		if b.Session {
+			if answer, ok := d.gate(u, audit.Record{Type: "request", Command: name}); !ok {
+				d.reply(u.ChatID, answer)
+				return
+			}
+		}
+		builtinHandlers[name](d, u, args)
+		return
 	}
+	d.command(u, name, args)
+}
+
+// name is the bot's username, "" while unknown.
+func (d *Daemon) name() string {
+	if p := d.botName.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// protective reports whether u is /lock or /logout, which must work even
+// when relay cannot write its state.
+func protective(u telegram.Update) bool {
+	name, _, ok := telegram.ParseCommand(u.Text)
+	return u.Kind == telegram.KindMessage && ok && (name == "lock" || name == "logout")
+}
+
+// carriesCode reports whether u's text holds a TOTP or recovery code:
+// /login CODE, a reauth command's step-up code, or a bare code sent by
+// mistake. Whoever it is addressed to, and whether or not it will run.
+func carriesCode(cfg *policy.Config, u telegram.Update) bool {
+	if u.Text == "" {
+		return false
+	}
+	if name, args, ok := telegram.ParseCommand(u.Text); ok {
+		if args == "" {
+			return false
+		}
+		if name == "login" {
+			return true
+		}
+		c := cfg.Lookup(name)
+		return c != nil && c.Reauth
+	}
+	return auth.LooksLikeCode(u.Text)
+}
+
+// deleteIfCode deletes a message of the owner's that carries a code,
+// before anything else looks at it: it must not stay in the chat, stale,
+// forwarded, mistyped or refused alike. The deletion goes out at once, in
+// its own lane, never behind a reply that Telegram is holding back.
+// Messages in strangers' chats are not touched: the codes there are not
+// the owner's, and a stranger must not be able to make relay call the
+// Bot API.
+func (d *Daemon) deleteIfCode(cfg *policy.Config, u telegram.Update) {
+	if u.MessageID == 0 || (u.ChatID != d.owner && u.UserID != d.owner) || u.Kind == telegram.KindCallbackQuery || !carriesCode(cfg, u) {
+		return
+	}
+	chat, msg := u.ChatID, u.MessageID
+	d.out.urgent(chat, func(ctx context.Context) {
+		if err := d.tg.DeleteMessage(ctx, chat, msg); err != nil {
+			d.o.Log.Warn().Err(err).Int64("chat_id", chat).Int("message_id", msg).Msg("could not delete a message that carries a code; delete it by hand")
+		}
+	})
+}
+
+// gate is the one session check, for commands, button presses and
+// built-ins alike: it lets u through in a live session, touching it. When
+// there is none it records denied (with its Type, Command and Detail set
+// by the caller) and returns the answer to give, which says once why a
+// session that ran out by itself ended.
+func (d *Daemon) gate(u telegram.Update, denied audit.Record) (answer string, ok bool) {
+	if _, ok := d.auth.Session(u.ChatID); ok {
+		d.auth.Touch(u.ChatID)
+		return "", true
+	}
+	answer = "not logged in: send /login CODE"
+	if e, ok := d.auth.TakeExpiry(u.ChatID); ok {
+		what := "idle for " + e.Limit.String()
+		if e.Reason == "lifetime" {
+			what = "reached its lifetime of " + e.Limit.String()
+		}
+		_ = d.record(audit.Record{Type: "session", Outcome: "expired", Reason: e.Reason, UserID: u.UserID, ChatID: u.ChatID,
+			Detail: "expired at " + e.At.UTC().Format(time.RFC3339)})
+		answer = "session expired (" + what + "): send /login CODE"
+	}
+	denied.Outcome, denied.Reason, denied.UserID, denied.ChatID = "denied", "no session", u.UserID, u.ChatID
+	_ = d.record(denied)
+	return answer, false
+}
+
+// reply sends a one-line plain answer.
+func (d *Daemon) reply(chatID int64, text string) { d.send(chatID, chatfmt.Line(text)) }
+
+func (d *Daemon) notifyOwner(text string) { d.reply(d.owner, text) }
+
+// send posts an HTML message (rendered by chatfmt) to chatID's lane.
+func (d *Daemon) send(chatID int64, html string, opts ...telegram.SendOpt) {
+	d.out.post(chatID, func(ctx context.Context) {
+		if _, err := d.tg.SendText(ctx, chatID, html, opts...); err != nil {
+			d.o.Log.Warn().Err(err).Msg("reply failed")
+		}
+	})
 }
 
 func (d *Daemon) recordDelivery(what, job string, err error) {
@@ -134,67 +258,40 @@ func (d *Daemon) unauthorized(u telegram.Update) {
 	}
 }
 
-func (d *Daemon) stale(ctx context.Context, u telegram.Update) {
+func (d *Daemon) stale(u telegram.Update) {
 	_ = d.record(audit.Record{Type: "stale", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind})
-	if name, _, ok := telegram.ParseCommand(u.Text); ok && name == "login" {
-		// An old code is useless, but still should not sit in the chat.
-		_ = d.tg.DeleteMessage(ctx, u.ChatID, u.MessageID)
-	}
-	if d.staleTold.CompareAndSwap(false, true) {
+	if d.auth.FirstStale() {
 		age := d.config().Auth.MaxMessageAge
-		d.reply(ctx, u, fmt.Sprintf("ignored messages sent before relay started or older than %s; send them again if you still want them", age))
+		d.reply(u.ChatID, fmt.Sprintf("ignored messages sent before relay started or older than %s; send them again if you still want them", age))
 	}
 }
 
-func (d *Daemon) help(ctx context.Context, u telegram.Update) {
+func (d *Daemon) help(u telegram.Update) {
 	_ = d.record(audit.Record{Type: "update", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Detail: "help"})
-	var b strings.Builder
-	b.WriteString("<b>Commands</b>\n")
+	var cmds, builtins []chatfmt.HelpEntry
 	for _, c := range d.config().Commands {
-		fmt.Fprintf(&b, "%s\n    %s\n", chatfmt.Escape(c.Usage()), chatfmt.Escape(c.Description))
+		cmds = append(cmds, chatfmt.HelpEntry{Usage: c.Usage(), Description: c.Description})
 	}
-	b.WriteString("\n<b>Built in</b>\n")
-	for _, c := range builtins {
-		fmt.Fprintf(&b, "/%s — %s\n", c.Name, chatfmt.Escape(c.Description))
+	for _, b := range policy.Builtins {
+		if !b.Hidden {
+			builtins = append(builtins, chatfmt.HelpEntry{Usage: b.Usage(), Description: b.Description})
+		}
 	}
-	d.notifyOwnerChat(ctx, u.ChatID, b.String())
+	for _, m := range chatfmt.Help(cmds, builtins) {
+		d.send(u.ChatID, m)
+	}
 }
 
-// withSession runs f only inside a live session, touching it.
-func (d *Daemon) withSession(ctx context.Context, u telegram.Update, what string, f func()) {
-	if _, ok := d.auth.Session(u.ChatID); !ok {
-		answer := d.noSession(u)
-		_ = d.record(audit.Record{Type: "request", Outcome: "denied", Reason: "no session", UserID: u.UserID, ChatID: u.ChatID, Command: what})
-		d.reply(ctx, u, answer)
+func (d *Daemon) login(u telegram.Update, args string) {
+	code := strings.TrimSpace(args)
+	if code == "" {
+		d.reply(u.ChatID, "send /login CODE, with the code from your authenticator app")
 		return
 	}
-	d.auth.Touch(u.ChatID)
-	f()
-}
-
-// noSession is the answer to a request that needs a session when there is
-// none. A session that ran out by itself is recorded as ended, and the
-// owner is told why, once: otherwise a timeout looks like a lost login.
-func (d *Daemon) noSession(u telegram.Update) string {
-	e, ok := d.auth.TakeExpiry(u.ChatID)
-	if !ok {
-		return "not logged in: send /login CODE"
+	res := d.auth.Login(u.ChatID, code)
+	if res.Err != nil {
+		d.o.Log.Error().Err(res.Err).Msg("login refused: auth state")
 	}
-	what := "idle for " + e.Limit.String()
-	if e.Reason == "lifetime" {
-		what = "reached its lifetime of " + e.Limit.String()
-	}
-	_ = d.record(audit.Record{Type: "session", Outcome: "expired", Reason: e.Reason, UserID: u.UserID, ChatID: u.ChatID,
-		Detail: "expired at " + e.At.UTC().Format(time.RFC3339)})
-	return "session expired (" + what + "): send /login CODE"
-}
-
-func (d *Daemon) login(ctx context.Context, u telegram.Update, args string) {
-	// The code must not stay in the chat, whatever the outcome.
-	if err := d.tg.DeleteMessage(ctx, u.ChatID, u.MessageID); err != nil {
-		d.o.Log.Warn().Err(err).Msg("could not delete the /login message")
-	}
-	res := d.auth.Login(u.ChatID, strings.TrimSpace(args))
 	r := audit.Record{Type: "login", Outcome: res.Event, UserID: u.UserID, ChatID: u.ChatID}
 	if !res.OK {
 		r.Reason = res.Reason
@@ -204,11 +301,11 @@ func (d *Daemon) login(ctx context.Context, u telegram.Update, args string) {
 			// A session nobody can account for must not exist.
 			d.auth.Logout(u.ChatID)
 		}
-		d.reply(ctx, u, "audit log unavailable: not logged in")
+		d.reply(u.ChatID, "audit log unavailable: not logged in")
 		return
 	}
 	if !res.OK {
-		d.reply(ctx, u, "login failed: "+res.Reason)
+		d.reply(u.ChatID, "login failed: "+res.Reason)
 		return
 	}
 	cfg := d.config()
@@ -216,123 +313,153 @@ func (d *Daemon) login(ctx context.Context, u telegram.Update, args string) {
 	if res.UsedRecovery {
 		msg += "; a recovery code was used and is now spent"
 	}
-	d.reply(ctx, u, msg)
+	d.reply(u.ChatID, msg)
 }
 
-func (d *Daemon) logout(ctx context.Context, u telegram.Update) {
+func (d *Daemon) logout(u telegram.Update) {
 	d.auth.Logout(u.ChatID)
-	d.clearPending()
 	_ = d.record(audit.Record{Type: "session", Outcome: "ended", Reason: "logout", UserID: u.UserID, ChatID: u.ChatID})
-	d.reply(ctx, u, "logged out")
+	d.reply(u.ChatID, "logged out")
 }
 
-func (d *Daemon) lock(ctx context.Context, u telegram.Update) {
-	d.auth.Lock(u.ChatID)
-	d.clearPending()
+// lock is the panic button. Its effect (the session ended, every
+// confirmation void, every job killed) is complete before the update loop
+// moves on; only the answer waits in the chat's lane.
+func (d *Daemon) lock(u telegram.Update) {
+	// The jobs first: ending the session writes the auth state.
 	n := len(d.runner.Jobs())
 	d.runner.CancelAll()
+	lockErr := d.auth.Lock(u.ChatID)
+	if lockErr != nil {
+		// The lock holds in memory; only a restart would lift it.
+		d.o.Log.Error().Err(lockErr).Msg("/lock not persisted; it holds until relay restarts")
+	}
 	_ = d.record(audit.Record{Type: "session", Outcome: "locked", Reason: fmt.Sprintf("lock: %d jobs killed", n), UserID: u.UserID, ChatID: u.ChatID})
-	d.reply(ctx, u, fmt.Sprintf("locked: session ended, %d jobs killed; log in with a fresh code to unlock", n))
+	d.reply(u.ChatID, fmt.Sprintf("locked: session ended, %d jobs killed; log in with a fresh code to unlock", n))
 }
 
-func (d *Daemon) status(ctx context.Context, u telegram.Update) {
+func (d *Daemon) cancel(u telegram.Update) {
+	n := d.auth.VoidConfirms()
+	_ = d.record(audit.Record{Type: "confirm", Outcome: "cancelled", UserID: u.UserID, ChatID: u.ChatID, Reason: fmt.Sprintf("/cancel: %d pending confirmations voided", n)})
+	d.reply(u.ChatID, fmt.Sprintf("%d pending confirmations voided", n))
+}
+
+func (d *Daemon) status(u telegram.Update) {
 	_ = d.record(audit.Record{Type: "update", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Detail: "status"})
-	var b strings.Builder
 	st := d.auth.Status()
-	if info, ok := d.auth.Session(u.ChatID); ok {
-		fmt.Fprintf(&b, "session: %s idle left, %s at most\n", info.IdleLeft.Round(time.Second), info.AbsoluteLeft.Round(time.Second))
-	} else {
-		b.WriteString("session: none\n")
+	now := d.now()
+	info := chatfmt.StatusInfo{Session: st.Session, IdleLeft: st.IdleLeft, AbsoluteLeft: st.AbsoluteLeft,
+		Failures: st.Failures, Locked: st.Locked, Jobs: len(d.runner.Jobs()),
+		AuditHealthy: d.audit.Healthy() == nil, AuditSeq: d.audit.Head().Seq,
+		Version: d.o.Version, Uptime: now.Sub(d.started)}
+	if st.LockedUntil.After(now) {
+		info.LockoutLeft = st.LockedUntil.Sub(now)
 	}
-	if !st.LockedUntil.IsZero() && st.LockedUntil.After(d.now()) {
-		fmt.Fprintf(&b, "login lockout: %s left (%d failures)\n", st.LockedUntil.Sub(d.now()).Round(time.Second), st.Failures)
-	}
-	if st.Locked {
-		b.WriteString("locked: a fresh login is required\n")
-	}
-	fmt.Fprintf(&b, "jobs: %d running\n", len(d.runner.Jobs()))
-	if err := d.audit.Healthy(); err != nil {
-		b.WriteString("audit: UNHEALTHY, commands refused\n")
-	} else {
-		h := d.audit.Head()
-		fmt.Fprintf(&b, "audit: ok, seq %d\n", h.Seq)
-	}
-	fmt.Fprintf(&b, "version: %s\nuptime: %s\n", d.o.Version, d.now().Sub(d.started).Round(time.Second))
-	d.notifyOwnerChat(ctx, u.ChatID, "<pre>"+chatfmt.Escape(b.String())+"</pre>")
+	d.send(u.ChatID, chatfmt.Status(info))
 }
 
-func (d *Daemon) ps(ctx context.Context, u telegram.Update) {
+func (d *Daemon) ps(u telegram.Update) {
 	_ = d.record(audit.Record{Type: "update", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Detail: "ps"})
-	jobs := d.runner.Jobs()
-	if len(jobs) == 0 {
-		d.reply(ctx, u, "no jobs running")
-		return
+	var jobs []chatfmt.Job
+	for _, j := range d.runner.Jobs() {
+		jobs = append(jobs, chatfmt.Job{ID: j.ID(), Command: j.Key(), Elapsed: d.now().Sub(j.Started())})
 	}
-	var b strings.Builder
-	for _, j := range jobs {
-		fmt.Fprintf(&b, "%-5s %-20s %s\n", j.ID(), j.Key(), d.now().Sub(j.Started()).Round(time.Second))
-	}
-	d.notifyOwnerChat(ctx, u.ChatID, "<pre>"+chatfmt.Escape(b.String())+"</pre>")
+	d.send(u.ChatID, chatfmt.PS(jobs))
 }
 
-func (d *Daemon) kill(ctx context.Context, u telegram.Update, args string) {
+func (d *Daemon) kill(u telegram.Update, args string) {
 	id := strings.TrimSpace(args)
 	j := d.runner.Get(id)
 	if id == "" || j == nil {
-		d.reply(ctx, u, "no such job; /ps lists the running jobs")
+		d.reply(u.ChatID, "no such job; /ps lists the running jobs")
 		return
 	}
-	_ = d.record(audit.Record{Type: "kill", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Job: j.ID(), Command: j.Key()})
-	j.Cancel()
-	d.reply(ctx, u, "killing job "+j.ID())
+	d.killJob(u, j, "/kill")
 }
 
-func (d *Daemon) auditTail(ctx context.Context, u telegram.Update, args string) {
+// killJob is /kill and the stop button alike: the job is cancelled at
+// once, then the kill recorded and answered.
+func (d *Daemon) killJob(u telegram.Update, j *exec.Job, via string) {
+	j.Cancel()
+	_ = d.record(audit.Record{Type: "kill", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Job: j.ID(), Command: j.Key(), Detail: via})
+	d.reply(u.ChatID, "killing job "+j.ID())
+}
+
+// auditTail answers /audit N. The read runs in the chat's lane, not here:
+// it is I/O, and its answer keeps its place among the chat's replies.
+func (d *Daemon) auditTail(u telegram.Update, args string) {
 	n := 10
 	if s := strings.TrimSpace(args); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 1 {
-			d.reply(ctx, u, "usage: /audit [N], N from 1 to 50")
+			d.reply(u.ChatID, "usage: /audit [N], N from 1 to 50")
 			return
 		}
 		n = min(v, 50)
 	}
 	_ = d.record(audit.Record{Type: "update", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Detail: "audit"})
-	lines, err := audit.Summarize(audit.Files(d.config().Audit.Dir), audit.Filter{}, n)
-	if err != nil {
-		d.o.Log.Error().Err(err).Msg("audit summary failed")
-		d.reply(ctx, u, "could not read the audit log")
-		return
-	}
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(l.String())
-		b.WriteByte('\n')
-	}
-	d.notifyOwnerChat(ctx, u.ChatID, chatfmt.Pre([]byte(b.String()), fmt.Sprintf("last %d audit records", len(lines))))
+	dir, chat := d.fixed.Audit.Dir, u.ChatID
+	d.out.post(chat, func(ctx context.Context) {
+		lines, err := audit.Summarize(audit.Files(dir), audit.Filter{}, n)
+		html := chatfmt.Line("could not read the audit log")
+		if err != nil {
+			d.o.Log.Error().Err(err).Msg("audit summary failed")
+		} else {
+			var b strings.Builder
+			for _, l := range lines {
+				b.WriteString(l.String())
+				b.WriteByte('\n')
+			}
+			html = chatfmt.Pre([]byte(b.String()), fmt.Sprintf("last %d audit records", len(lines)))
+		}
+		if _, err := d.tg.SendText(ctx, chat, html); err != nil {
+			d.o.Log.Warn().Err(err).Msg("reply failed")
+		}
+	})
 }
 
-// command handles an allowlisted command: session, audit health, argument
-// binding, step-up and confirmation, in that order, before anything runs.
-func (d *Daemon) command(ctx context.Context, u telegram.Update, name, args string) {
+// cutWord splits s into its first word and the rest.
+func cutWord(s string) (word, rest string) {
+	s = strings.TrimLeftFunc(s, unicode.IsSpace)
+	if i := strings.IndexFunc(s, unicode.IsSpace); i >= 0 {
+		return s[:i], s[i:]
+	}
+	return s, ""
+}
+
+// command handles an allowlisted command: the step-up code is taken off
+// first, so that nothing below ever sees it; then session, shutdown,
+// audit health, argument splitting, step-up, binding, the sandbox and
+// confirmation, in that order, before anything runs.
+func (d *Daemon) command(u telegram.Update, name, args string) {
 	cfg := d.config()
 	base := audit.Record{Type: "request", UserID: u.UserID, ChatID: u.ChatID, Command: name}
 	deny := func(reason, answer string) {
 		r := base
 		r.Outcome, r.Reason = "denied", reason
 		_ = d.record(r)
-		d.reply(ctx, u, answer)
+		d.reply(u.ChatID, answer)
 	}
 	cmd := cfg.Lookup(name)
 	if cmd == nil {
 		deny("unknown command", "unknown command /"+name+"; send /help")
 		return
 	}
-	if _, ok := d.auth.Session(u.ChatID); !ok {
-		deny("no session", d.noSession(u))
+	var code string
+	if cmd.Reauth {
+		code, args = cutWord(args)
+	}
+	if answer, ok := d.gate(u, base); !ok {
+		if code != "" {
+			// A code typed in the chat has been seen: spend it, so that
+			// nobody who saw it can use it.
+			res := d.auth.StepUp(u.ChatID, code)
+			_ = d.record(audit.Record{Type: "login", Outcome: res.Event, UserID: u.UserID, ChatID: u.ChatID, Command: name,
+				Reason: "step-up code sent without a session: spent, nothing run"})
+		}
+		d.reply(u.ChatID, answer)
 		return
 	}
-	d.auth.Touch(u.ChatID)
 	if d.draining.Load() {
 		deny("shutting down", "relay is shutting down; command not run")
 		return
@@ -340,7 +467,7 @@ func (d *Daemon) command(ctx context.Context, u telegram.Update, name, args stri
 	// Heal, not Healthy: it retries a failed log (recording the failure)
 	// instead of waiting for some other record to clear it.
 	if err := d.audit.Heal(); err != nil {
-		d.reply(ctx, u, "audit log unavailable; command not run")
+		d.reply(u.ChatID, "audit log unavailable; command not run")
 		return
 	}
 	words, err := policy.SplitArgs(args)
@@ -349,14 +476,14 @@ func (d *Daemon) command(ctx context.Context, u telegram.Update, name, args stri
 		return
 	}
 	if cmd.Reauth {
-		// The code must not stay in the chat, whatever the outcome.
-		_ = d.tg.DeleteMessage(ctx, u.ChatID, u.MessageID)
-		if len(words) == 0 {
+		if code == "" {
 			deny("missing step-up code", fmt.Sprintf("/%s needs a fresh TOTP code first: /%s CODE …", name, name))
 			return
 		}
-		res := d.auth.StepUp(u.ChatID, words[0])
-		words = words[1:]
+		res := d.auth.StepUp(u.ChatID, code)
+		if res.Err != nil {
+			d.o.Log.Error().Err(res.Err).Msg("step-up refused: auth state")
+		}
 		if !res.OK {
 			deny("step-up failed: "+res.Event, "step-up failed: "+res.Reason)
 			return
@@ -367,17 +494,17 @@ func (d *Daemon) command(ctx context.Context, u telegram.Update, name, args stri
 		deny(err.Error(), err.Error())
 		return
 	}
-	spec, done, err := launch.Spec(cfg, inv, d.o.Launch)
+	spec, done, err := launch.Spec(d.launchConfig(), inv, d.o.Launch)
 	if err != nil {
 		d.o.Log.Error().Err(err).Str("command", name).Msg("command refused")
 		deny(err.Error(), "sandbox unavailable on this host; command refused (see relay sandbox check)")
 		return
 	}
 	if cmd.Confirm {
-		d.askConfirm(ctx, u, inv, spec, done)
+		d.askConfirm(u, inv, spec, done)
 		return
 	}
-	d.start(ctx, u.ChatID, u.UserID, inv, spec, done)
+	d.start(u.ChatID, u.UserID, inv, spec, done)
 }
 
 func paramsOf(inv *policy.Invocation) map[string]string {
@@ -386,4 +513,48 @@ func paramsOf(inv *policy.Invocation) map[string]string {
 		m[v.Name] = v.Value
 	}
 	return m
+}
+
+// unauthLimiter rate-limits audit records for unauthorized updates, so a
+// flood from strangers cannot fill the disk, while the count of what was
+// not recorded individually still reaches the log: in the next record, or
+// at shutdown (flush).
+type unauthLimiter struct {
+	now func() time.Time
+
+	mu      sync.Mutex
+	window  time.Time
+	n       int
+	dropped int
+}
+
+const unauthPerMinute = 10
+
+func newUnauthLimiter(now func() time.Time) *unauthLimiter { return &unauthLimiter{now: now} }
+
+// allow reports whether to record this update, and how many were dropped
+// since the last recorded one.
+func (l *unauthLimiter) allow() (dropped int, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if now.Sub(l.window) >= time.Minute {
+		l.window, l.n = now, 0
+	}
+	if l.n >= unauthPerMinute {
+		l.dropped++
+		return 0, false
+	}
+	l.n++
+	dropped, l.dropped = l.dropped, 0
+	return dropped, true
+}
+
+// flush returns the count not yet recorded, and forgets it.
+func (l *unauthLimiter) flush() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.dropped
+	l.dropped = 0
+	return n
 }

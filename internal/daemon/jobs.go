@@ -3,140 +3,200 @@ package daemon
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/relaychat/relay/internal/audit"
+	"github.com/relaychat/relay/internal/auth"
 	"github.com/relaychat/relay/internal/chatfmt"
 	"github.com/relaychat/relay/internal/exec"
 	"github.com/relaychat/relay/internal/telegram"
 	"github.com/relaychat/relay/policy"
 )
 
-// progressEvery is how often a long job's progress message is edited:
-// often enough to feel live, rare enough to stay far below flood limits.
+// progressEvery is how often a long job's progress is shown: often enough
+// to feel live and to keep a draft (which Telegram drops about 30 s after
+// its last update) on screen, rare enough to stay far below flood limits.
 const progressEvery = 2 * time.Second
 
-// pendingRun is a command waiting for its Run/Cancel press.
+// jobInfo is what the daemon knows about a running job.
+type jobInfo struct {
+	job     *exec.Job
+	command string
+	chatID  int64
+	// draft is the ID of the draft that shows the job's progress, whose
+	// stop button cancels it. A stop that is refused has ended that draft
+	// on the phone, so the job moves to a new one.
+	draft atomic.Int64
+}
+
+// pendingRun is a confirm command waiting for its Run/Cancel press. auth
+// holds it (it is an auth.Held) with the token in the buttons, and hands
+// it back on the press, or releases it when the confirmation dies.
 type pendingRun struct {
+	d      *Daemon
 	inv    *policy.Invocation
 	spec   exec.Spec
 	done   func() // releases the sandbox's resources
 	chatID int64
 	userID int64
-	msgID  int
-	asked  time.Time
+
+	mu sync.Mutex
+	// msgID is the prompt's message, once Telegram has it; 0 before.
+	msgID int
+	// voided is why auth released the run, nil while it may still run.
+	// A release can come before the prompt's send has returned; whichever
+	// of the two comes second disables the buttons.
+	voided error
 }
 
-// confirmTTL bounds how long a pending confirmation is kept; auth refuses
-// a press after 60 s anyway, this only frees the memory.
-const confirmTTL = 2 * time.Minute
-
-type jobInfo struct {
-	command string
-	chatID  int64
+// voidLabels are what a prompt's keyboard turns into when its
+// confirmation dies unpressed.
+var voidLabels = map[error]string{
+	auth.ErrConfirmExpired:   "✗ expired",
+	auth.ErrConfirmNoSession: "✗ void: the session ended",
+	auth.ErrConfirmVoided:    "✗ void",
+	auth.ErrConfirmEvicted:   "✗ void: too many pending",
 }
 
-func (d *Daemon) clearPending() {
-	d.mu.Lock()
-	for k, p := range d.pending {
-		p.done()
-		delete(d.pending, k)
+// Release frees the sandbox built for the run and disables the prompt's
+// buttons, saying why.
+func (p *pendingRun) Release(why error) {
+	p.done()
+	p.mu.Lock()
+	p.voided = why
+	id := p.msgID
+	p.mu.Unlock()
+	if id != 0 {
+		p.d.markPressed(p.chatID, id, voidLabel(why))
 	}
-	d.mu.Unlock()
 }
 
-func (d *Daemon) askConfirm(ctx context.Context, u telegram.Update, inv *policy.Invocation, spec exec.Spec, done func()) {
-	key := randomID()
-	token := d.auth.NewConfirm(u.ChatID, key)
-	r := audit.Record{Type: "request", Outcome: "confirm_pending", UserID: u.UserID, ChatID: u.ChatID,
-		Command: inv.Command.Name, Params: paramsOf(inv), Argv: inv.Argv, Workdir: inv.Dir, Sandbox: inv.Command.Sandbox.String()}
+// sent records the prompt's message ID, disabling its buttons if the run
+// was released while the prompt was on its way.
+func (p *pendingRun) sent(id int) {
+	p.mu.Lock()
+	p.msgID = id
+	why := p.voided
+	p.mu.Unlock()
+	if why != nil {
+		p.d.markPressed(p.chatID, id, voidLabel(why))
+	}
+}
+
+func voidLabel(why error) string {
+	if label := voidLabels[why]; label != "" {
+		return label
+	}
+	return "✗ void"
+}
+
+func (d *Daemon) markPressed(chatID int64, msgID int, label string) {
+	d.out.post(chatID, func(ctx context.Context) {
+		if err := d.tg.MarkPressed(ctx, chatID, msgID, label, ""); err != nil {
+			d.o.Log.Debug().Err(err).Msg("could not disable a prompt's buttons")
+		}
+	})
+}
+
+func (d *Daemon) askConfirm(u telegram.Update, inv *policy.Invocation, spec exec.Spec, done func()) {
+	html, whole := chatfmt.ConfirmPrompt(chatfmt.Prompt{Command: inv.Command.Name, Argv: inv.Argv, Workdir: inv.Dir,
+		Timeout: inv.Command.Timeout, Sandbox: inv.Command.Sandbox.String(), TTL: auth.ConfirmTTL})
+	base := audit.Record{Type: "request", UserID: u.UserID, ChatID: u.ChatID, Command: inv.Command.Name}
+	if !whole {
+		done()
+		base.Outcome, base.Reason = "denied", "argv too long to show for confirmation"
+		_ = d.record(base)
+		d.reply(u.ChatID, "the command line is too long to show for confirmation; command not run")
+		return
+	}
+	p := &pendingRun{d: d, inv: inv, spec: spec, done: done, chatID: u.ChatID, userID: u.UserID}
+	token := d.auth.NewConfirm(u.ChatID, p)
+	if token == "" {
+		done()
+		d.reply(u.ChatID, "not logged in: send /login CODE")
+		return
+	}
+	r := base
+	r.Outcome, r.Params, r.Argv, r.Workdir, r.Sandbox = "confirm_pending", paramsOf(inv), inv.Argv, inv.Dir, inv.Command.Sandbox.String()
 	if err := d.record(r); err != nil {
-		done()
-		d.reply(ctx, u, "audit log unavailable; command not run")
+		d.auth.Void(token)
+		d.reply(u.ChatID, "audit log unavailable; command not run")
 		return
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "<b>Run /%s?</b>\n<pre>", chatfmt.Escape(inv.Command.Name))
-	for i, a := range inv.Argv {
-		if i > 0 {
-			b.WriteByte(' ')
+	chat := u.ChatID
+	d.out.post(chat, func(ctx context.Context) {
+		msgID, err := d.tg.SendText(ctx, chat, html, telegram.Buttons([]telegram.Button{
+			{Text: "Run", Data: "r:" + token, Style: telegram.StyleDanger},
+			{Text: "Cancel", Data: "x:" + token},
+		}))
+		if err != nil {
+			d.o.Log.Warn().Err(err).Msg("confirmation prompt not delivered")
+			d.auth.Void(token)
+			return
 		}
-		b.WriteString(chatfmt.Escape(quoteArg(a)))
-	}
-	fmt.Fprintf(&b, "</pre>workdir %s · timeout %s · sandbox %s\nThe buttons work once, for 60 s.",
-		chatfmt.Escape(inv.Dir), inv.Command.Timeout, chatfmt.Escape(inv.Command.Sandbox.String()))
-	msgID, err := d.tg.SendText(ctx, u.ChatID, b.String(), telegram.Buttons([]telegram.Button{
-		{Text: "Run", Data: "r:" + token},
-		{Text: "Cancel", Data: "x:" + token},
-	}))
-	if err != nil {
-		done()
-		d.o.Log.Warn().Err(err).Msg("confirmation prompt not delivered")
-		return
-	}
-	d.mu.Lock()
-	for k, p := range d.pending {
-		if d.now().Sub(p.asked) > confirmTTL {
-			p.done()
-			delete(d.pending, k)
-		}
-	}
-	d.pending[key] = &pendingRun{inv: inv, spec: spec, done: done, chatID: u.ChatID, userID: u.UserID, msgID: msgID, asked: d.now()}
-	d.mu.Unlock()
+		p.sent(msgID)
+	})
 }
 
-// callback handles a Run/Cancel press. Every callback is answered, so the
-// owner's client stops its spinner.
-func (d *Daemon) callback(ctx context.Context, u telegram.Update) {
-	action, token, ok := strings.Cut(u.CallbackData, ":")
+// callback handles a Run/Cancel press. Every press is answered, so the
+// owner's client stops its spinner, and a press on a prompt that can no
+// longer run disables its buttons.
+func (d *Daemon) callback(u telegram.Update) {
+	qid, chat := u.CallbackID, u.ChatID
 	answer := func(text string) {
-		if err := d.tg.AnswerCallback(ctx, u.CallbackID, text); err != nil {
-			d.o.Log.Warn().Err(err).Msg("answerCallbackQuery failed")
-		}
+		d.out.post(chat, func(ctx context.Context) {
+			if err := d.tg.AnswerCallback(ctx, qid, text); err != nil {
+				d.o.Log.Warn().Err(err).Msg("answerCallbackQuery failed")
+			}
+		})
 	}
 	base := audit.Record{Type: "confirm", UserID: u.UserID, ChatID: u.ChatID}
+	deny := func(reason, text string) {
+		r := base
+		r.Outcome, r.Reason = "denied", reason
+		_ = d.record(r)
+		answer(text)
+	}
+	action, token, ok := strings.Cut(u.CallbackData, ":")
 	if !ok || (action != "r" && action != "x") {
-		base.Outcome, base.Reason = "denied", "malformed button data"
-		_ = d.record(base)
-		answer("unknown button")
+		deny("malformed button data", "unknown button")
 		return
 	}
-	key, err := d.auth.Confirm(u.UserID, u.ChatID, token)
-	var p *pendingRun
-	if err == nil {
-		d.mu.Lock()
-		p = d.pending[key]
-		delete(d.pending, key)
-		d.mu.Unlock()
-		if p == nil {
-			err = errors.New("confirmation expired")
+	if text, ok := d.gate(u, base); !ok {
+		answer(text)
+		if u.MessageID != 0 {
+			d.markPressed(chat, u.MessageID, voidLabels[auth.ErrConfirmNoSession])
 		}
-	}
-	if err != nil {
-		base.Outcome, base.Reason = "denied", err.Error()
-		_ = d.record(base)
-		answer(err.Error())
 		return
 	}
+	h, err := d.auth.Confirm(u.UserID, u.ChatID, token)
+	if err != nil {
+		deny(err.Error(), err.Error())
+		if u.MessageID != 0 {
+			d.markPressed(chat, u.MessageID, "✗ "+err.Error())
+		}
+		return
+	}
+	p := h.(*pendingRun)
 	base.Command = p.inv.Command.Name
-	_ = d.tg.RemoveButtons(ctx, p.chatID, p.msgID)
 	if action == "x" {
 		p.done()
 		base.Outcome = "cancelled"
 		_ = d.record(base)
 		answer("cancelled")
+		d.markPressed(chat, u.MessageID, "✗ Cancelled")
 		return
 	}
-	if _, ok := d.auth.Session(u.ChatID); !ok {
+	if d.draining.Load() {
 		p.done()
-		base.Outcome, base.Reason = "denied", "no session"
-		_ = d.record(base)
-		answer("not logged in")
+		deny("shutting down", "relay is shutting down; command not run")
 		return
 	}
 	base.Outcome = "confirmed"
@@ -146,12 +206,43 @@ func (d *Daemon) callback(ctx context.Context, u telegram.Update) {
 		return
 	}
 	answer("running")
-	d.start(ctx, p.chatID, p.userID, p.inv, p.spec, p.done)
+	d.markPressed(chat, u.MessageID, "✓ Run")
+	d.start(p.chatID, p.userID, p.inv, p.spec, p.done)
+}
+
+// stopPressed handles a draft's stop button: exactly /kill of the job the
+// draft shows, behind the same session gate.
+func (d *Daemon) stopPressed(u telegram.Update) {
+	var info *jobInfo
+	d.mu.Lock()
+	for _, ji := range d.running {
+		if ji.draft.Load() == u.DraftID && ji.chatID == u.ChatID {
+			info = ji
+		}
+	}
+	d.mu.Unlock()
+	base := audit.Record{Type: "kill", Detail: "stop button"}
+	if answer, ok := d.gate(u, base); !ok {
+		if info != nil {
+			// The phone has stopped showing that draft; the job goes on,
+			// so its progress goes on in a new one.
+			info.draft.Store(draftID())
+		}
+		d.reply(u.ChatID, answer)
+		return
+	}
+	if info == nil {
+		r := base
+		r.Outcome, r.Reason, r.UserID, r.ChatID = "denied", "no running job shows that draft", u.UserID, u.ChatID
+		_ = d.record(r)
+		return
+	}
+	d.killJob(u, info.job, "stop button")
 }
 
 // start writes the request record and, only once it is durable, starts the
 // job.
-func (d *Daemon) start(ctx context.Context, chatID, userID int64, inv *policy.Invocation, spec exec.Spec, done func()) {
+func (d *Daemon) start(chatID, userID int64, inv *policy.Invocation, spec exec.Spec, done func()) {
 	cmd := inv.Command
 	r := audit.Record{Type: "request", Outcome: "allowed", UserID: userID, ChatID: chatID, Command: cmd.Name,
 		Params: paramsOf(inv), Argv: inv.Argv, Workdir: inv.Dir, Sandbox: cmd.Sandbox.String()}
@@ -159,19 +250,22 @@ func (d *Daemon) start(ctx context.Context, chatID, userID int64, inv *policy.In
 	if d.draining.Load() {
 		d.mu.Unlock()
 		done()
-		d.notifyOwnerChat(ctx, chatID, chatfmt.Line("relay is shutting down; command not run"))
+		d.reply(chatID, "relay is shutting down; command not run")
 		return
 	}
 	d.jobs.Add(1)
+	d.procs.Add(1)
 	d.mu.Unlock()
 	if err := d.record(r); err != nil {
+		d.procs.Done()
 		d.jobs.Done()
 		done()
-		d.notifyOwnerChat(ctx, chatID, chatfmt.Line("audit log unavailable; command not run"))
+		d.reply(chatID, "audit log unavailable; command not run")
 		return
 	}
 	job, err := d.runner.Start(context.Background(), cmd.Name, cmd.Concurrency, spec)
 	if err != nil {
+		d.procs.Done()
 		d.jobs.Done()
 		done()
 		answer := "could not start /" + cmd.Name
@@ -181,19 +275,92 @@ func (d *Daemon) start(ctx context.Context, chatID, userID int64, inv *policy.In
 		}
 		d.o.Log.Warn().Err(err).Str("command", cmd.Name).Msg("job not started")
 		_ = d.record(audit.Record{Type: "exec_start", Outcome: "failed", Reason: err.Error(), Command: cmd.Name, UserID: userID, ChatID: chatID})
-		d.notifyOwnerChat(ctx, chatID, chatfmt.Line(answer))
+		d.reply(chatID, answer)
 		return
 	}
+	info := &jobInfo{job: job, command: cmd.Name, chatID: chatID}
+	info.draft.Store(draftID())
 	d.mu.Lock()
-	d.running[job.ID()] = &jobInfo{command: cmd.Name, chatID: chatID}
+	d.running[job.ID()] = info
 	d.mu.Unlock()
-	go d.follow(job, inv, chatID, done)
+	go d.follow(info, inv, done)
+}
+
+// draftID is a random positive draft ID: a stop press is matched to a job
+// by it, and a counter would match a press on an earlier run's draft to
+// this run's job.
+func draftID() int64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return int64(binary.BigEndian.Uint64(b[:])>>1) | 1
+}
+
+// progress shows a running job's progress: as a message draft with a stop
+// button where the server shows drafts, else as a message edited in place.
+type progress struct {
+	d       *Daemon
+	info    *jobInfo
+	name    string
+	useEdit bool // drafts are unsupported here
+	// msgID is the edited message, once sent; it is set from the chat's
+	// lane.
+	msgID atomic.Int64
+	skip  time.Time // after a 429, drafts are skipped until then
+	last  string
+}
+
+func (p *progress) update(job *exec.Job) {
+	d := p.d
+	text := "/" + chatfmt.Escape(p.name) + " " + chatfmt.Progress(d.now().Sub(job.Started()), job.Tail(2048))
+	if text == p.last {
+		return
+	}
+	p.last = text
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	chat := p.info.chatID
+	if !p.useEdit {
+		if time.Now().Before(p.skip) {
+			return
+		}
+		// A draft is superseded by the next one: it is sent directly, one
+		// attempt, never queued behind replies.
+		err := d.tg.SendDraft(ctx, telegram.Draft{ChatID: chat, ID: p.info.draft.Load(), HTML: text, CanStop: true})
+		var e *telegram.Error
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, telegram.ErrDraftsUnsupported):
+			p.useEdit = true
+		case errors.As(err, &e) && e.RetryAfter > 0:
+			p.skip = time.Now().Add(e.RetryAfter)
+			return
+		default:
+			d.o.Log.Debug().Err(err).Msg("progress draft failed")
+			return
+		}
+	}
+	_ = d.out.call(ctx, chat, func(ctx context.Context) error {
+		id := int(p.msgID.Load())
+		if id == 0 {
+			id, err := d.tg.SendText(ctx, chat, text, telegram.Silent())
+			if err == nil {
+				p.msgID.Store(int64(id))
+			}
+			return err
+		}
+		if err := d.tg.EditText(ctx, chat, id, text); err != nil {
+			d.o.Log.Debug().Err(err).Msg("progress edit failed")
+		}
+		return nil
+	})
 }
 
 // follow shows live progress for a long job, records its end and delivers
 // its output. It uses its own context: a job started before shutdown still
 // reports its result to the owner.
-func (d *Daemon) follow(job *exec.Job, inv *policy.Invocation, chatID int64, done func()) {
+func (d *Daemon) follow(info *jobInfo, inv *policy.Invocation, done func()) {
+	job := info.job
 	defer d.jobs.Done()
 	// Release the sandbox's temp dir before shutdown can see the job gone.
 	defer done()
@@ -202,9 +369,7 @@ func (d *Daemon) follow(job *exec.Job, inv *policy.Invocation, chatID int64, don
 		delete(d.running, job.ID())
 		d.mu.Unlock()
 	}()
-	ctx := context.Background()
-	progressID := 0
-	last := ""
+	p := &progress{d: d, info: info, name: inv.Command.Name}
 	t := time.NewTicker(progressEvery)
 	defer t.Stop()
 wait:
@@ -213,26 +378,13 @@ wait:
 		case <-job.Done():
 			break wait
 		case <-t.C:
-			text := "/" + chatfmt.Escape(inv.Command.Name) + " " + chatfmt.Progress(d.now().Sub(job.Started()), job.Tail(2048))
-			if text == last {
-				continue
-			}
-			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			if progressID == 0 {
-				id, err := d.tg.SendText(pctx, chatID, text, telegram.Silent())
-				if err == nil {
-					progressID = id
-				}
-			} else if err := d.tg.EditText(pctx, chatID, progressID, text); err != nil {
-				d.o.Log.Debug().Err(err).Msg("progress edit failed")
-			}
-			cancel()
-			last = text
+			p.update(job)
 		}
 	}
+	d.procs.Done()
 	res := job.Wait()
 	defer res.Output.Close()
-	end := audit.Record{Type: "exec_end", Outcome: outcome(res), Command: inv.Command.Name, Job: job.ID(), ChatID: chatID,
+	end := audit.Record{Type: "exec_end", Outcome: outcome(res), Command: inv.Command.Name, Job: job.ID(), ChatID: info.chatID,
 		Signal: res.Signal, TimedOut: res.TimedOut, DurationMS: res.Duration.Milliseconds(),
 		OutputBytes: res.OutputBytes, OutputSHA256: res.SHA256,
 		CPUMS: res.CPU.Milliseconds(), MaxRSS: res.MaxRSS, MemoryPeak: max(res.MemoryPeak, 0), OOMKills: max(res.OOMKills, 0)}
@@ -244,13 +396,15 @@ wait:
 	// an fsync's latency on every command.
 	recorded := make(chan error, 1)
 	go func() { recorded <- d.record(end) }()
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	err := d.deliver(dctx, chatID, progressID, inv, res)
+	err := d.out.call(dctx, info.chatID, func(ctx context.Context) error {
+		return d.deliver(ctx, info.chatID, int(p.msgID.Load()), inv, res)
+	})
 	auditErr := <-recorded
 	d.recordDelivery("result of /"+inv.Command.Name, job.ID(), err)
 	if auditErr != nil {
-		d.notifyOwnerChat(dctx, chatID, chatfmt.Line("⚠️ audit log unavailable: the result above is not recorded; new commands are refused until the log is healthy"))
+		d.reply(info.chatID, "⚠️ audit log unavailable: the result above is not recorded; new commands are refused until the log is healthy")
 	}
 }
 
@@ -280,7 +434,8 @@ func footer(name string, res *exec.Result) string {
 const smallOutput = 16 << 10
 
 // deliver sends the result: a message when it fits, else a document
-// streamed from the spool.
+// streamed from the spool. A message to the chat also ends the job's
+// draft; an edited progress message becomes the result.
 func (d *Daemon) deliver(ctx context.Context, chatID int64, progressID int, inv *policy.Invocation, res *exec.Result) error {
 	cfg := d.config()
 	foot := footer(inv.Command.Name, res)
@@ -331,48 +486,4 @@ func readAll(s *exec.Spool) ([]byte, error) {
 	}
 	defer r.Close()
 	return io.ReadAll(io.LimitReader(r, smallOutput+1))
-}
-
-func quoteArg(a string) string {
-	if a != "" && !strings.ContainsAny(a, " \t'\"\\") {
-		return a
-	}
-	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-}
-
-func randomID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// unauthLimiter rate-limits audit records for unauthorized updates, so a
-// flood from strangers cannot fill the disk, while the count of what was
-// not recorded individually still reaches the log.
-type unauthLimiter struct {
-	now     func() time.Time
-	window  time.Time
-	n       int
-	dropped int
-}
-
-const unauthPerMinute = 10
-
-func newUnauthLimiter(now func() time.Time) *unauthLimiter { return &unauthLimiter{now: now} }
-
-// allow reports whether to record this update, and how many were dropped
-// since the last recorded one. Updates are handled one at a time, so it
-// needs no lock.
-func (l *unauthLimiter) allow() (dropped int, ok bool) {
-	now := l.now()
-	if now.Sub(l.window) >= time.Minute {
-		l.window, l.n = now, 0
-	}
-	if l.n >= unauthPerMinute {
-		l.dropped++
-		return 0, false
-	}
-	l.n++
-	dropped, l.dropped = l.dropped, 0
-	return dropped, true
 }

@@ -29,6 +29,8 @@ func (d *Daemon) notify(ctx context.Context, n control.Notification) error {
 		opts = append(opts, telegram.Silent())
 	}
 	var err error
+	// Through the owner's lane, in order with every other message.
+	send := func(f func(ctx context.Context) error) error { return d.out.call(ctx, d.owner, f) }
 	if n.File != nil {
 		// The connection can be read once, but a 429 means sending again:
 		// spool the file to a private, already-unlinked temp file.
@@ -41,9 +43,14 @@ func (d *Daemon) notify(ctx context.Context, n control.Notification) error {
 		open := func() (io.ReadCloser, error) {
 			return io.NopCloser(io.NewSectionReader(f, 0, n.Size)), nil
 		}
-		err = d.tg.SendDocument(ctx, d.owner, n.FileName, open, chatfmt.Notify(n.Peer.Program, n.Text), opts...)
+		err = send(func(ctx context.Context) error {
+			return d.tg.SendDocument(ctx, d.owner, n.FileName, open, chatfmt.Notify(n.Peer.Program, n.Text), opts...)
+		})
 	} else {
-		_, err = d.tg.SendText(ctx, d.owner, chatfmt.Notify(n.Peer.Program, n.Text), opts...)
+		err = send(func(ctx context.Context) error {
+			_, err := d.tg.SendText(ctx, d.owner, chatfmt.Notify(n.Peer.Program, n.Text), opts...)
+			return err
+		})
 	}
 	d.recordDelivery("notify", "", err)
 	if err != nil {

@@ -88,9 +88,8 @@ func (e *LimitError) Error() string {
 
 // Runner starts jobs within a global concurrency limit.
 type Runner struct {
-	max int
-
 	mu     sync.Mutex
+	max    int // the global limit, at least 1; SetLimit changes it
 	seq    uint64
 	jobs   map[string]*Job // running jobs by ID
 	perKey map[string]int  // running (or starting) jobs per key
@@ -101,6 +100,15 @@ type Runner struct {
 // (at least 1).
 func NewRunner(maxConcurrent int) *Runner {
 	return &Runner{max: max(maxConcurrent, 1), jobs: map[string]*Job{}, perKey: map[string]int{}}
+}
+
+// SetLimit changes the global limit (at least 1) for every later Start.
+// Jobs already running are never stopped: lowering the limit below them
+// refuses new jobs until enough have ended.
+func (r *Runner) SetLimit(maxConcurrent int) {
+	r.mu.Lock()
+	r.max = max(maxConcurrent, 1)
+	r.mu.Unlock()
 }
 
 // Job is one running or finished command.

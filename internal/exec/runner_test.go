@@ -410,6 +410,31 @@ func TestLimitsRefuseNeverQueue(t *testing.T) {
 	wait(t, c)
 }
 
+// TestSetLimit: a changed limit holds for the very next Start, both ways,
+// and never stops what runs.
+func TestSetLimit(t *testing.T) {
+	r := NewRunner(2)
+	a, err := r.Start(context.Background(), "a", 1, spec(t, "/bin/sleep", "1000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { r.CancelAll(); wait(t, a) }()
+	r.SetLimit(1)
+	var le *LimitError
+	if _, err := r.Start(context.Background(), "b", 1, spec(t, "/bin/true")); !errors.As(err, &le) || !le.Global || le.Limit != 1 {
+		t.Fatalf("after SetLimit(1) with one job running: got %v, want the global limit 1", err)
+	}
+	if r.Get(a.ID()) == nil {
+		t.Fatal("lowering the limit stopped a running job")
+	}
+	r.SetLimit(2)
+	b, err := r.Start(context.Background(), "b", 1, spec(t, "/bin/true"))
+	if err != nil {
+		t.Fatalf("after SetLimit(2): %v, want a free slot", err)
+	}
+	wait(t, b)
+}
+
 func TestContextCancels(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	j, err := NewRunner(1).Start(ctx, "t", 1, spec(t, "/bin/sleep", "1000"))

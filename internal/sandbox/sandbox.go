@@ -122,6 +122,38 @@ type root struct {
 // defaultRead are the host trees every command sees, read-only.
 var defaultRead = []string{"/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc"}
 
+// hostDefault is one of defaultRead as this host has it.
+type hostDefault struct {
+	path     string
+	target   string // the link's target, when path is a symlink
+	resolved string // where the link leads, "" if nowhere
+}
+
+// hostDefaults looks at defaultRead once per process: /lib and /bin do not
+// change from one command to the next, and a New per command paid a
+// dozen system calls for them.
+var hostDefaults = sync.OnceValue(func() []hostDefault {
+	var out []hostDefault
+	for _, d := range defaultRead {
+		fi, err := os.Lstat(d)
+		if err != nil {
+			continue // /lib32 and friends are optional
+		}
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(d)
+			if err != nil {
+				continue
+			}
+			r, _ := filepath.EvalSymlinks(d)
+			out = append(out, hostDefault{path: d, target: target, resolved: r})
+		case fi.IsDir():
+			out = append(out, hostDefault{path: d})
+		}
+	}
+	return out
+})
+
 // scratch are the private, writable tmpfs directories of every view. A
 // Landlock rule covers everything beneath its path, binds included, so no
 // host path may be declared under them: the rule would make it writable
@@ -196,39 +228,27 @@ func New(p policy.Sandbox, o Options) (*Profile, error) {
 	}
 
 	s := &pr.spec
-	for _, d := range defaultRead {
-		fi, err := os.Lstat(d)
-		if err != nil {
-			continue // /lib32 and friends are optional
-		}
-		if pr.isProtected(d) {
+	for _, d := range hostDefaults() {
+		if pr.isProtected(d.path) {
 			continue // a default such as /etc itself protected: leave it out
 		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
+		if d.target != "" {
 			// Merged /usr: /lib is usr/lib. The link is recreated; what
 			// it points to is visible through its own tree.
-			target, err := os.Readlink(d)
-			if err != nil {
+			s.Mounts = append(s.Mounts, tr.Mount{Kind: tr.Symlink, Path: d.path, Target: d.target})
+			if d.resolved == "" {
 				continue
 			}
-			s.Mounts = append(s.Mounts, tr.Mount{Kind: tr.Symlink, Path: d, Target: target})
-			r, err := filepath.EvalSymlinks(d)
-			if err != nil {
-				continue
+			if !pr.visible(d.resolved) {
+				pr.bind(tr.BindRO, d.resolved, true)
 			}
-			if !pr.visible(r) {
-				pr.bind(tr.BindRO, r, true)
-			}
-			pr.roots = append(pr.roots, root{path: r, access: accReadExec, optional: true})
-			pr.argvRoots = append(pr.argvRoots, r)
+			pr.roots = append(pr.roots, root{path: d.resolved, access: accReadExec, optional: true})
+			pr.argvRoots = append(pr.argvRoots, d.resolved)
 			continue
 		}
-		if !fi.IsDir() {
-			continue
-		}
-		pr.bind(tr.BindRO, d, true)
-		pr.roots = append(pr.roots, root{path: d, access: accReadExec, optional: true})
-		pr.argvRoots = append(pr.argvRoots, d)
+		pr.bind(tr.BindRO, d.path, true)
+		pr.roots = append(pr.roots, root{path: d.path, access: accReadExec, optional: true})
+		pr.argvRoots = append(pr.argvRoots, d.path)
 	}
 	for _, d := range p.Read {
 		r, err := pr.declared("sandbox.read", d)

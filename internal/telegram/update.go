@@ -16,6 +16,10 @@ const (
 	KindEditedMessage = "edited_message"
 	KindCallbackQuery = "callback_query"
 	KindChannelPost   = "channel_post"
+	// KindBusinessMessage is a message in a chat of a business account
+	// the bot is connected to (business_message, edited_business_message):
+	// written by or to the account's customers, never a command.
+	KindBusinessMessage = "business_message"
 	// KindGenerationStopped is the owner pressing the stop button of a
 	// draft sent with CanStop (Bot API 10.3, MessageGenerationStopped).
 	KindGenerationStopped = "stopped_message_generation"
@@ -61,7 +65,30 @@ type Update struct {
 	// is the chat's ID when the chat is private (a private chat's ID is
 	// its user's ID) and 0 otherwise.
 	DraftID int64
+
+	// Indirect says why a message's text may not have been typed by its
+	// sender in this chat, or is "" when nothing says so: one of the
+	// Indirect* constants. A message can be from the owner's account and
+	// still carry someone else's words (a forward), an inline bot's
+	// (via_bot), a chat's (sender_chat), a business bot's or a scheduled
+	// or automatic message's; none of those is a command.
+	Indirect string
 }
+
+// Reasons for Update.Indirect, checked in this order. Field names as in
+// the Bot API's Message (checked against go-telegram/bot v1.24.0's
+// models.Message): forward_origin (Bot API 7.0; the older forward_date
+// too, for a server that predates it) and is_automatic_forward; via_bot;
+// sender_chat; business_connection_id and sender_business_bot (Bot API
+// 7.2 and 9.x); is_from_offline (Bot API 7.2: a scheduled, away or
+// greeting message, sent by no one at the keyboard).
+const (
+	IndirectForwarded  = "forwarded"
+	IndirectViaBot     = "via_bot"
+	IndirectSenderChat = "sender_chat"
+	IndirectBusiness   = "business"
+	IndirectOffline    = "offline"
+)
 
 // String describes the update without its text or callback data.
 func (u Update) String() string {
@@ -78,6 +105,9 @@ func (u Update) MarshalZerologObject(e *zerolog.Event) {
 	if u.DraftID != 0 {
 		e.Int64("draft_id", u.DraftID)
 	}
+	if u.Indirect != "" {
+		e.Str("indirect", u.Indirect)
+	}
 }
 
 type rawUpdate struct {
@@ -88,6 +118,8 @@ type rawUpdate struct {
 	EditedChannelPost *rawMessage  `json:"edited_channel_post"`
 	CallbackQuery     *rawCallback `json:"callback_query"`
 	Stopped           *rawStopped  `json:"stopped_message_generation"`
+	Business          *rawMessage  `json:"business_message"`
+	EditedBusiness    *rawMessage  `json:"edited_business_message"`
 }
 
 // rawStopped is MessageGenerationStopped: chat, message_thread_id (unused:
@@ -104,6 +136,38 @@ type rawMessage struct {
 	Date      int64    `json:"date"`
 	EditDate  int64    `json:"edit_date"`
 	Text      string   `json:"text"`
+
+	// Provenance: only whether each is present matters, so the objects
+	// are kept raw and never decoded further.
+	ForwardOrigin      json.RawMessage `json:"forward_origin"`
+	ForwardDate        int64           `json:"forward_date"`
+	AutomaticForward   bool            `json:"is_automatic_forward"`
+	ViaBot             json.RawMessage `json:"via_bot"`
+	SenderChat         json.RawMessage `json:"sender_chat"`
+	BusinessConnection string          `json:"business_connection_id"`
+	SenderBusinessBot  json.RawMessage `json:"sender_business_bot"`
+	FromOffline        bool            `json:"is_from_offline"`
+}
+
+// present reports whether a raw field was sent with a value: absent and
+// null are the same to the Bot API.
+func present(r json.RawMessage) bool { return len(r) > 0 && string(r) != "null" }
+
+// indirect is Update.Indirect for m.
+func (m *rawMessage) indirect() string {
+	switch {
+	case present(m.ForwardOrigin) || m.ForwardDate != 0 || m.AutomaticForward:
+		return IndirectForwarded
+	case present(m.ViaBot):
+		return IndirectViaBot
+	case present(m.SenderChat):
+		return IndirectSenderChat
+	case m.BusinessConnection != "" || present(m.SenderBusinessBot):
+		return IndirectBusiness
+	case m.FromOffline:
+		return IndirectOffline
+	}
+	return ""
 }
 
 type rawUser struct {
@@ -164,6 +228,16 @@ func decodeUpdate(raw []byte) (u Update, err error) {
 	case r.ChannelPost != nil:
 		u.Kind = KindChannelPost
 		fillMessage(&u, r.ChannelPost)
+	case r.Business != nil || r.EditedBusiness != nil:
+		// Relay never asks for these (allowedUpdates), but a server
+		// that sends them anyway must not have them read as messages.
+		m := r.Business
+		if m == nil {
+			m = r.EditedBusiness
+		}
+		u.Kind = KindBusinessMessage
+		fillMessage(&u, m)
+		u.Indirect = IndirectBusiness
 	case r.CallbackQuery != nil:
 		cq := r.CallbackQuery
 		u.Kind = KindCallbackQuery
@@ -198,4 +272,5 @@ func fillMessage(u *Update, m *rawMessage) {
 	u.ChatType = m.Chat.Type
 	u.Date = time.Unix(m.Date, 0)
 	u.Text = m.Text
+	u.Indirect = m.indirect()
 }

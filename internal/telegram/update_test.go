@@ -75,7 +75,7 @@ func TestDecodeUpdate(t *testing.T) {
 		{"callback", `{"update_id":3,"callback_query":{"id":"cb1","data":"c:1","from":{"id":7},"message":{"message_id":9,"date":5,"chat":{"id":7,"type":"private"}}}}`,
 			Update{ID: 3, Kind: KindCallbackQuery, MessageID: 9, UserID: 7, ChatID: 7, ChatType: "private", CallbackID: "cb1", CallbackData: "c:1"}},
 		{"channel post", `{"update_id":4,"channel_post":{"message_id":1,"date":5,"text":"t","sender_chat":{"id":-100},"chat":{"id":-100,"type":"channel"}}}`,
-			Update{ID: 4, Kind: KindChannelPost, MessageID: 1, ChatID: -100, ChatType: "channel", Text: "t"}},
+			Update{ID: 4, Kind: KindChannelPost, MessageID: 1, ChatID: -100, ChatType: "channel", Text: "t", Indirect: IndirectSenderChat}},
 		{"bot sender", `{"update_id":5,"message":{"message_id":1,"date":5,"text":"t","from":{"id":9,"is_bot":true},"chat":{"id":9,"type":"private"}}}`,
 			Update{ID: 5, Kind: KindMessage, MessageID: 1, UserID: 9, FromBot: true, ChatID: 9, ChatType: "private", Text: "t"}},
 		{"other", `{"update_id":6,"my_chat_member":{"chat":{"id":1}}}`, Update{ID: 6, Kind: KindOther}},
@@ -117,7 +117,51 @@ func TestDecodeUpdate(t *testing.T) {
 // fields lists the comparable fields of an Update, bypassing its
 // deliberately content-free String and GoString.
 func fields(u Update) []any {
-	return []any{u.ID, u.Kind, u.MessageID, u.UserID, u.FromBot, u.ChatID, u.ChatType, u.Text, u.CallbackID, u.CallbackData, u.DraftID}
+	return []any{u.ID, u.Kind, u.MessageID, u.UserID, u.FromBot, u.ChatID, u.ChatType, u.Text, u.CallbackID, u.CallbackData, u.DraftID, u.Indirect}
+}
+
+// TestDecodeIndirect: every way a message from the owner's own account
+// can carry words the owner did not type in this chat is flagged, and a
+// message with none of them is not. Field names as in the Bot API.
+func TestDecodeIndirect(t *testing.T) {
+	msg := func(extra string) string {
+		return `{"update_id":1,"message":{"message_id":2,"date":5,"text":"/reboot","from":{"id":7},"chat":{"id":7,"type":"private"}` + extra + `}}`
+	}
+	tests := []struct {
+		name, raw, want string
+	}{
+		{"typed", msg(``), ""},
+		{"forward from a user", msg(`,"forward_origin":{"type":"user","date":4,"sender_user":{"id":9,"is_bot":false,"first_name":"M"}}`), IndirectForwarded},
+		{"forward from a hidden user", msg(`,"forward_origin":{"type":"hidden_user","date":4,"sender_user_name":"M"}`), IndirectForwarded},
+		{"forward from a channel", msg(`,"forward_origin":{"type":"channel","date":4,"chat":{"id":-100,"type":"channel"},"message_id":3}`), IndirectForwarded},
+		{"forward of the owner's own message", msg(`,"forward_origin":{"type":"user","date":4,"sender_user":{"id":7,"is_bot":false,"first_name":"O"}}`), IndirectForwarded},
+		{"forward before Bot API 7.0", msg(`,"forward_date":4`), IndirectForwarded},
+		{"automatic forward", msg(`,"is_automatic_forward":true`), IndirectForwarded},
+		{"via an inline bot", msg(`,"via_bot":{"id":11,"is_bot":true,"first_name":"gif"}`), IndirectViaBot},
+		{"on behalf of a chat", msg(`,"sender_chat":{"id":-100,"type":"supergroup"}`), IndirectSenderChat},
+		{"business connection", msg(`,"business_connection_id":"bc1"`), IndirectBusiness},
+		{"business bot", msg(`,"sender_business_bot":{"id":12,"is_bot":true,"first_name":"b"}`), IndirectBusiness},
+		{"scheduled or away message", msg(`,"is_from_offline":true`), IndirectOffline},
+		{"null fields are absent", msg(`,"forward_origin":null,"via_bot":null,"sender_chat":null,"sender_business_bot":null`), ""},
+		{"false flags are absent", msg(`,"is_automatic_forward":false,"is_from_offline":false,"business_connection_id":""`), ""},
+		{"business message", `{"update_id":1,"business_message":{"message_id":2,"date":5,"text":"/reboot","from":{"id":7},"chat":{"id":8,"type":"private"}}}`, IndirectBusiness},
+		{"edited business message", `{"update_id":1,"edited_business_message":{"message_id":2,"date":5,"text":"/reboot","from":{"id":7},"chat":{"id":7,"type":"private"}}}`, IndirectBusiness},
+		{"edited forward", `{"update_id":1,"edited_message":{"message_id":2,"date":5,"edit_date":6,"text":"/x","from":{"id":7},"chat":{"id":7,"type":"private"},"via_bot":{"id":1}}}`, IndirectViaBot},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := decodeUpdate([]byte(tt.raw))
+			if err != nil {
+				t.Fatalf("decodeUpdate: %v", err)
+			}
+			if u.Indirect != tt.want {
+				t.Errorf("got Indirect %q, want %q", u.Indirect, tt.want)
+			}
+			if strings.Contains(tt.name, "business message") && u.Kind != KindBusinessMessage {
+				t.Errorf("got kind %q, want %q", u.Kind, KindBusinessMessage)
+			}
+		})
+	}
 }
 
 func TestUpdateNeverPrintsContent(t *testing.T) {
@@ -184,6 +228,9 @@ func FuzzDecodeUpdate(f *testing.F) {
 		ParseCommand(u.Text)
 		if u.Kind == KindGenerationStopped && (u.DraftID == 0 || (u.UserID != 0 && (u.ChatType != "private" || u.UserID != u.ChatID))) {
 			t.Fatalf("stop update names user %d in %s chat %d (draft %d); want the chat's own id in a private chat only", u.UserID, u.ChatType, u.ChatID, u.DraftID)
+		}
+		if u.Kind == KindBusinessMessage && u.Indirect == "" {
+			t.Fatalf("business message not marked indirect")
 		}
 		if id, ok := updateID(raw); !ok || id != u.ID {
 			t.Fatalf("updateID = %d, %v; decodeUpdate ID %d", id, ok, u.ID)

@@ -71,7 +71,9 @@ type document struct {
 }
 
 type draft struct {
-	ID      int64 `json:"id"`
+	// ID is a string on the wire: draft IDs are 64-bit, beyond what a
+	// JavaScript number holds exactly.
+	ID      int64 `json:"id,string"`
 	CanStop bool  `json:"canStop,omitempty"`
 }
 

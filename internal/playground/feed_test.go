@@ -106,7 +106,7 @@ func TestPageFollowsTheBot(t *testing.T) {
 	if d := s.next(kindDraft); d.Draft == nil || *d.Draft != (draft{ID: 7, CanStop: true}) || spansJSON(d.Text) != `[{"k":"i","c":[{"t":"step 1"}]}]` {
 		t.Errorf("draft: got %+v %s", d.Draft, spansJSON(d.Text))
 	}
-	if r := pageRequest(t, p, "POST", "stop", `{"draft":7}`); r.StatusCode != 200 {
+	if r := pageRequest(t, p, "POST", "stop", `{"draft":"7"}`); r.StatusCode != 200 {
 		t.Fatalf("stop: %s", r.Status)
 	}
 	if d := s.next(kindStop); d.Draft == nil || d.Draft.ID != 7 {

@@ -63,15 +63,18 @@ func TestPageShowsWhatTheBotSends(t *testing.T) {
 		t.Errorf("after clicking: got %s, want undefined,e-spoiler shown", got)
 	}
 
-	bot(t, fake, "sendMessageDraft", map[string]any{"chat_id": testOwner.ID, "draft_id": 9, "parse_mode": "HTML",
+	// A draft ID as relay makes them: 64 bits, more than a JavaScript
+	// number holds exactly.
+	const draftID int64 = 1430023994423828201
+	bot(t, fake, "sendMessageDraft", map[string]any{"chat_id": testOwner.ID, "draft_id": draftID, "parse_mode": "HTML",
 		"text": "/backup ⏳ running · 4s\n<pre>copied 120 of 800 files</pre>", "can_stop": true})
 	wait[bool](b, "the draft", `!!document.querySelector('.row.draft .draft-stop') && document.querySelector('.row.draft .text').textContent.includes('copied 120')`)
 	b.screenshot("page.png")
 	b.click("stop", ".row.draft .draft-stop")
-	if _, err := fake.WaitDraft(hangGuard(t), func(d fakebotapi.Draft) bool { return d.ID == 9 && d.State == fakebotapi.DraftStopped }); err != nil {
+	wait[bool](b, "the draft stopped", `document.querySelector('.row.draft').classList.contains('stopped') && !document.querySelector('.draft-stop')`)
+	if _, err := fake.WaitDraft(hangGuard(t), func(d fakebotapi.Draft) bool { return d.ID == draftID && d.State == fakebotapi.DraftStopped }); err != nil {
 		t.Fatal(err)
 	}
-	wait[bool](b, "the draft stopped", `document.querySelector('.row.draft').classList.contains('stopped') && !document.querySelector('.draft-stop')`)
 
 	hostile := `<script>window.pwned=2</script><img src=x onerror="window.pwned=3">`
 	doc := botDocument(t, fake, "evil.html", []byte(hostile), "<b>/evil</b> · exit 0")

@@ -12,10 +12,10 @@ import (
 
 // TestPlaygroundInBrowser is the newcomer's five minutes, in a real
 // browser against the real daemon: open the URL, log in with the code the
-// page shows, run a command, press a confirmation button, watch two long
-// jobs (one's progress message is edited into its result, the other's is
-// deleted for a document), open the document, use the "/" menu, and see
-// the last checkpoint when the playground stops. Along the way: what the
+// page shows, run a command, watch a long job's progress draft end in a
+// document, open the document, stop another long job from its draft,
+// press a confirmation's Run (its buttons then show disabled), use the
+// "/" menu, and see the last checkpoint when the playground stops. Along the way: what the
 // bot sent stays text, and the page fetches nothing from anywhere else.
 func TestPlaygroundInBrowser(t *testing.T) {
 	b := browse(t, 520, 1000)
@@ -40,14 +40,13 @@ func TestPlaygroundInBrowser(t *testing.T) {
 		t.Errorf("the command's markup became HTML: images, bold, window.pwned: got %s, want 0,0,undefined", got)
 	}
 
+	// A long job's progress is a live draft; its document ends it.
 	b.send("/slow")
-	b.send("/tick")
-	slow := wait[string](b, "/slow's progress", botRow("/slow ⏳ running"))
-	tick := wait[string](b, "/tick's progress", botRow("/tick ⏳ running"))
-	wait[bool](b, "/tick's progress edited into its result", fmt.Sprintf(
-		`(() => { const r = document.querySelector('.row[data-id="%s"]'); return !!r.querySelector('.edited') && r.querySelector('.text').textContent.includes('one\ntwo') && r.textContent.includes('/tick · exit 0'); })()`, tick))
+	wait[bool](b, "/slow's progress draft", `[...document.querySelectorAll('.row.draft')].some(r => r.textContent.includes('/slow ⏳ running') && r.querySelector('.draft-stop'))`)
 	wait[bool](b, "/slow's document", `!!document.querySelector('.row.has-doc .doc-name') && document.querySelector('.row.has-doc .doc-name').textContent.startsWith('slow-')`)
-	wait[bool](b, "/slow's progress shown deleted", fmt.Sprintf(`document.querySelector('.row[data-id="%s"]').classList.contains('deleted')`, slow))
+	if n := eval[int](b, `document.querySelectorAll('.row.draft').length`); n != 0 {
+		t.Errorf("%d drafts shown after the result, want none", n)
+	}
 
 	b.click("the preview", ".row.has-doc summary")
 	preview := wait[string](b, "the preview", `(document.querySelector('.row.has-doc details[open] pre') || {}).textContent || ''`)
@@ -70,17 +69,26 @@ func TestPlaygroundInBrowser(t *testing.T) {
 		t.Errorf("download %s: got %s, %d bytes, %q; want the whole output as an attachment", href, resp.Status, len(body), resp.Header.Get("Content-Disposition"))
 	}
 
+	// A confirmation: Run is red. It waits while a second long job is
+	// stopped from its draft's stop button, which kills it as /kill does.
 	b.send("/confirmrun")
 	ask := wait[string](b, "the confirmation", botRow("Run /confirmrun?"))
-	buttons := eval[string](b, fmt.Sprintf(`[...document.querySelectorAll('.row[data-id="%s"] .kb-button')].map(b => b.textContent).join()`, ask))
-	if buttons != "Run,Cancel" {
-		t.Errorf("confirmation buttons: got %q, want Run,Cancel", buttons)
+	row := fmt.Sprintf(`.row[data-id="%s"]`, ask)
+	buttons := eval[string](b, fmt.Sprintf(`[...document.querySelectorAll('%s .kb-button')].map(b => b.textContent + ':' + b.className).join()`, row))
+	if buttons != "Run:kb-button style-danger,Cancel:kb-button" {
+		t.Errorf("confirmation buttons: got %q, want a red Run and a Cancel", buttons)
 	}
+	b.send("/tick")
+	wait[bool](b, "/tick's progress draft", `[...document.querySelectorAll('.row.draft')].some(r => r.textContent.includes('/tick ⏳ running') && r.querySelector('.draft-stop'))`)
 	b.screenshot("playground.png")
-	b.click("Run", fmt.Sprintf(`.row[data-id="%s"] .kb-button[data-n="1"]`, ask))
+	b.click("the draft's stop button", ".row.draft .draft-stop")
+	wait[string](b, "the kill", botRow("killing job "))
+	wait[string](b, "/tick's end", botRow("/tick · killed"))
+
+	b.click("Run", row+` .kb-button[data-n="1"]`)
 	wait[bool](b, "the answer to the press", `document.getElementById('toast').textContent === 'running'`)
+	wait[bool](b, "the buttons marked pressed", fmt.Sprintf(`(() => { const b = [...document.querySelectorAll('%s .kb-button')]; return b.length === 1 && b[0].disabled && b[0].textContent.includes('Run'); })()`, row))
 	wait[string](b, "the confirmed command's output", botRow("/confirmrun · exit 0"))
-	wait[bool](b, "the buttons gone", fmt.Sprintf(`!document.querySelector('.row[data-id="%s"] .keyboard')`, ask))
 
 	b.click("the menu button", "#menu-button")
 	items := wait[string](b, "the menu", `[...document.querySelectorAll('.menu-item .menu-command')].map(e => e.textContent).join(' ')`)

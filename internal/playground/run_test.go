@@ -16,7 +16,8 @@ import (
 
 // testPolicy has a command of each kind a newcomer meets: one that
 // answers at once (with markup in its output that must stay text), one
-// that asks first, and two long jobs, one of whose output is a document.
+// that asks first, a long job whose output is a document, and one long
+// enough to be stopped.
 const testPolicy = `auth: {owner_id: 4242}
 commands:
   hello:
@@ -31,8 +32,8 @@ commands:
     argv: [/bin/sh, -c, "echo working; sleep 3; seq 1 20000"]
     timeout: 30s
   tick:
-    description: a long job whose progress becomes its result
-    argv: [/bin/sh, -c, "echo one; sleep 3; echo two"]
+    description: a long job, to stop from its draft
+    argv: [/bin/sh, -c, "echo one; sleep 25; echo two"]
     timeout: 30s
 `
 

@@ -243,7 +243,7 @@ func (s *server) press(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) stopDraft(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Draft int64 `json:"draft"`
+		Draft int64 `json:"draft,string"`
 	}
 	if !decode(w, r, &req) {
 		return

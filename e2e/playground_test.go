@@ -121,8 +121,11 @@ func startPlayground(t *testing.T, env []string, args ...string) *playgroundProc
 	p := &playgroundProc{stderr: &syncBuffer{}, exited: make(chan error, 1), lines: make(chan string, 100)}
 	p.cmd = osexec.Command(relayBin, append([]string{"playground", "--log-format", "json"}, args...)...)
 	p.cmd.Env = env
+	// A test that dies (a timeout's panic runs no cleanup) takes its
+	// playground with it.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if cg := jobCgroups(t); cg != nil {
-		p.cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+		p.cmd.SysProcAttr.UseCgroupFD, p.cmd.SysProcAttr.CgroupFD = true, int(cg.Fd())
 	}
 	stdout, err := p.cmd.StdoutPipe()
 	must(t, err)
@@ -210,17 +213,32 @@ func (p *playgroundProc) events(t *testing.T) *bufio.Scanner {
 	return bufio.NewScanner(resp.Body)
 }
 
-// expect reads the event stream up to a line that contains want.
+// expectEvent reads the event stream up to a line that contains want.
 func expectEvent(t *testing.T, sc *bufio.Scanner, want string) {
 	t.Helper()
+	expectEvents(t, sc, want)
+}
+
+// expectEvents reads the event stream until lines containing each of
+// wants have been seen, in any order.
+func expectEvents(t *testing.T, sc *bufio.Scanner, wants ...string) {
+	t.Helper()
+	left := map[string]bool{}
+	for _, w := range wants {
+		left[w] = true
+	}
 	var seen []string
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), want) {
-			return
+	for len(left) > 0 && sc.Scan() {
+		for w := range left {
+			if strings.Contains(sc.Text(), w) {
+				delete(left, w)
+			}
 		}
 		seen = append(seen, sc.Text())
 	}
-	t.Fatalf("the event stream ended without %q (%v) after:\n%s", want, sc.Err(), strings.Join(seen, "\n"))
+	if len(left) > 0 {
+		t.Fatalf("the event stream ended without %q (%v) after:\n%s", wants, sc.Err(), strings.Join(seen, "\n"))
+	}
 }
 
 // stop interrupts the playground as Ctrl-C does and waits for it.
@@ -258,8 +276,7 @@ func TestPlaygroundReloadsItsPolicy(t *testing.T) {
 
 	must(t, os.WriteFile(cfg, []byte(policy+"  world: {argv: [/usr/bin/echo, world]}\n"), 0o600))
 	must(t, p.cmd.Process.Signal(syscall.SIGHUP))
-	expectEvent(t, events, `"command":"world"`)
-	expectEvent(t, events, "config reloaded: 2 commands")
+	expectEvents(t, events, `"command":"world"`, "config reloaded: 2 commands")
 
 	must(t, os.WriteFile(cfg, []byte("telegram: {api_url: \"https://api.telegram.org\"}\n"+policy), 0o600))
 	must(t, p.cmd.Process.Signal(syscall.SIGHUP))

@@ -150,7 +150,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		// The transport is the embedded fake's, whatever the file says:
 		// no token file, no webhook, no other Bot API.
 		a.Telegram = policy.Telegram{APIURL: fake.URL(), Mode: "polling", PollTimeout: 25 * time.Second,
-			MaxDocumentBytes: c.Telegram.MaxDocumentBytes}
+			MaxDocumentBytes: c.Telegram.MaxDocumentBytes, ProtectContent: c.Telegram.ProtectContent}
 		a.Secrets.NoKeyring = true
 		a.Auth.OwnerID = owner.ID
 		return &a

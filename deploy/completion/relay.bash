@@ -2,7 +2,7 @@
 _relay() {
 	local cur=${COMP_WORDS[COMP_CWORD]} cmd=${COMP_WORDS[1]-} sub=${COMP_WORDS[2]-} words=
 	if [ "$COMP_CWORD" -eq 1 ]; then
-		COMPREPLY=($(compgen -W "audit completion doctor exec notify policy run sandbox token totp version" -- "$cur"))
+		COMPREPLY=($(compgen -W "audit completion doctor exec notify playground policy run sandbox token totp version" -- "$cur"))
 		return
 	fi
 	case $cmd in
@@ -36,6 +36,9 @@ _relay() {
 		;;
 	notify)
 		words="--config --file --silent"
+		;;
+	playground)
+		words="--config --log-format"
 		;;
 	policy)
 		if [ "$COMP_CWORD" -eq 2 ]; then words="check"

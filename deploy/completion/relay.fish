@@ -1,11 +1,12 @@
 # relay completion: generated from relay's command table (relay completion fish); do not edit
 complete -c relay -f
-set -l relay_commands audit completion doctor exec notify policy run sandbox token totp version
+set -l relay_commands audit completion doctor exec notify playground policy run sandbox token totp version
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a audit -d 'initialise, verify, show, archive and report on the audit log'
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a completion -d 'print a shell completion script (bash, zsh or fish)'
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a doctor -d 'preflight checks with fixes'
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a exec -d 'run one allowlisted command locally'
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a notify -d 'send a message or file to the owner'
+complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a playground -d 'try relay offline, in a local web page that plays the phone'
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a policy -d 'validate a policy file'
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a run -d 'run the bot'
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a sandbox -d 'check what the kernel'\''s sandbox can enforce'
@@ -57,6 +58,8 @@ complete -c relay -n "__fish_seen_subcommand_from exec" -l config -F
 complete -c relay -n "__fish_seen_subcommand_from notify" -l config -F
 complete -c relay -n "__fish_seen_subcommand_from notify" -l file -F
 complete -c relay -n "__fish_seen_subcommand_from notify" -l silent -F
+complete -c relay -n "__fish_seen_subcommand_from playground" -l config -F
+complete -c relay -n "__fish_seen_subcommand_from playground" -l log-format -F
 complete -c relay -n "__fish_seen_subcommand_from policy; and not __fish_seen_subcommand_from check" -a 'check'
 complete -c relay -n "__fish_seen_subcommand_from run" -l api-url -F
 complete -c relay -n "__fish_seen_subcommand_from run" -l config -F

@@ -10,6 +10,7 @@ _relay() {
 			'doctor:preflight checks with fixes'
 			'exec:run one allowlisted command locally'
 			'notify:send a message or file to the owner'
+			'playground:try relay offline, in a local web page that plays the phone'
 			'policy:validate a policy file'
 			'run:run the bot'
 			'sandbox:check what the kernel'\''s sandbox can enforce'
@@ -51,6 +52,9 @@ _relay() {
 		;;
 	notify)
 		cands=(--config --file --silent)
+		;;
+	playground)
+		cands=(--config --log-format)
 		;;
 	policy)
 		if (( CURRENT == 3 )); then cands=(check)

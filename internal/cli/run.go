@@ -163,17 +163,7 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return notSetup(err, "no TOTP secret", "run 'relay totp enroll --config "+path+"'")
 	}
-	le := launchEnv(path, env)
-	// Job cgroups: decided once, before any job starts, as the relay
-	// moves itself into a leaf of its delegated subtree.
-	if le.Cgroups, err = cgroup.Delegated(); err != nil {
-		log.Warn().Str("reason", err.Error()).Msg("no job cgroups: memory, pids and cpu limits hold only per process (rlimits)")
-	} else {
-		log.Info().Str("cgroup", le.Cgroups.Path()).Msg("job cgroups")
-	}
-	// Trampolines started ahead take the clone into fresh namespaces and
-	// the relay binary's start-up off each command's path.
-	le.Launcher = sandbox.NewLauncher()
+	le := hostLaunch(launchEnv(path, env), log)
 	defer le.Launcher.Close()
 	d, err := daemon.New(daemon.Options{
 		Config:  cfg,
@@ -209,6 +199,24 @@ func notSetup(err error, missing, hint string) error {
 		return failf(ExitNotSetup, hint, "%s", missing)
 	}
 	return failf(ExitNotSetup, hint, "%s: %w", missing, err)
+}
+
+// hostLaunch adds to le what a running relay gives every command it
+// launches: job cgroups and trampolines started ahead. The caller closes
+// the launcher.
+func hostLaunch(le launch.Env, log zerolog.Logger) launch.Env {
+	// Job cgroups: decided once, before any job starts, as the relay
+	// moves itself into a leaf of its delegated subtree.
+	var err error
+	if le.Cgroups, err = cgroup.Delegated(); err != nil {
+		log.Warn().Str("reason", err.Error()).Msg("no job cgroups: memory, pids and cpu limits hold only per process (rlimits)")
+	} else {
+		log.Info().Str("cgroup", le.Cgroups.Path()).Msg("job cgroups")
+	}
+	// Trampolines started ahead take the clone into fresh namespaces and
+	// the relay binary's start-up off each command's path.
+	le.Launcher = sandbox.NewLauncher()
+	return le
 }
 
 // launchEnv is what this host contributes to every launch of a command.

@@ -420,7 +420,9 @@ func (w *wizard) configText(owner int64) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# written by relay's first-run setup on %s; edit freely, then\n# check with: relay policy check %s\n", w.o.now().Format(time.DateOnly), w.o.configPath)
 	fmt.Fprintf(&b, "state_dir: %s\n", strconv.Quote(w.paths.StateDir))
-	if w.apiURL != "" {
+	// The default is left out: a config that names no Bot API is one the
+	// playground can run as is.
+	if w.apiURL != "" && w.apiURL != telegram.DefaultAPIURL {
 		fmt.Fprintf(&b, "telegram:\n  api_url: %s\n", strconv.Quote(w.apiURL))
 	}
 	fmt.Fprintf(&b, "auth:\n  owner_id: %d\naudit:\n  dir: %s\n", owner, strconv.Quote(w.paths.AuditDir))

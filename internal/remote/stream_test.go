@@ -82,8 +82,13 @@ type decoded struct {
 func decode(data []byte, step int) (*decoded, error) {
 	var d decoded
 	dec := NewDecoder(Handler{
-		Hello:     func(v string) error { d.version = v; return nil },
-		Output:    func(p []byte, off int64) error { d.output = append(d.output, p...); d.offs = append(d.offs, off); d.lens = append(d.lens, len(p)); return nil },
+		Hello: func(v string) error { d.version = v; return nil },
+		Output: func(p []byte, off int64) error {
+			d.output = append(d.output, p...)
+			d.offs = append(d.offs, off)
+			d.lens = append(d.lens, len(p))
+			return nil
+		},
 		Keepalive: func() error { d.keep++; return nil },
 		List:      func(doc []byte) error { d.list = doc; return nil },
 		Trailer:   func(t *Trailer) error { d.trailer = t; return nil },

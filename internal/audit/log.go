@@ -242,6 +242,11 @@ func Open(dir string, o Options) (*Log, error) {
 	return l, nil
 }
 
+// ErrLocked is wrapped by Open's error when another process holds the
+// log: a caller that appends now and then (relay serve-ssh) tells it apart
+// from a log that cannot be opened, and waits or goes through the daemon.
+var ErrLocked = errors.New("audit log locked by its writer")
+
 // LockFile is the lock file's name inside the audit directory.
 const LockFile = "lock"
 
@@ -252,7 +257,7 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open audit log: %s is in use by another relay process (stop it, or use relay notify, which goes through it)", dir)
+		return nil, fmt.Errorf("open audit log: %s is in use by another relay process (stop it, or use relay notify, which goes through it): %w", dir, ErrLocked)
 	}
 	return f, nil
 }
@@ -481,7 +486,8 @@ func (l *Log) redactLocked(r *Record) {
 		return s
 	}
 	for _, p := range []*string{&r.Type, &r.Outcome, &r.Reason, &r.Command, &r.Workdir, &r.Sandbox,
-		&r.Job, &r.Signal, &r.OutputSHA256, &r.Detail, &r.TornSHA256} {
+		&r.Job, &r.Signal, &r.OutputSHA256, &r.Detail, &r.TornSHA256,
+		&r.Host, &r.Call, &r.Peer, &r.RemoteMAC} {
 		*p = fix(*p)
 	}
 	if r.Params != nil {
@@ -491,12 +497,14 @@ func (l *Log) redactLocked(r *Record) {
 		}
 		r.Params = m
 	}
-	if r.Argv != nil {
-		a := make([]string, len(r.Argv))
-		for i, v := range r.Argv {
-			a[i] = fix(v)
+	for _, p := range []*[]string{&r.Argv, &r.Args} {
+		if *p != nil {
+			a := make([]string, len(*p))
+			for i, v := range *p {
+				a[i] = fix(v)
+			}
+			*p = a
 		}
-		r.Argv = a
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 )
 
 func TestAuditThroughTheDaemon(t *testing.T) {
-	state, logDir := t.TempDir(), t.TempDir()
+	state, logDir := t.TempDir(), t.TempDir()+"/audit"
 	if _, err := audit.Init(logDir, nil); err != nil {
 		t.Fatal(err)
 	}

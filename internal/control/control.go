@@ -71,8 +71,8 @@ type AuditHandler func(ctx context.Context, r audit.Record) (audit.Head, error)
 type Handlers struct {
 	Notify Handler
 	// Audit receives only records of remote calls (see RemoteTypes): a
-	// record without a call ID, or of another type, is refused before it
-	// reaches the handler.
+	// record of another type, or naming neither a call ID nor a peer, is
+	// refused before it reaches the handler.
 	Audit AuditHandler
 }
 
@@ -198,7 +198,7 @@ func serveAudit(ctx context.Context, c *net.UnixConn, h AuditHandler, r *audit.R
 	switch {
 	case h == nil:
 		answer(audit.Head{}, errors.New("this daemon does not accept audit records (upgrade relay)"))
-	case r == nil || r.Call == "" || !slices.Contains(RemoteTypes, r.Type):
+	case r == nil || (r.Call == "" && r.Peer == "") || !slices.Contains(RemoteTypes, r.Type):
 		answer(audit.Head{}, errors.New("only the records of a remote call are accepted"))
 	default:
 		answer(h(ctx, *r))

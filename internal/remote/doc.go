@@ -42,9 +42,9 @@
 //	              interleaved, as the member's executor captures them)
 //	'K' keepalive empty; sent while a command is silent
 //	'L' list      1 byte to 1 MiB: the allowlist document (JSON, see List)
-//	'T' trailer   1-1024 bytes (see Trailer); the last frame
+//	'T' trailer   1-1024 bytes (see Trailer); the last frame of a run
 //
-// A run answers H, then O and K frames, then T; a list answers H, L, T. A
+// A run answers H, then O and K frames, then T; a list answers H, L. A
 // member that refuses writes no frame at all: one line on stderr and one of
 // the exit codes below. Anything else (a frame out of order, a length out
 // of bounds, bytes after the trailer, a stream that ends before it) is a

@@ -258,6 +258,8 @@ func (d *Decoder) end() error {
 			err = d.h.Keepalive()
 		}
 	case FrameList:
+		// A list answer is complete with its document.
+		d.done = true
 		if d.h.List != nil {
 			err = d.h.List(append([]byte(nil), d.whole...))
 		}

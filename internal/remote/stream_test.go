@@ -133,7 +133,6 @@ func TestStreamRoundTrip(t *testing.T) {
 	list := stream(t, func(w *Writer) {
 		w.Hello("v1")
 		w.List([]byte(`{"x":1}`))
-		w.Trailer(sampleTrailer())
 	})
 	if d, err := decode(list, 2); err != nil || string(d.list) != `{"x":1}` {
 		t.Errorf("list: got %q, %v", d.list, err)
@@ -160,6 +159,7 @@ func TestStreamStrict(t *testing.T) {
 		"trailer without answer":  cat(hello, tr),
 		"list inside a run":       cat(hello, out, frame(FrameList, 3), tr),
 		"output inside a list":    cat(hello, frame(FrameList, 3), out, tr),
+		"trailer after a list":    cat(hello, frame(FrameList, 3), tr),
 		"empty output frame":      cat(hello, frame(FrameOutput, 0), tr),
 		"oversized output frame":  cat(hello, frame(FrameOutput, MaxChunkBytes+1), tr),
 		"keepalive with payload":  cat(hello, frame(FrameKeepalive, 1), tr),

@@ -9,8 +9,8 @@ const (
 	// ExitRan: the request was served; the stream ends with its trailer,
 	// which carries the command's own status.
 	ExitRan = 0
-	// ExitUsage: serve-ssh was started wrongly (no SSH_ORIGINAL_COMMAND,
-	// a bad flag): an interactive login, or a broken forced command.
+	// ExitUsage: serve-ssh was not given a request (no
+	// SSH_ORIGINAL_COMMAND): an interactive login, or a run by hand.
 	ExitUsage = 64
 	// ExitMalformed: not a relay request, or a field out of bounds.
 	ExitMalformed = 65
@@ -44,7 +44,7 @@ var ExitCodes = []struct {
 	Meaning string
 }{
 	{ExitRan, "served: the stream ends with the trailer, which carries the command's own status"},
-	{ExitUsage, "not started by sshd with a request (an interactive login, a bad flag)"},
+	{ExitUsage, "no request: SSH_ORIGINAL_COMMAND is not set (an interactive login)"},
 	{ExitMalformed, "malformed request: not a relay request, or a field out of bounds"},
 	{ExitVersion, "a request version this member does not speak"},
 	{ExitUnknown, "unknown command"},

@@ -226,6 +226,9 @@ func (d *Decoder) begin() error {
 		d.body = FrameList
 		lo, hi = 1, MaxListBytes
 	case FrameTrailer:
+		if d.body == FrameList {
+			return d.fail("a trailer after a list")
+		}
 		lo, hi = 1, MaxTrailerBytes
 	default:
 		return d.fail("unknown frame type %s", frameName(d.typ))
@@ -264,9 +267,7 @@ func (d *Decoder) end() error {
 			err = d.h.List(append([]byte(nil), d.whole...))
 		}
 	case FrameTrailer:
-		if d.body == 0 {
-			return d.fail("a trailer before any answer")
-		}
+		// A command may print nothing: hello then trailer is a run.
 		t, perr := ParseTrailer(string(d.whole))
 		if perr != nil {
 			return d.fail("%v", perr)

@@ -387,7 +387,7 @@ func readLog(path string) string {
 	}
 	defer fh.Close()
 	b, _ := io.ReadAll(io.LimitReader(fh, 64<<10))
-	return string(b)
+	return strings.ReplaceAll(string(b), "\r\n", "\n")
 }
 
 // memberLine is the member's one-line refusal from the end of what came

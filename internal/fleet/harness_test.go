@@ -192,7 +192,7 @@ const memberCommands = `
     description: print one argument as one argv element
     argv: [/usr/bin/printf, "[%s]\n", "{text}"]
     params:
-      - {name: text, type: string, pattern: "^.{0,64}$", max_len: 64}
+      - {name: text, type: string, pattern: "^.{0,256}$", max_len: 256}
   mark:
     argv: [/usr/bin/touch, "{{MARKER}}"]
     sandbox: {write: ["{{MARKERDIR}}"]}
@@ -462,4 +462,9 @@ func output(r *Result) string {
 		return ""
 	}
 	return string(r.Output.Bytes(1 << 20))
+}
+
+func rewriteKeys(t testing.TB, m *member, lines ...string) {
+	t.Helper()
+	must(t, os.WriteFile(m.keys, []byte(strings.Join(lines, "\n")+"\n"), 0o644))
 }

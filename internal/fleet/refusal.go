@@ -6,7 +6,7 @@ import (
 )
 
 // fingerprintLine finds the key ssh saw in its host key warning.
-var fingerprintLine = regexp.MustCompile(`(?m)^(SHA256:[A-Za-z0-9+/]{43})\.?$`)
+var fingerprintLine = regexp.MustCompile(`(?m)^(SHA256:[A-Za-z0-9+/]{43})\.?\r?$`)
 
 // sshFailures maps what ssh logs for a failure it exits 255 for to a Kind
 // and the words the owner reads. ssh's own text is never shown whole: it

@@ -336,7 +336,7 @@ func (f *Fleet) classify(c *conn, r *Result, res *exec.Result, d *decoded, decEr
 		r.Kind = KindProtocol
 		r.Reason = fmt.Sprintf("the member did not answer as relay serve-ssh (exit %d: %s)", code, text)
 		if code == 127 && strings.Contains(text, remote.RequestPrefix) {
-			r.Reason = fmt.Sprintf("the member ran the request as a shell command (exit 127): its key is not restricted to relay serve-ssh; see relay doctor (%s)", text)
+			r.Reason = fmt.Sprintf("the member ran the request as a shell command (exit 127): its key is not restricted to relay serve-ssh (%s)", text)
 		}
 		return
 	}

@@ -315,6 +315,7 @@ func (m *member) start() {
 	m.logMu = &mu
 	cmd.Stdout, cmd.Stderr = lockedWriter{&mu, m.log}, lockedWriter{&mu, m.log}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second
 	must(t, cmd.Start())
 	m.sshd = cmd
 	deadline := time.Now().Add(10 * time.Second)
@@ -331,13 +332,57 @@ func (m *member) start() {
 	}
 }
 
+// stop takes the member down as a power cut would: sshd and every
+// connection it serves (each in a session of its own, so not in sshd's
+// process group).
 func (m *member) stop() {
 	if m.sshd == nil {
 		return
 	}
-	syscall.Kill(-m.sshd.Process.Pid, syscall.SIGTERM)
+	for _, pid := range descendants(m.sshd.Process.Pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	syscall.Kill(-m.sshd.Process.Pid, syscall.SIGKILL)
 	m.sshd.Wait()
 	m.sshd = nil
+}
+
+// descendants lists every process below pid, from /proc.
+func descendants(pid int) []int {
+	parent := map[int]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so split
+		// after its closing parenthesis.
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i >= 0 {
+			f := strings.Fields(s[i+1:])
+			if len(f) > 1 {
+				pp, _ := strconv.Atoi(f[1])
+				parent[p] = pp
+			}
+		}
+	}
+	var out []int
+	var walk func(int)
+	walk = func(p int) {
+		for c, pp := range parent {
+			if pp == p {
+				out = append(out, c)
+				walk(c)
+			}
+		}
+	}
+	walk(pid)
+	return out
 }
 
 func (m *member) sshdLog() string {

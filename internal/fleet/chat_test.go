@@ -11,7 +11,7 @@ import (
 func TestParseOn(t *testing.T) {
 	for _, c := range []struct {
 		in, target, cmd, args string
-		bad               bool
+		bad                   bool
 	}{
 		{in: "nas disk", target: "nas", cmd: "disk"},
 		{in: "Nas Disk /var", target: "nas", cmd: "disk", args: "/var"},

@@ -114,7 +114,7 @@ func serveSSHCmd(ctx context.Context, env *Env, args []string) error {
 		Stderr:  env.Stderr,
 		Peer:    *peer,
 		Version: versionLine(),
-		Record:  rec.Record,
+		Audit:   rec,
 	})
 	if code == remote.ExitRan {
 		return nil

@@ -63,10 +63,17 @@ type Options struct {
 	Peer string
 	// Version is this relay's version, told to the hub.
 	Version string
-	// Record appends to this member's audit log (a recorder.Recorder).
-	Record func(context.Context, audit.Record) (audit.Head, error)
+	// Audit appends to this member's audit log (a *recorder.Recorder).
+	Audit Auditor
 	// Keepalive: 0 means DefaultKeepalive.
 	Keepalive time.Duration
+}
+
+// Auditor records to the member's audit log; *recorder.Recorder is one.
+type Auditor interface {
+	Record(ctx context.Context, r audit.Record) (audit.Head, error)
+	// Batch appends several records under one hold of the log.
+	Batch(ctx context.Context, fn func(add func(audit.Record) (audit.Head, error)) error) error
 }
 
 // Offer is the member's allowlist as the hub sees it: every command but
@@ -114,10 +121,10 @@ func Serve(ctx context.Context, o Options) int {
 func (s *server) refuse(ctx context.Context, code int, r audit.Record, format string, a ...any) int {
 	msg := oneLine(fmt.Sprintf(format, a...))
 	fmt.Fprintf(s.o.Stderr, "relay serve-ssh: %s\n", msg)
-	if s.o.Record != nil && r.Type != "" {
+	if s.o.Audit != nil && r.Type != "" {
 		r.Reason = msg
 		r.Peer = s.peer
-		_, _ = s.o.Record(ctx, r)
+		_, _ = s.o.Audit.Record(ctx, r)
 	}
 	return code
 }
@@ -184,14 +191,38 @@ func (s *server) serve(ctx context.Context) int {
 		params[v.Name] = v.Value
 	}
 	call := req.Call.String()
-	if _, err := s.o.Record(ctx, audit.Record{Type: "request", Outcome: "allowed", Command: cmd.Name, Params: params, Argv: inv.Argv,
-		Workdir: inv.Dir, Sandbox: cmd.Sandbox.String(), Call: call, Peer: s.peer}); err != nil {
+	// The request and the start go to the log under one hold of it: the
+	// job starts only once its request is durable, and its start is
+	// recorded before anything streams.
+	var job *exec.Job
+	var startErr error
+	err = s.o.Audit.Batch(ctx, func(add func(audit.Record) (audit.Head, error)) error {
+		if _, err := add(audit.Record{Type: "request", Outcome: "allowed", Command: cmd.Name, Params: params, Argv: inv.Argv,
+			Workdir: inv.Dir, Sandbox: cmd.Sandbox.String(), Call: call, Peer: s.peer}); err != nil {
+			return err
+		}
+		runner := exec.NewRunner(cfg.Limits.MaxConcurrent)
+		job, startErr = runner.Start(ctx, cmd.Name, cmd.Concurrency, spec)
+		if startErr != nil {
+			_, err := add(audit.Record{Type: "exec_start", Outcome: "failed", Reason: startErr.Error(), Command: cmd.Name, Call: call, Peer: s.peer})
+			return err
+		}
+		if _, err := add(audit.Record{Type: "exec_start", Outcome: "ok", Command: cmd.Name, Job: job.ID(), Call: call, Peer: s.peer}); err != nil {
+			job.Cancel() // no record of the start, no run
+			return err
+		}
+		return nil
+	})
+	switch {
+	case job == nil && startErr == nil:
 		return s.refuse(ctx, remote.ExitAudit, audit.Record{}, "audit log unavailable; command not run: %v", err)
-	}
-	runner := exec.NewRunner(cfg.Limits.MaxConcurrent)
-	job, err := runner.Start(ctx, cmd.Name, cmd.Concurrency, spec)
-	if err != nil {
-		return s.refuse(ctx, remote.ExitFailed, audit.Record{Type: "exec_start", Outcome: "failed", Command: cmd.Name, Call: call}, "/%s could not start: %v", cmd.Name, err)
+	case startErr != nil:
+		fmt.Fprintf(s.o.Stderr, "relay serve-ssh: /%s could not start: %s\n", cmd.Name, oneLine(startErr.Error()))
+		return remote.ExitFailed
+	case err != nil:
+		res := job.Wait()
+		res.Output.Close()
+		return s.refuse(ctx, remote.ExitAudit, audit.Record{}, "audit log unavailable: /%s was killed, its start could not be recorded: %v", cmd.Name, err)
 	}
 	return s.run(ctx, cmd, call, req.MaxOutput, job)
 }
@@ -207,21 +238,12 @@ func (s *server) busy(ctx context.Context, denied audit.Record, err error) int {
 // run streams a started job to the hub, records its end and writes the
 // trailer.
 func (s *server) run(ctx context.Context, cmd *policy.Command, call string, limit int64, job *exec.Job) int {
-	started := make(chan error, 1)
-	go func() {
-		_, err := s.o.Record(ctx, audit.Record{Type: "exec_start", Outcome: "ok", Command: cmd.Name, Job: job.ID(), Call: call, Peer: s.peer})
-		if err != nil {
-			job.Cancel() // no record of the start, no run
-		}
-		started <- err
-	}()
 	w := remote.NewWriter(s.o.Stdout)
 	hung, stopWatch := watchHangup(s.o.Stdout)
 	defer stopWatch()
 	sent, gone := s.stream(job, w, limit, hung)
 	res := job.Wait()
 	defer res.Output.Close()
-	startErr := <-started
 
 	outcome, reason := "ok", ""
 	switch {
@@ -236,19 +258,14 @@ func (s *server) run(ctx context.Context, cmd *policy.Command, call string, limi
 	case res.ExitCode != 0:
 		outcome = "failed"
 	}
-	if startErr != nil {
-		outcome, reason = "killed", "its start could not be recorded"
-	}
 	exit := res.ExitCode
 	end := audit.Record{Type: "exec_end", Outcome: outcome, Reason: reason, Command: cmd.Name, Job: job.ID(), Call: call, Peer: s.peer,
 		Exit: &exit, Signal: res.Signal, TimedOut: res.TimedOut, DurationMS: res.Duration.Milliseconds(),
 		OutputBytes: res.OutputBytes, OutputSHA256: res.SHA256}
-	head, err := s.o.Record(ctx, end)
+	head, err := s.o.Audit.Record(ctx, end)
 	switch {
 	case err != nil:
 		return s.refuse(ctx, remote.ExitAudit, audit.Record{}, "audit log unavailable: /%s ran, but its end is not recorded: %v", cmd.Name, err)
-	case startErr != nil:
-		return s.refuse(ctx, remote.ExitAudit, audit.Record{}, "audit log unavailable: /%s was killed, its start could not be recorded: %v", cmd.Name, startErr)
 	case gone != nil:
 		// Nobody is listening; the record above says what happened.
 		fmt.Fprintf(s.o.Stderr, "relay serve-ssh: the hub hung up; /%s killed\n", cmd.Name)

@@ -93,7 +93,7 @@ func (f *fixture) serve(t *testing.T, env map[string]string, o func(*Options)) *
 	}
 	var stderr bytes.Buffer
 	opts := Options{Config: f.cfg, Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
-		Stdout: w, Stderr: &stderr, Version: "relay test", Record: f.rec.Record, Peer: "hub@test"}
+		Stdout: w, Stderr: &stderr, Version: "relay test", Audit: f.rec, Peer: "hub@test"}
 	if o != nil {
 		o(&opts)
 	}
@@ -322,7 +322,7 @@ func TestHangupKillsTheJob(t *testing.T) {
 				return req, true
 			}
 			return "", false
-		}, Stdout: w, Stderr: &stderr, Version: "t", Record: f.rec.Record,
+		}, Stdout: w, Stderr: &stderr, Version: "t", Audit: f.rec,
 			// No keepalive writes: the hangup itself must be noticed.
 			Keepalive: time.Hour})
 	}()

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/relaychat/relay/internal/audit"
@@ -57,6 +58,22 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // Record appends rec and returns the log's head after it.
 func (r *Recorder) Record(ctx context.Context, rec audit.Record) (audit.Head, error) {
+	var h audit.Head
+	err := r.Batch(ctx, func(add func(audit.Record) (audit.Head, error)) error {
+		var err error
+		h, err = add(rec)
+		return err
+	})
+	return h, err
+}
+
+// Batch holds the log for fn, which appends with add: one open, one key
+// state write, for records that belong together (a request and its start).
+// Through a running daemon each add is one round trip. fn should be short,
+// as other writers wait for the log while it runs, and must return add's
+// error at once: Batch may call it again when a stale socket answered
+// nothing.
+func (r *Recorder) Batch(ctx context.Context, fn func(add func(audit.Record) (audit.Head, error)) error) error {
 	now, sleep := r.Now, r.Sleep
 	if now == nil {
 		now = time.Now
@@ -73,31 +90,48 @@ func (r *Recorder) Record(ctx context.Context, rec audit.Record) (audit.Head, er
 	for {
 		l, err := audit.Open(r.Dir, audit.Options{RotateBytes: r.RotateBytes, Now: now})
 		if err == nil {
-			h, err := l.Append(rec)
+			err := fn(l.Append)
 			// Close writes the key state, so that the next writer starts
 			// from this record's key and not an older one.
 			if cerr := l.Close(); err == nil && cerr != nil {
 				err = fmt.Errorf("audit: save the key state: %w", cerr)
 			}
-			return h, err
+			return err
 		}
 		if !errors.Is(err, audit.ErrLocked) {
-			return audit.Head{}, err
+			return err
 		}
-		h, derr := control.Append(ctx, r.StateDir, rec)
-		if derr == nil {
-			return h, nil
-		}
-		if !errors.Is(derr, control.ErrNoDaemon) {
-			return audit.Head{}, fmt.Errorf("audit through the running daemon: %w", derr)
+		// Locked: a daemon may hold it. Probe with the first record only
+		// when it answers, so that a batch never splits across writers.
+		if _, derr := os.Stat(control.Path(r.StateDir)); derr == nil {
+			daemon := func(rec audit.Record) (audit.Head, error) {
+				h, err := control.Append(ctx, r.StateDir, rec)
+				if err != nil {
+					return h, fmt.Errorf("audit through the running daemon: %w", err)
+				}
+				return h, nil
+			}
+			first, noDaemon := true, false
+			ferr := fn(func(rec audit.Record) (audit.Head, error) {
+				h, err := daemon(rec)
+				if first && errors.Is(err, control.ErrNoDaemon) {
+					noDaemon = true
+				}
+				first = false
+				return h, err
+			})
+			if !noDaemon {
+				return ferr
+			}
+			// The socket was stale and nothing was written: retry.
 		}
 		// Locked, and no daemon answers: another serve-ssh is appending
-		// (or a daemon is starting). Its hold is one append long.
+		// (or a daemon is starting). Its hold is one batch long.
 		if now().After(deadline) {
-			return audit.Head{}, ErrBusy
+			return ErrBusy
 		}
 		if err := sleep(ctx, pause); err != nil {
-			return audit.Head{}, err
+			return err
 		}
 		pause = min(2*pause, 20*time.Millisecond)
 	}

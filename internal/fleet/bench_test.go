@@ -1,0 +1,175 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaychat/relay/internal/exec"
+)
+
+func med(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// bareSSH runs `true` on m as a plain ssh would: the hub's option set and
+// connection reuse (a control socket of its own), a key without a forced
+// command, through the same internal/exec runner.
+type bareSSH struct {
+	f    *Fleet
+	c    *conn
+	spec exec.Spec
+}
+
+func newBareSSH(t testing.TB, h *hub, m *member, key string) *bareSSH {
+	t.Helper()
+	host := *h.f.conns[m.name].host
+	host.Identity = key
+	c := &conn{host: &host, knownHosts: h.f.conns[m.name].knownHosts}
+	c.build(&h.cfg.Fleet)
+	c.controlPath = filepath.Join(h.f.dir, "cm", "bare-"+m.name)
+	log := filepath.Join(h.f.logDir, "bare.log")
+	return &bareSSH{f: h.f, c: c, spec: exec.Spec{Argv: c.argv(&h.cfg.Fleet, "true", log, true), Dir: "/", Timeout: time.Minute, MaxOutput: 4096, SpoolDir: h.f.spool}}
+}
+
+func (b *bareSSH) run(t testing.TB) {
+	job, err := b.f.runner.Start(context.Background(), "bare", 100, b.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := job.Wait()
+	res.Output.Close()
+	if res.ExitCode != 0 {
+		t.Fatalf("bare ssh true: %s", res.Status())
+	}
+}
+
+func timeIt(fn func()) time.Duration {
+	t0 := time.Now()
+	fn()
+	return time.Since(t0)
+}
+
+// BenchmarkFleetFigures prints the fleet's figures, each alternated with
+// its reference round after round, as medians and ratios:
+//
+//	go test -run '^$' -bench BenchmarkFleetFigures -benchtime 1x ./internal/fleet
+//
+// Per call: a member's /usr/bin/true through the hub (sandboxed, as the
+// member's default profile has it, and with sandbox: none), audited on
+// both sides, against a bare ssh of true to the same sshd with the same
+// options and connection reuse. Fan-out: 10 members on loopback at once
+// against the slowest of the same 10 called one by one, for true and for
+// a command that takes a second.
+func BenchmarkFleetFigures(b *testing.B) {
+	needHarness(b)
+	if b.N > 1 {
+		b.Skip("the figures run once: use -benchtime 1x")
+	}
+	bareKey := filepath.Join(base, "bare_ed25519")
+	if _, err := os.Stat(bareKey); err != nil {
+		must(b, keygen(bareKey, "bare@test"))
+	}
+	m := newMember(b, "nas", memberOpts{extraKeys: []string{readPub(b, bareKey)}})
+	h := newHub(b, "fleet: {parallel: 10, max_calls: 32}", m)
+	bare := newBareSSH(b, h, m, bareKey)
+	ctx := context.Background()
+	call := func(cmd string, audited bool) func() {
+		return func() {
+			o := CallOptions{}
+			if audited {
+				o.Audit = h.audit
+			}
+			r := h.f.Call(ctx, "nas", cmd, nil, o)
+			r.Close()
+			if r.Kind != KindOK {
+				b.Fatalf("/%s: %s %q", cmd, r.Kind, r.Reason)
+			}
+		}
+	}
+	// Warm up: the first call of each opens its connection.
+	call("true", true)()
+	bare.run(b)
+	const rounds = 60
+	var sandboxed, unsandboxed, unaudited, raw []time.Duration
+	for i := 0; i < rounds; i++ {
+		raw = append(raw, timeIt(func() { bare.run(b) }))
+		sandboxed = append(sandboxed, timeIt(call("true", true)))
+		raw = append(raw, timeIt(func() { bare.run(b) }))
+		unsandboxed = append(unsandboxed, timeIt(call("true_bare", true)))
+		raw = append(raw, timeIt(func() { bare.run(b) }))
+		unaudited = append(unaudited, timeIt(call("true_bare", false)))
+	}
+	rawMed := med(raw)
+	var out strings.Builder
+	fmt.Fprintf(&out, "\nper call, %d rounds alternating, medians:\n", rounds)
+	fmt.Fprintf(&out, "  %-58s %8s  %s\n", "what", "median", "vs bare ssh")
+	fmt.Fprintf(&out, "  %-58s %8s  %s\n", "bare ssh true (same options, connection reuse)", rawMed.Round(10*time.Microsecond), "1.00x")
+	for _, row := range []struct {
+		name string
+		ds   []time.Duration
+	}{
+		{"/usr/bin/true through the hub, sandboxed, audited both ends", sandboxed},
+		{"/usr/bin/true through the hub, sandbox: none, audited", unsandboxed},
+		{"/usr/bin/true, sandbox: none, the hub not auditing", unaudited},
+	} {
+		fmt.Fprintf(&out, "  %-58s %8s  %.2fx\n", row.name, med(row.ds).Round(10*time.Microsecond), float64(med(row.ds))/float64(rawMed))
+	}
+	b.Log(out.String())
+
+	// Fan-out to 10 members.
+	var ms []*member
+	for i := 0; i < 10; i++ {
+		ms = append(ms, newMember(b, fmt.Sprintf("m%d", i), memberOpts{}))
+	}
+	h10 := newHub(b, "fleet: {parallel: 10, max_calls: 32}", ms...)
+	hosts := h10.f.Hosts()
+	one := func(host, cmd string, args ...string) time.Duration {
+		return timeIt(func() {
+			r := h10.f.Call(ctx, host, cmd, args, CallOptions{Audit: h10.audit})
+			r.Close()
+			if r.Kind != KindOK {
+				b.Fatalf("%s /%s: %s %q", host, cmd, r.Kind, r.Reason)
+			}
+		})
+	}
+	fan := func(cmd string, args ...string) time.Duration {
+		return timeIt(func() {
+			s := h10.f.FanOut(ctx, hosts, cmd, args, FanOutOptions{CallOptions: CallOptions{Audit: h10.audit}})
+			s.Close()
+			if ok, _, _ := s.Counts(); ok != len(hosts) {
+				b.Fatalf("fan-out /%s: %d of %d ok", cmd, ok, len(hosts))
+			}
+		})
+	}
+	for _, hn := range hosts {
+		one(hn, "true") // connections up
+	}
+	var out2 strings.Builder
+	fmt.Fprintf(&out2, "\nfan-out to %d members on loopback, medians:\n", len(hosts))
+	for _, c := range []struct {
+		cmd    string
+		args   []string
+		rounds int
+	}{{"true", nil, 15}, {"slow", []string{"1"}, 3}} {
+		var fans, slowest []time.Duration
+		for r := 0; r < c.rounds; r++ {
+			var worst time.Duration
+			for _, hn := range hosts {
+				worst = max(worst, one(hn, c.cmd, c.args...))
+			}
+			slowest = append(slowest, worst)
+			fans = append(fans, fan(c.cmd, c.args...))
+		}
+		name := "/" + c.cmd + " " + strings.Join(c.args, " ")
+		fmt.Fprintf(&out2, "  %-12s fan-out %8s, slowest single %8s: %.2fx\n", name, med(fans).Round(100*time.Microsecond), med(slowest).Round(100*time.Microsecond), float64(med(fans))/float64(med(slowest)))
+	}
+	b.Log(out2.String())
+}

@@ -10,6 +10,11 @@
 #   --token-stdin   read the bot token from stdin and encrypt it into
 #                   /etc/relay/bot-token.cred with systemd-creds
 #   --dry-run       print what would change and change nothing
+#   --member --hub-key FILE --hub-address ADDR
+#                   also make this host a fleet member: the hub's public key
+#                   FILE may log in as relay from ADDR (an address, CIDR or
+#                   from= pattern) to run relay serve-ssh, and nothing else
+#                   (see member_setup below)
 #
 # Idempotent: a file is written only when its content, mode or owner
 # differs, so a second run prints "nothing to do" and changes nothing. An
@@ -30,6 +35,9 @@ die() { echo "$prog: $*" >&2; exit 1; }
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 dry=false
+member=false
+hub_key=""
+hub_address=""
 token_stdin=false
 owner_id=""
 bin=""
@@ -43,6 +51,14 @@ while [ $# -gt 0 ]; do
 		shift
 		;;
 	--owner-id=*) owner_id="${1#--owner-id=}" ;;
+	--member) member=true ;;
+	--hub-key | --hub-address)
+		[ $# -ge 2 ] || die "$1 needs a value (see --help)"
+		if [ "$1" = --hub-key ]; then hub_key="$2"; else hub_address="$2"; fi
+		shift
+		;;
+	--hub-key=*) hub_key="${1#--hub-key=}" ;;
+	--hub-address=*) hub_address="${1#--hub-address=}" ;;
 	-h | --help)
 		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
 		exit 0
@@ -55,7 +71,12 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-[ -n "$bin" ] || die "usage: install.sh [--dry-run] [--owner-id ID] [--token-stdin] RELAY_BINARY (build it with: CGO_ENABLED=0 go build -trimpath -o relay ./cmd/relay)"
+if $member; then
+	[ -n "$hub_key" ] && [ -n "$hub_address" ] || die "--member needs --hub-key FILE (the hub's public key) and --hub-address ADDR (where the hub connects from)"
+elif [ -n "$hub_key$hub_address" ]; then
+	die "--hub-key and --hub-address go with --member"
+fi
+[ -n "$bin" ] || die "usage: install.sh [--dry-run] [--owner-id ID] [--token-stdin] [--member --hub-key FILE --hub-address ADDR] RELAY_BINARY (build it with: CGO_ENABLED=0 go build -trimpath -o relay ./cmd/relay)"
 [ -f "$bin" ] && [ -x "$bin" ] || die "$bin is not an executable file: build it first with go build -o relay ./cmd/relay"
 case "$owner_id" in
 *[!0-9]* | 0*) die "--owner-id $owner_id is not a numeric Telegram user ID (message @userinfobot to find yours)" ;;
@@ -165,6 +186,85 @@ dir /etc/relay 0750 root:relay
 # enforces the same modes (StateDirectoryMode=, LogsDirectoryMode=).
 dir /var/lib/relay 0700 relay:relay
 dir /var/log/relay 0700 relay:relay
+
+# ---- fleet member: begin (deploy/install.sh --member) ----------------------
+# member_setup makes this host a fleet member. The hub reaches it over ssh
+# as the relay account (the one that owns /etc/relay, the state and the audit
+# log, so that serve-ssh and a relay daemon here share one log), with one
+# key that may only run relay serve-ssh, only from the hub's address:
+#
+#   /etc/relay/authorized_keys            root:relay 0640, one line:
+#     restrict,command="/usr/local/bin/relay serve-ssh --config /etc/relay/relay.yaml",from="ADDR" KEY
+#   /etc/ssh/sshd_config.d/relay-member.conf
+#     Match User relay: that file only, public keys only, no forwarding,
+#     no tty, no ~/.ssh/rc, ExposeAuthInfo (the key's fingerprint is audited)
+#   /etc/relay/relay.yaml                 policy/examples/member.yaml, if none
+#
+# The keys file belongs to root, so nothing running as relay can add a key.
+# sshd runs a forced command through the account's shell, so relay's shell
+# becomes /bin/sh, and its password field "*" (no password, not "locked",
+# which sshd without PAM refuses for keys too).
+member_setup() {
+	local keyfile="$hub_key" from="$hub_address"
+	[ -f "$keyfile" ] || die "--hub-key $keyfile is not a file (copy the hub's public key, e.g. /etc/relay/hub_ed25519.pub, here)"
+	local type b64 comment extra
+	read -r type b64 comment extra <"$keyfile" || true
+	case "$type" in
+	ssh-ed25519 | ecdsa-sha2-nistp256 | ecdsa-sha2-nistp384 | ecdsa-sha2-nistp521 | ssh-rsa) ;;
+	*) die "--hub-key $keyfile: not an ssh public key line (want ssh-ed25519 AAAA… comment; the .pub file, not the private key)" ;;
+	esac
+	case "$b64" in
+	"" | *[!A-Za-z0-9+/=]*) die "--hub-key $keyfile: the key is not base64" ;;
+	esac
+	[ "$(wc -l <"$keyfile")" -le 1 ] || die "--hub-key $keyfile: one key per file"
+	case "$from" in
+	"" | *[!A-Za-z0-9.:/*?,!-]*) die "--hub-address $from: want an address, a CIDR or an sshd from= pattern (letters, digits and . : / * ? , ! -)" ;;
+	esac
+	# The comment is kept at the end of the line, for people; only the
+	# characters a comment usually has.
+	comment="$(printf '%s' "$comment" | tr -cd 'A-Za-z0-9@._-')"
+
+	if [ ! -e "$root/etc/relay/relay.yaml" ]; then
+		put "$repo/policy/examples/member.yaml" /etc/relay/relay.yaml 0640 root:relay
+	fi
+	local keys
+	keys="$(mktemp)"
+	printf 'restrict,command="/usr/local/bin/relay serve-ssh --config /etc/relay/relay.yaml",from="%s" %s %s%s\n' \
+		"$from" "$type" "$b64" "${comment:+ $comment}" >"$keys"
+	put "$keys" /etc/relay/authorized_keys 0640 root:relay
+	rm -f "$keys"
+	local dropin=/etc/ssh/sshd_config.d/relay-member.conf before=""
+	[ -f "$root$dropin" ] && before="$(cksum <"$root$dropin")"
+	put "$here/ssh/relay-member.conf" "$dropin" 0644
+
+	if $system; then
+		if [ "$(getent passwd relay | cut -d: -f7)" != /bin/sh ]; then
+			note "set relay's shell to /bin/sh (sshd runs the forced command through it)"
+			$dry || usermod --shell /bin/sh relay
+		fi
+		if [ "$(getent shadow relay | cut -d: -f2)" != '*' ]; then
+			note "set relay's password field to * (no password; keys only)"
+			$dry || usermod --password '*' relay
+		fi
+		if ! $dry && [ "$before" != "$(cksum <"$root$dropin")" ]; then
+			sshd -t || die "sshd -t refuses the configuration with $dropin; fix it before reloading ssh"
+			note "systemctl reload ssh"
+			systemctl reload ssh || systemctl reload sshd || echo "reload sshd yourself" >&2
+		fi
+	fi
+	if ! $dry && [ -r "$root/etc/ssh/ssh_host_ed25519_key.pub" ]; then
+		echo "for the hub's config (hosts:), this host's key:"
+		echo "    host_key: \"$(cut -d' ' -f1,2 "$root/etc/ssh/ssh_host_ed25519_key.pub")\""
+	fi
+	if ! $dry && $system; then
+		echo "then, as root: runuser -u relay -- relay audit init --config /etc/relay/relay.yaml   # keep K0 off this host"
+		echo "and on the hub: relay doctor --config /etc/relay/relay.yaml"
+	fi
+}
+# ---- fleet member: end ------------------------------------------------------
+
+# A member's config is member.yaml: put it in place before the bot's.
+if $member; then member_setup; fi
 
 cfg=/etc/relay/relay.yaml
 if [ ! -e "$root$cfg" ]; then

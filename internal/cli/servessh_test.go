@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,5 +86,27 @@ func TestRunRefusesAMemberConfig(t *testing.T) {
 	code, _, errOut := cliRun(t, nil, "", "run", "--config", cfg)
 	if code != ExitConfig || !strings.Contains(errOut, "no auth.owner_id: it is a fleet member's config") {
 		t.Errorf("got %d %q", code, errOut)
+	}
+}
+
+// TestServeSSHExitCodesDocumented keeps docs/reference.md to serve-ssh's
+// codes, and the codes in their own range: above what a shell or a
+// command uses for itself, below ssh's 255.
+func TestServeSSHExitCodesDocumented(t *testing.T) {
+	b, err := os.ReadFile("../../docs/reference.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range remote.ExitCodes {
+		row := fmt.Sprintf("| `%d` | %s |", c.Code, c.Meaning)
+		if !strings.Contains(string(b), row) {
+			t.Errorf("docs/reference.md lacks the row %s", row)
+		}
+		if c.Code != remote.ExitRan && (c.Code < 64 || c.Code > 125) {
+			t.Errorf("serve-ssh code %d is outside 64-125", c.Code)
+		}
+	}
+	if !strings.Contains(serveSSHUsage, "75  the hub's key is not in member.hub_keys") {
+		t.Error("relay serve-ssh -h lacks the codes")
 	}
 }

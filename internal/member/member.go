@@ -350,7 +350,8 @@ func (s *server) list() int {
 		return remote.ExitFailed
 	}
 	w := remote.NewWriter(s.o.Stdout)
-	if err := w.Hello(s.o.Version); err == nil {
+	err = w.Hello(s.o.Version)
+	if err == nil {
 		err = w.List(doc)
 	}
 	if err != nil {

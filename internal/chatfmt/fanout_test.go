@@ -73,7 +73,7 @@ func FuzzFanOut(f *testing.F) {
 		if size < 0 {
 			size = -size
 		}
-		hosts := make([]HostLine, int(n)%150+1)
+		hosts := make([]HostLine, int(n)%40+1)
 		for i := range hosts {
 			hosts[i] = HostLine{Host: fmt.Sprintf("%s%d", host, i), Outcome: HostOutcome(i % 3), Status: status, Output: out, Size: size}
 		}

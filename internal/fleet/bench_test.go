@@ -7,10 +7,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"io"
+	osexec "os/exec"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/relaychat/relay/internal/exec"
+	"github.com/relaychat/relay/internal/remote"
 )
 
 func med(ds []time.Duration) time.Duration {
@@ -34,7 +38,7 @@ func newBareSSH(t testing.TB, h *hub, m *member, key string) *bareSSH {
 	host.Identity = key
 	c := &conn{host: &host, knownHosts: h.f.conns[m.name].knownHosts}
 	c.build(&h.cfg.Fleet)
-	c.controlPath = filepath.Join(h.f.dir, "cm", "bare-"+m.name)
+	c.controlPath = filepath.Join(h.f.dir, "c", "bare-"+m.name)
 	log := filepath.Join(h.f.logDir, "bare.log")
 	return &bareSSH{f: h.f, c: c, spec: exec.Spec{Argv: c.argv(&h.cfg.Fleet, "true", log, true), Dir: "/", Timeout: time.Minute, MaxOutput: 4096, SpoolDir: h.f.spool}}
 }
@@ -57,18 +61,18 @@ func timeIt(fn func()) time.Duration {
 	return time.Since(t0)
 }
 
-// BenchmarkFleetFigures prints the fleet's figures, each alternated with
-// its reference round after round, as medians and ratios:
+// BenchmarkFleetCallFigures prints the per-call figures, each alternated
+// with its reference round after round, as medians and ratios:
 //
-//	go test -run '^$' -bench BenchmarkFleetFigures -benchtime 1x ./internal/fleet
+//	go test -run '^$' -bench 'Fleet.*Figures' -benchtime 1x ./internal/fleet
 //
-// Per call: a member's /usr/bin/true through the hub (sandboxed, as the
-// member's default profile has it, and with sandbox: none), audited on
-// both sides, against a bare ssh of true to the same sshd with the same
-// options and connection reuse. Fan-out: 10 members on loopback at once
-// against the slowest of the same 10 called one by one, for true and for
-// a command that takes a second.
-func BenchmarkFleetFigures(b *testing.B) {
+// A member's /usr/bin/true through the hub (sandboxed, as the member's
+// default profile has it, and with sandbox: none; audited on both sides,
+// and with the hub not auditing, as a daemon holding its log open nearly
+// is), against a bare ssh of true to the same sshd with the same options
+// and connection reuse; and relay serve-ssh alone, as a process on the
+// member without ssh, against /bin/sh -c /usr/bin/true.
+func BenchmarkFleetCallFigures(b *testing.B) {
 	needHarness(b)
 	if b.N > 1 {
 		b.Skip("the figures run once: use -benchtime 1x")
@@ -107,6 +111,30 @@ func BenchmarkFleetFigures(b *testing.B) {
 		raw = append(raw, timeIt(func() { bare.run(b) }))
 		unaudited = append(unaudited, timeIt(call("true_bare", false)))
 	}
+	// The member's side alone, as processes: serve-ssh for /usr/bin/true
+	// (sandbox: none) against what sshd would run for a bare key.
+	alone := func(argv []string, env []string) time.Duration {
+		return timeIt(func() {
+			cmd := osexec.Command(argv[0], argv[1:]...)
+			cmd.Env = env
+			cmd.Stdout = io.Discard
+			if os.Geteuid() == 0 {
+				u, g := uidgid()
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u), Gid: uint32(g)}}
+			}
+			if err := cmd.Run(); err != nil {
+				b.Fatalf("%v: %v", argv, err)
+			}
+		})
+	}
+	req, _ := (&remote.Request{Op: remote.OpRun, Call: remote.NewCallID(), Command: "true_bare", MaxOutput: 1024}).Encode()
+	serveArgv := []string{relayBin, "serve-ssh", "--config", m.cfgPath}
+	serveEnv := []string{"PATH=/usr/bin:/bin", "SSH_ORIGINAL_COMMAND=" + req}
+	var serveAlone, shAlone []time.Duration
+	for i := 0; i < rounds; i++ {
+		shAlone = append(shAlone, alone([]string{"/bin/sh", "-c", "/usr/bin/true"}, []string{"PATH=/usr/bin:/bin"}))
+		serveAlone = append(serveAlone, alone(serveArgv, serveEnv))
+	}
 	rawMed := med(raw)
 	var out strings.Builder
 	fmt.Fprintf(&out, "\nper call, %d rounds alternating, medians:\n", rounds)
@@ -122,9 +150,21 @@ func BenchmarkFleetFigures(b *testing.B) {
 	} {
 		fmt.Fprintf(&out, "  %-58s %8s  %.2fx\n", row.name, med(row.ds).Round(10*time.Microsecond), float64(med(row.ds))/float64(rawMed))
 	}
+	fmt.Fprintf(&out, "\nthe member's side alone, as processes, %d rounds alternating, medians:\n", rounds)
+	fmt.Fprintf(&out, "  %-58s %8s\n", "/bin/sh -c /usr/bin/true", med(shAlone).Round(10*time.Microsecond))
+	fmt.Fprintf(&out, "  %-58s %8s  +%s\n", "relay serve-ssh for /usr/bin/true (sandbox: none)", med(serveAlone).Round(10*time.Microsecond), (med(serveAlone) - med(shAlone)).Round(10*time.Microsecond))
 	b.Log(out.String())
+}
 
-	// Fan-out to 10 members.
+// BenchmarkFleetFanOutFigures: 10 members on loopback at once against the
+// slowest of the same 10 called one by one, alternating, for true and for
+// a command that takes a second.
+func BenchmarkFleetFanOutFigures(b *testing.B) {
+	needHarness(b)
+	if b.N > 1 {
+		b.Skip("the figures run once: use -benchtime 1x")
+	}
+	ctx := context.Background()
 	var ms []*member
 	for i := 0; i < 10; i++ {
 		ms = append(ms, newMember(b, fmt.Sprintf("m%d", i), memberOpts{}))

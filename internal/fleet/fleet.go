@@ -67,7 +67,9 @@ func New(cfg *policy.Config, o Options) (*Fleet, error) {
 	}
 	f.logDir = filepath.Join(f.dir, "log")
 	f.spool = launch.SpoolDir(cfg)
-	khDir, cmDir := filepath.Join(f.dir, "known_hosts"), filepath.Join(f.dir, "cm")
+	// The control sockets' directory has a short name: a socket's path
+	// is limited to about 90 bytes.
+	khDir, cmDir := filepath.Join(f.dir, "known_hosts"), filepath.Join(f.dir, "c")
 	for _, d := range []string{cfg.StateDir, f.dir, khDir, cmDir, f.logDir, f.spool} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("fleet: %w", err)

@@ -123,7 +123,7 @@ func knownHostsLine(h *policy.Host) string { return alias(h) + " " + h.HostKey +
 func controlName(h *policy.Host, opts []string) string {
 	s := sha256.New()
 	fmt.Fprintf(s, "%s\x00%s\x00%d\x00%s\x00", h.Name, h.Destination(), h.Port, strings.Join(opts, "\x00"))
-	return hex.EncodeToString(s.Sum(nil))[:16]
+	return hex.EncodeToString(s.Sum(nil))[:12]
 }
 
 func controlPath(dir string, h *policy.Host, opts []string) string {

@@ -466,18 +466,24 @@ type hub struct {
 
 func newHub(t testing.TB, extra string, members ...*member) *hub {
 	t.Helper()
+	var hosts strings.Builder
+	for _, m := range members {
+		hosts.WriteString(m.hubEntry())
+	}
+	return newHubWith(t, extra, hosts.String())
+}
+
+// newHubWith is a hub whose hosts: entries are written out.
+func newHubWith(t testing.TB, extra, hosts string) *hub {
+	t.Helper()
 	dir, err := os.MkdirTemp(base, "h") // short: ssh's control socket lives under it
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	var hosts strings.Builder
-	for _, m := range members {
-		hosts.WriteString(m.hubEntry())
-	}
 	h := &hub{dir: dir, cfgPath: filepath.Join(dir, "relay.yaml")}
 	src := fmt.Sprintf("auth: {owner_id: 1}\nstate_dir: %s\naudit: {dir: %s}\n%s\nhosts:\n%scommands:\n  up: {argv: [/usr/bin/true]}\n",
-		filepath.Join(dir, "state"), filepath.Join(dir, "audit"), extra, hosts.String())
+		filepath.Join(dir, "state"), filepath.Join(dir, "audit"), extra, hosts)
 	must(t, os.WriteFile(h.cfgPath, []byte(src), 0o600))
 	if h.cfg, err = policy.Load(h.cfgPath); err != nil {
 		t.Fatal(err)

@@ -374,3 +374,37 @@ func fingerprintOf(t *testing.T, b64 string) string {
 	}
 	return policy.KeyFingerprint(blob)
 }
+
+// TestServeSandboxUnavailable: a sandboxed command this member cannot
+// enforce (as root, without its command user) is refused with its own
+// code, and does not run unsandboxed.
+func TestServeSandboxUnavailable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a member running as root without its command_user is the case here")
+	}
+	f := newFixture(t, `command_user: relay-test-no-such-user`)
+	f.cfg.Commands = append(f.cfg.Commands, sandboxedEcho(t, f))
+	req, _ := request(t, "boxed", 100)
+	s := f.serve(t, map[string]string{"SSH_ORIGINAL_COMMAND": req}, nil)
+	if s.code != remote.ExitSandbox || len(s.stdout) != 0 || !strings.Contains(s.stderr, "sandbox unavailable") {
+		t.Errorf("got %d %q", s.code, s.stderr)
+	}
+	if _, err := os.Stat(f.marker); err == nil {
+		t.Fatal("a command whose sandbox is unavailable ran")
+	}
+}
+
+func sandboxedEcho(t *testing.T, f *fixture) *policy.Command {
+	t.Helper()
+	cfg, err := policy.Parse("x.yaml", []byte(`member: {}
+state_dir: `+f.cfg.StateDir+`
+audit: {dir: `+f.cfg.Audit.Dir+`}
+commands:
+  boxed:
+    argv: [/usr/bin/touch, `+f.marker+`]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Lookup("boxed")
+}

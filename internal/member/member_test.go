@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/relaychat/relay/internal/audit"
+	"github.com/relaychat/relay/internal/control"
 	"github.com/relaychat/relay/internal/recorder"
 	"github.com/relaychat/relay/internal/remote"
 	"github.com/relaychat/relay/policy"
@@ -407,4 +408,66 @@ commands:
 		t.Fatal(err)
 	}
 	return cfg.Lookup("boxed")
+}
+
+// daemon stands in for a relay daemon on the member: it holds the audit
+// log and serves the control socket, with or without the audit op.
+func (f *fixture) daemon(t *testing.T, withAudit bool) *audit.Log {
+	t.Helper()
+	l, err := audit.Open(f.cfg.Audit.Dir, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	hs := control.Handlers{Notify: func(context.Context, control.Notification) error { return nil }}
+	if withAudit {
+		hs.Audit = func(_ context.Context, r audit.Record) (audit.Head, error) { return l.Append(r) }
+	}
+	go control.ServeHandlers(ctx, f.cfg.StateDir, 1<<20, hs)
+	t.Cleanup(func() { cancel(); l.Close() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(control.Path(f.cfg.StateDir)); err == nil {
+			return l
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no control socket")
+		}
+		time.Sleep(5 * time.Millisecond) // a goroutine starting to listen
+	}
+}
+
+// TestServeThroughTheDaemon: with a daemon holding the member's log, the
+// records go through its socket into its chain.
+func TestServeThroughTheDaemon(t *testing.T) {
+	f := newFixture(t, "")
+	l := f.daemon(t, true)
+	req, call := request(t, "echo", 100, "hi")
+	s := f.serve(t, map[string]string{"SSH_ORIGINAL_COMMAND": req}, nil)
+	if s.code != remote.ExitRan || s.trailer == nil {
+		t.Fatalf("got %d %q", s.code, s.stderr)
+	}
+	if h := l.Head(); s.trailer.AuditSeq != h.Seq || !strings.HasPrefix(h.MAC, s.trailer.AuditMAC) || h.Seq != 4 {
+		t.Errorf("trailer names #%d, the daemon's head is #%d", s.trailer.AuditSeq, h.Seq)
+	}
+	l.Close()
+	recs := f.records(t)
+	if recs[3].Type != "exec_end" || recs[3].Call != call {
+		t.Errorf("got %+v", recs[3].Record)
+	}
+}
+
+// TestServeThroughAnOlderDaemon: a daemon that does not take records
+// means no record, so nothing runs.
+func TestServeThroughAnOlderDaemon(t *testing.T) {
+	f := newFixture(t, "")
+	f.daemon(t, false)
+	req, _ := request(t, "echo", 100, "hi")
+	s := f.serve(t, map[string]string{"SSH_ORIGINAL_COMMAND": req}, nil)
+	if s.code != remote.ExitAudit || len(s.stdout) != 0 || !strings.Contains(s.stderr, "does not accept audit records") {
+		t.Errorf("got %d %q", s.code, s.stderr)
+	}
+	if _, err := os.Stat(f.marker); err == nil {
+		t.Fatal("ran without a record")
+	}
 }

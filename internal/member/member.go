@@ -36,6 +36,7 @@ import (
 	"github.com/relaychat/relay/internal/exec"
 	"github.com/relaychat/relay/internal/launch"
 	"github.com/relaychat/relay/internal/remote"
+	"github.com/relaychat/relay/internal/sandbox"
 	"github.com/relaychat/relay/policy"
 )
 
@@ -173,12 +174,10 @@ func (s *server) serve(ctx context.Context) int {
 	var sl slots
 	defer sl.release()
 	dir := filepath.Join(cfg.StateDir, "slots")
-	if err := sl.take(dir, "all", cfg.Limits.MaxConcurrent, fmt.Sprintf("too many commands running on this member (limit %d); try again when one finishes", cfg.Limits.MaxConcurrent)); err == nil {
-		err = sl.take(dir, "cmd-"+cmd.Name, cmd.Concurrency, fmt.Sprintf("/%s is already running on this member (limit %d); try again when it finishes", cmd.Name, cmd.Concurrency))
-		if err != nil {
-			return s.busy(ctx, denied, err)
-		}
-	} else {
+	if err := sl.take(dir, "all", cfg.Limits.MaxConcurrent, fmt.Sprintf("too many commands running on this member (limit %d); try again when one finishes", cfg.Limits.MaxConcurrent)); err != nil {
+		return s.busy(ctx, denied, err)
+	}
+	if err := sl.take(dir, "cmd-"+cmd.Name, cmd.Concurrency, fmt.Sprintf("/%s is already running on this member (limit %d); try again when it finishes", cmd.Name, cmd.Concurrency)); err != nil {
 		return s.busy(ctx, denied, err)
 	}
 	spec, done, err := launch.Spec(cfg, inv, s.o.Launch)
@@ -217,8 +216,12 @@ func (s *server) serve(ctx context.Context) int {
 	case job == nil && startErr == nil:
 		return s.refuse(ctx, remote.ExitAudit, audit.Record{}, "audit log unavailable; command not run: %v", err)
 	case startErr != nil:
+		code := remote.ExitFailed
+		if errors.Is(startErr, sandbox.ErrUnenforceable) {
+			code = remote.ExitSandbox
+		}
 		fmt.Fprintf(s.o.Stderr, "relay serve-ssh: /%s could not start: %s\n", cmd.Name, oneLine(startErr.Error()))
-		return remote.ExitFailed
+		return code
 	case err != nil:
 		res := job.Wait()
 		res.Output.Close()
@@ -470,8 +473,8 @@ func oneLine(s string) string {
 		}
 		return r
 	}, s)
-	if len(s) > 512 {
-		s = s[:512]
+	if r := []rune(s); len(r) > 512 {
+		s = string(r[:512])
 	}
 	return s
 }

@@ -184,8 +184,8 @@ func streamCap(max int64, timeout time.Duration) int64 {
 }
 
 // exchange runs ssh with one remote command and fills r from what came
-// back. mux false opens a connection of its own (doctor's probes).
-func (f *Fleet) exchange(ctx context.Context, c *conn, remoteCmd string, mux bool, r *Result, live func([]byte)) (raw string) {
+// back. mux false opens a connection of its own.
+func (f *Fleet) exchange(ctx context.Context, c *conn, remoteCmd string, mux bool, r *Result, live func([]byte)) {
 	logFile := filepath.Join(f.logDir, r.Call+".log")
 	defer os.Remove(logFile)
 	spec := exec.Spec{
@@ -205,7 +205,7 @@ func (f *Fleet) exchange(ctx context.Context, c *conn, remoteCmd string, mux boo
 		} else {
 			r.Kind, r.Reason = KindHub, "cannot run ssh: "+err.Error()
 		}
-		return ""
+		return
 	}
 	d := &decoded{sum: sha256.New(), live: live}
 	dec := remote.NewDecoder(remote.Handler{
@@ -269,7 +269,6 @@ wait:
 		r.Output.Close()
 		r.Output = nil
 	}
-	return logText
 }
 
 // decoded is what the stream carried so far.

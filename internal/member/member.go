@@ -194,7 +194,8 @@ func (s *server) serve(ctx context.Context) int {
 	// job starts only once its request is durable, and its start is
 	// recorded before anything streams.
 	var job *exec.Job
-	var startErr error
+	var startErr, endErr error
+	var head *audit.Head // the head after the end record, once written
 	err = s.o.Audit.Batch(ctx, func(add func(audit.Record) (audit.Head, error)) error {
 		if _, err := add(audit.Record{Type: "request", Outcome: "allowed", Command: cmd.Name, Params: params, Argv: inv.Argv,
 			Workdir: inv.Dir, Sandbox: cmd.Sandbox.String(), Call: call, Peer: s.peer}); err != nil {
@@ -210,6 +211,21 @@ func (s *server) serve(ctx context.Context) int {
 			job.Cancel() // no record of the start, no run
 			return err
 		}
+		// A quick command ends while the log is still held: its end
+		// goes into the same hold, which spares a second open and key
+		// state write. Other writers wait at most quickEnd for it.
+		t := time.NewTimer(quickEnd)
+		defer t.Stop()
+		select {
+		case <-job.Done():
+			h, err := add(s.endRecord(cmd, call, job, job.Wait(), nil))
+			if err != nil {
+				endErr = err
+				return err
+			}
+			head = &h
+		case <-t.C:
+		}
 		return nil
 	})
 	switch {
@@ -222,13 +238,19 @@ func (s *server) serve(ctx context.Context) int {
 		}
 		fmt.Fprintf(s.o.Stderr, "relay serve-ssh: /%s could not start: %s\n", cmd.Name, oneLine(startErr.Error()))
 		return code
+	case endErr != nil:
+		job.Wait().Output.Close()
+		return s.refuse(ctx, remote.ExitAudit, audit.Record{}, "audit log unavailable: /%s ran, but its end is not recorded: %v", cmd.Name, endErr)
 	case err != nil:
-		res := job.Wait()
-		res.Output.Close()
+		job.Wait().Output.Close()
 		return s.refuse(ctx, remote.ExitAudit, audit.Record{}, "audit log unavailable: /%s was killed, its start could not be recorded: %v", cmd.Name, err)
 	}
-	return s.run(ctx, cmd, call, req.MaxOutput, job)
+	return s.run(ctx, cmd, call, req.MaxOutput, job, head)
 }
+
+// quickEnd is how long the first hold of the log waits for the command to
+// end, so that a quick one costs one hold instead of two.
+const quickEnd = 50 * time.Millisecond
 
 func (s *server) busy(ctx context.Context, denied audit.Record, err error) int {
 	var b *errBusy
@@ -238,16 +260,8 @@ func (s *server) busy(ctx context.Context, denied audit.Record, err error) int {
 	return s.refuse(ctx, remote.ExitFailed, denied, "%v", err)
 }
 
-// run streams a started job to the hub, records its end and writes the
-// trailer.
-func (s *server) run(ctx context.Context, cmd *policy.Command, call string, limit int64, job *exec.Job) int {
-	w := remote.NewWriter(s.o.Stdout)
-	hung, stopWatch := watchHangup(s.o.Stdout)
-	defer stopWatch()
-	sent, gone := s.stream(job, w, limit, hung)
-	res := job.Wait()
-	defer res.Output.Close()
-
+// endRecord is the member's record of how a job ended.
+func (s *server) endRecord(cmd *policy.Command, call string, job *exec.Job, res *exec.Result, gone error) audit.Record {
 	outcome, reason := "ok", ""
 	switch {
 	case gone != nil:
@@ -262,18 +276,37 @@ func (s *server) run(ctx context.Context, cmd *policy.Command, call string, limi
 		outcome = "failed"
 	}
 	exit := res.ExitCode
-	end := audit.Record{Type: "exec_end", Outcome: outcome, Reason: reason, Command: cmd.Name, Job: job.ID(), Call: call, Peer: s.peer,
+	return audit.Record{Type: "exec_end", Outcome: outcome, Reason: reason, Command: cmd.Name, Job: job.ID(), Call: call, Peer: s.peer,
 		Exit: &exit, Signal: res.Signal, TimedOut: res.TimedOut, DurationMS: res.Duration.Milliseconds(),
 		OutputBytes: res.OutputBytes, OutputSHA256: res.SHA256}
-	head, err := s.o.Audit.Record(ctx, end)
-	switch {
-	case err != nil:
-		return s.refuse(ctx, remote.ExitAudit, audit.Record{}, "audit log unavailable: /%s ran, but its end is not recorded: %v", cmd.Name, err)
-	case gone != nil:
-		// Nobody is listening; the record above says what happened.
+}
+
+// run streams a started job to the hub, records its end (unless head says
+// it is recorded already) and writes the trailer.
+func (s *server) run(ctx context.Context, cmd *policy.Command, call string, limit int64, job *exec.Job, head *audit.Head) int {
+	w := remote.NewWriter(s.o.Stdout)
+	hung, stopWatch := watchHangup(s.o.Stdout)
+	defer stopWatch()
+	sent, gone := s.stream(job, w, limit, hung)
+	res := job.Wait()
+	defer res.Output.Close()
+	if head != nil && gone != nil {
+		fmt.Fprintf(s.o.Stderr, "relay serve-ssh: the hub hung up before /%s's output was sent\n", cmd.Name)
+		return remote.ExitFailed
+	}
+	if head == nil {
+		h, err := s.o.Audit.Record(ctx, s.endRecord(cmd, call, job, res, gone))
+		if err != nil {
+			return s.refuse(ctx, remote.ExitAudit, audit.Record{}, "audit log unavailable: /%s ran, but its end is not recorded: %v", cmd.Name, err)
+		}
+		head = &h
+	}
+	if gone != nil {
+		// Nobody is listening; the end record says what happened.
 		fmt.Fprintf(s.o.Stderr, "relay serve-ssh: the hub hung up; /%s killed\n", cmd.Name)
 		return remote.ExitFailed
 	}
+	exit := res.ExitCode
 	sig := res.Signal
 	if exit == -1 && sig == "" {
 		sig = "SIGUNKNOWN"

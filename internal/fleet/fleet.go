@@ -150,19 +150,19 @@ func (f *Fleet) Resolve(target string) ([]string, error) {
 	return out, nil
 }
 
+// unknown says that t names no host or group, quoting it only when it is
+// short, printable ASCII: it came from the chat.
 func (f *Fleet) unknown(t string) string {
 	names := append(f.Hosts(), policy.AllHosts)
 	for _, g := range f.cfg.Groups {
 		names = append(names, g.Name)
 	}
-	shown := t
-	if len(shown) > 32 || strings.ContainsFunc(shown, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
-		shown = "that"
-	} else {
-		shown = fmt.Sprintf("%q", shown)
-	}
 	if t == "" {
 		return "no host given; hosts: " + strings.Join(names, ", ")
+	}
+	shown := "that"
+	if len(t) <= 32 && !strings.ContainsFunc(t, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+		shown = fmt.Sprintf("%q", t)
 	}
 	if s := suggest.Closest(t, names); s != "" {
 		return fmt.Sprintf("no host or group %s (did you mean %s?)", shown, s)

@@ -8,6 +8,7 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -208,16 +209,21 @@ func BenchmarkFleetFanOutFigures(b *testing.B) {
 		rounds int
 	}{{"true", nil, 15}, {"slow", []string{"1"}, 3}} {
 		var fans, slowest []time.Duration
+		var busy []float64
 		for r := 0; r < c.rounds; r++ {
 			var worst time.Duration
 			for _, hn := range hosts {
 				worst = max(worst, one(hn, c.cmd, c.args...))
 			}
 			slowest = append(slowest, worst)
+			u0, t0 := cpuTicks()
 			fans = append(fans, fan(c.cmd, c.args...))
+			u1, t1 := cpuTicks()
+			busy = append(busy, float64(u1-u0)/float64(max(t1-t0, 1)))
 		}
 		name := "/" + c.cmd + " " + strings.Join(c.args, " ")
-		fmt.Fprintf(&out2, "  %-12s fan-out %8s, slowest single %8s: %.2fx\n", name, med(fans).Round(100*time.Microsecond), med(slowest).Round(100*time.Microsecond), float64(med(fans))/float64(med(slowest)))
+		slices.Sort(busy)
+		fmt.Fprintf(&out2, "  %-12s fan-out %8s, slowest single %8s: %.2fx (the machine's CPUs %.0f%% busy during the fan-out)\n", name, med(fans).Round(100*time.Microsecond), med(slowest).Round(100*time.Microsecond), float64(med(fans))/float64(med(slowest)), 100*busy[len(busy)/2])
 	}
 	b.Log(out2.String())
 }
@@ -231,4 +237,24 @@ func (h *hub) holdLog(t testing.TB) func(audit.Record) error {
 	}
 	t.Cleanup(func() { l.Close() })
 	return func(r audit.Record) error { _, err := l.Append(r); return err }
+}
+
+// cpuTicks reads the machine's busy and total CPU time from /proc/stat,
+// to tell a fan-out limited by its parallelism from one limited by the
+// cores every member shares on loopback.
+func cpuTicks() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		total += n
+		if i != 3 && i != 4 { // idle and iowait
+			busy += n
+		}
+	}
+	return busy, total
 }

@@ -15,6 +15,11 @@
 #   --uninstall          remove what install.sh installed, except the audit
 #                        log in /var/log/relay, which it keeps and names
 #   --dry-run            print every step, change nothing
+#   --member --hub-key FILE --hub-address ADDR
+#                        also make this host a fleet member: the hub's public
+#                        key FILE may log in as relay from ADDR (an address,
+#                        CIDR or from= pattern) to run relay serve-ssh, and
+#                        nothing else (see member_setup below)
 #
 # What it installs: the binary, the unit, the relay system user and the
 # dedicated command user relay-cmd (the identity of every command when relay
@@ -50,6 +55,9 @@ die() {
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 dry=false
+member=false
+hub_key=""
+hub_address=""
 token_stdin=false
 uninstall=false
 owner_id=""
@@ -70,6 +78,14 @@ while [ $# -gt 0 ]; do
 		;;
 	--owner-id=*) owner_id="${1#--owner-id=}" ;;
 	--with-action=*) actions+=("${1#--with-action=}") ;;
+	--member) member=true ;;
+	--hub-key | --hub-address)
+		[ $# -ge 2 ] || die "$1 needs a value (see --help)"
+		if [ "$1" = --hub-key ]; then hub_key="$2"; else hub_address="$2"; fi
+		shift
+		;;
+	--hub-key=*) hub_key="${1#--hub-key=}" ;;
+	--hub-address=*) hub_address="${1#--hub-address=}" ;;
 	-h | --help)
 		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
 		exit 0
@@ -99,17 +115,22 @@ done
 
 if $uninstall; then
 	[ -z "$bin" ] || die "--uninstall takes no binary"
-	if [ -n "$owner_id" ] || $token_stdin || [ ${#actions[@]} != 0 ]; then
-		die "--uninstall takes no --owner-id, --token-stdin or --with-action"
+	if [ -n "$owner_id" ] || $token_stdin || $member || [ ${#actions[@]} != 0 ]; then
+		die "--uninstall takes no --owner-id, --token-stdin, --member or --with-action"
 	fi
 else
-	[ -n "$bin" ] || die "usage: install.sh [--dry-run] [--owner-id ID] [--token-stdin] [--with-action NAME]... RELAY_BINARY (build it with: CGO_ENABLED=0 go build -trimpath -o relay ./cmd/relay), or install.sh --uninstall"
+	[ -n "$bin" ] || die "usage: install.sh [--dry-run] [--owner-id ID] [--token-stdin] [--with-action NAME]... [--member --hub-key FILE --hub-address ADDR] RELAY_BINARY (build it with: CGO_ENABLED=0 go build -trimpath -o relay ./cmd/relay), or install.sh --uninstall"
 	if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then
 		die "$bin is not an executable file: build it first with go build -o relay ./cmd/relay"
 	fi
 	case "$owner_id" in
 	*[!0-9]* | 0*) die "--owner-id $owner_id is not a numeric Telegram user ID (message @userinfobot to find yours)" ;;
 	esac
+fi
+if $member; then
+	{ [ -n "$hub_key" ] && [ -n "$hub_address" ]; } || die "--member needs --hub-key FILE (the hub's public key) and --hub-address ADDR (where the hub connects from)"
+elif [ -n "$hub_key$hub_address" ]; then
+	die "--hub-key and --hub-address go with --member"
 fi
 
 root="${DESTDIR:-}"
@@ -286,6 +307,83 @@ EOF
 	} >"$gen/relay.yaml"
 }
 
+# ---- fleet member: begin (deploy/install.sh --member) ----------------------
+# member_setup makes this host a fleet member. The hub reaches it over ssh
+# as the relay account (the one that owns /etc/relay, the state and the audit
+# log, so that serve-ssh and a relay daemon here share one log), with one
+# key that may only run relay serve-ssh, only from the hub's address:
+#
+#   /etc/relay/authorized_keys            root:relay 0640, one line:
+#     restrict,command="/usr/local/bin/relay serve-ssh --config /etc/relay/relay.yaml",from="ADDR" KEY
+#   /etc/ssh/sshd_config.d/relay-member.conf
+#     Match User relay: that file only, public keys only, no forwarding,
+#     no tty, no ~/.ssh/rc, ExposeAuthInfo (the key's fingerprint is audited)
+#   /etc/relay/relay.yaml                 policy/examples/member.yaml, if none
+#
+# The keys file belongs to root, so nothing running as relay can add a key.
+# sshd runs a forced command through the account's shell, so relay's shell
+# becomes /bin/sh, and its password field "*" (no password, not "locked",
+# which sshd without PAM refuses for keys too).
+member_setup() {
+	local keyfile="$hub_key" from="$hub_address"
+	[ -f "$keyfile" ] || die "--hub-key $keyfile is not a file (copy the hub's public key, e.g. /etc/relay/hub_ed25519.pub, here)"
+	local type b64 comment
+	read -r type b64 comment _ <"$keyfile" || true
+	case "$type" in
+	ssh-ed25519 | ecdsa-sha2-nistp256 | ecdsa-sha2-nistp384 | ecdsa-sha2-nistp521 | ssh-rsa) ;;
+	*) die "--hub-key $keyfile: not an ssh public key line (want ssh-ed25519 AAAA… comment; the .pub file, not the private key)" ;;
+	esac
+	case "$b64" in
+	"" | *[!A-Za-z0-9+/=]*) die "--hub-key $keyfile: the key is not base64" ;;
+	esac
+	[ "$(wc -l <"$keyfile")" -le 1 ] || die "--hub-key $keyfile: one key per file"
+	case "$from" in
+	"" | *[!A-Za-z0-9.:/*?,!-]*) die "--hub-address $from: want an address, a CIDR or an sshd from= pattern (letters, digits and . : / * ? , ! -)" ;;
+	esac
+	# The comment is kept at the end of the line, for people; only the
+	# characters a comment usually has.
+	comment="$(printf '%s' "$comment" | tr -cd 'A-Za-z0-9@._-')"
+
+	if [ ! -e "$root/etc/relay/relay.yaml" ]; then
+		put "$repo/policy/examples/member.yaml" /etc/relay/relay.yaml 0640 root:relay
+	fi
+	local keys
+	keys="$(mktemp)"
+	printf 'restrict,command="/usr/local/bin/relay serve-ssh --config /etc/relay/relay.yaml",from="%s" %s %s%s\n' \
+		"$from" "$type" "$b64" "${comment:+ $comment}" >"$keys"
+	put "$keys" /etc/relay/authorized_keys 0640 root:relay
+	rm -f "$keys"
+	local dropin=/etc/ssh/sshd_config.d/relay-member.conf before=""
+	[ -f "$root$dropin" ] && before="$(cksum <"$root$dropin")"
+	put "$here/ssh/relay-member.conf" "$dropin" 0644
+
+	if $system; then
+		if [ "$(getent passwd relay | cut -d: -f7)" != /bin/sh ]; then
+			note "set relay's shell to /bin/sh (sshd runs the forced command through it)"
+			$dry || usermod --shell /bin/sh relay
+		fi
+		if [ "$(getent shadow relay | cut -d: -f2)" != '*' ]; then
+			note "set relay's password field to * (no password; keys only)"
+			$dry || usermod --password '*' relay
+		fi
+		if ! $dry && [ "$before" != "$(cksum <"$root$dropin")" ]; then
+			sshd -t || die "sshd -t refuses the configuration with $dropin; fix it before reloading ssh"
+			note "systemctl reload ssh"
+			systemctl reload ssh || systemctl reload sshd || echo "reload sshd yourself" >&2
+		fi
+	fi
+	if ! $dry && [ -r "$root/etc/ssh/ssh_host_ed25519_key.pub" ]; then
+		echo "for the hub's config (hosts:), this host's key:"
+		echo "    host_key: \"$(cut -d' ' -f1,2 "$root/etc/ssh/ssh_host_ed25519_key.pub")\""
+	fi
+	if ! $dry && $system; then
+		echo "then, as root: runuser -u relay -- relay audit init --config /etc/relay/relay.yaml   # keep K0 off this host"
+		echo "and on the hub: relay doctor --config /etc/relay/relay.yaml"
+	fi
+}
+# ---- fleet member: end ------------------------------------------------------
+
+
 do_install() {
 	if $system && ! getent passwd relay >/dev/null; then
 		note "create system user relay"
@@ -344,6 +442,9 @@ do_install() {
 	# enforces the same modes (StateDirectoryMode=, LogsDirectoryMode=).
 	dir /var/lib/relay 0700 relay:relay
 	dir /var/log/relay 0700 relay:relay
+
+	# A member's config is member.yaml: put it in place before the bot's.
+	if $member; then member_setup; fi
 
 	local cfg=/etc/relay/relay.yaml
 	if [ ! -e "$root$cfg" ]; then
@@ -421,6 +522,16 @@ do_uninstall() {
 		fi
 	done
 	remove /etc/polkit-1/rules.d/50-relay.rules
+	local dropin=/etc/ssh/sshd_config.d/relay-member.conf
+	if [ -e "$root$dropin" ]; then
+		if cmp -s "$here/ssh/relay-member.conf" "$root$dropin"; then
+			remove "$dropin"
+			host "systemctl reload ssh"
+			run systemctl reload ssh || run systemctl reload sshd || true
+		else
+			echo "keep $dropin: not the one install.sh ships (remove it yourself)"
+		fi
+	fi
 	if [ -e "$root/etc/apparmor.d/relay" ]; then
 		host "apparmor_parser -R /etc/apparmor.d/relay"
 		run apparmor_parser -R /etc/apparmor.d/relay || true
@@ -465,8 +576,6 @@ do_uninstall() {
 	[ "$changed" = 1 ] || echo "nothing to do"
 }
 
-# Further set-ups (an ssh forced-command member, say) go here: an option
-# above and one function below.
 if $uninstall; then
 	do_uninstall
 else

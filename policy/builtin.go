@@ -14,6 +14,14 @@ type Builtin struct {
 	Session bool
 	// Hidden: an alias, answered but not listed in /help or the menu.
 	Hidden bool
+	// Fleet: the command reaches other hosts; listed only when the config
+	// names some (hosts:).
+	Fleet bool
+}
+
+// Listed reports whether /help and the menu show b for c.
+func (b Builtin) Listed(c *Config) bool {
+	return !b.Hidden && (!b.Fleet || len(c.Hosts) > 0)
 }
 
 // Usage is the command as /help shows it: "/kill JOB".
@@ -35,6 +43,8 @@ var Builtins = []Builtin{
 	{Name: "kill", Args: "JOB", Description: "kill a running job", Session: true},
 	{Name: "audit", Args: "[N]", Description: "show the last audit records", Session: true},
 	{Name: "cancel", Description: "void the pending Run buttons"},
+	{Name: "on", Args: "TARGET COMMAND [ARGS]", Description: "run a command on a host or group", Session: true, Fleet: true},
+	{Name: "hosts", Description: "list the hosts and groups", Session: true, Fleet: true},
 	{Name: "help", Description: "list the commands"},
 	// Telegram sends /start when the owner first opens the bot.
 	{Name: "start", Description: "list the commands", Hidden: true},
@@ -80,7 +90,7 @@ type MenuEntry struct {
 func (c *Config) Menu() (menu []MenuEntry, omitted []*Command) {
 	var builtins []MenuEntry
 	for _, b := range Builtins {
-		if !b.Hidden {
+		if b.Listed(c) {
 			builtins = append(builtins, MenuEntry{b.Name, b.Description})
 		}
 	}

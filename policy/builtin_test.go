@@ -47,7 +47,7 @@ func manyCommands(t *testing.T, n int) *Config {
 func TestMenuFitsTelegram(t *testing.T) {
 	visible := 0
 	for _, b := range Builtins {
-		if !b.Hidden {
+		if b.Listed(&Config{}) {
 			visible++
 		}
 	}

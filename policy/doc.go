@@ -98,3 +98,41 @@
 //     FixedLang), and the command's env map is added (it may override
 //     them). Parameters never reach the environment.
 package policy
+
+// # Fleet: hub and member
+//
+// A hub's file may name the members it reaches over OpenSSH:
+//
+//	fleet:                       # all optional
+//	  parallel: 4                # hosts at once per fan-out
+//	  max_calls: 16              # remote calls at once; more are refused
+//	  timeout: 1m                # a call's default deadline
+//	  max_output: 16MiB          # a call's default output cap
+//	  connect_timeout: 10s       # ssh ConnectTimeout
+//	  alive_interval: 15s        # ssh ServerAliveInterval
+//	  alive_count: 3             # ssh ServerAliveCountMax
+//	  persist: 60s               # ssh ControlPersist; 0s: no reuse
+//	  ssh: /usr/bin/ssh
+//	hosts:
+//	  nas:
+//	    address: relay@nas.lan   # required: the member account and host
+//	    port: 22
+//	    host_key: ssh-ed25519 AAAA…   # or known_hosts: FILE; one is required
+//	    identity: /etc/relay/hub_ed25519   # required; 0600
+//	    agent: /run/relay/agent.sock       # optional: identity is then the .pub
+//	    timeout: 30s             # default fleet.timeout
+//	    max_output: 1MiB         # default fleet.max_output
+//	groups:
+//	  web: [web1, web2]
+//
+// Host and group names are 1-32 of a-z, 0-9, - and _, share one namespace,
+// and "all" is reserved for every host. host_key takes a public key line
+// (the member's /etc/ssh/ssh_host_ed25519_key.pub) or a known_hosts line
+// (its host pattern is dropped: the key is pinned to this entry); there is
+// no trust on first use. The address's user and host are checked so that
+// neither can be read by ssh as an option.
+//
+// A member's file says member: (a mapping, possibly empty: {}); auth.owner_id
+// may then be left out. member.hub_keys optionally lists the SHA256 key
+// fingerprints serve-ssh accepts. A command with hub: false is refused to
+// a hub and not offered to it.

@@ -125,6 +125,8 @@ type schema struct {
 	root     *yaml.Node
 	at       map[string]*yaml.Node // "limits.max_timeout" -> value node
 	commands []*cmdSchema
+	hosts    []*hostSchema
+	groups   []*groupSchema
 }
 
 type cmdSchema struct {
@@ -190,6 +192,13 @@ func (d *decoder) config(root *yaml.Node, c *Config) *schema {
 			}))
 		}},
 		{"commands", func(v *yaml.Node) { s.commands = d.commands(v, c) }},
+		{"member", func(v *yaml.Node) {
+			c.Member = &Member{}
+			rec("member.", d.member(v, c.Member))
+		}},
+		{"fleet", func(v *yaml.Node) { rec("fleet.", d.fleet(v, &c.Fleet)) }},
+		{"hosts", func(v *yaml.Node) { s.hosts = d.hosts(v) }},
+		{"groups", func(v *yaml.Node) { s.groups = d.groups(v) }},
 	})
 	rec("", top)
 	return s
@@ -267,7 +276,7 @@ func (d *decoder) commands(n *yaml.Node, c *Config) []*cmdSchema {
 			d.errAt(k, "choose another name", "command name %q is reserved by the relay", name)
 		}
 		seen[name] = true
-		cs := &cmdSchema{cmd: &Command{Name: name, Line: k.Line}, key: k}
+		cs := &cmdSchema{cmd: &Command{Name: name, Line: k.Line, Hub: true}, key: k}
 		if !d.usable(v, "commands."+name) {
 			continue
 		}
@@ -330,6 +339,10 @@ func (d *decoder) command(n *yaml.Node, cs *cmdSchema) {
 		{"concurrency", func(v *yaml.Node) { d.count(v, what+".concurrency", &c.Concurrency) }},
 		{"confirm", func(v *yaml.Node) { d.boolean(v, what+".confirm", &c.Confirm) }},
 		{"reauth", func(v *yaml.Node) { d.boolean(v, what+".reauth", &c.Reauth) }},
+		{"hub", func(v *yaml.Node) {
+			c.Hub = true
+			d.boolean(v, what+".hub", &c.Hub)
+		}},
 		{"sandbox", func(v *yaml.Node) { cs.sbox = d.sandbox(v, what+".sandbox", &c.Sandbox) }},
 	})
 	if _, ok := cs.at["argv"]; !ok && n.Kind == yaml.MappingNode {
@@ -549,7 +562,9 @@ func (d *decoder) defaults(c *Config, s *schema, getenv func(string) string, nee
 	d.positive(at("telegram.webhook.max_body_bytes"), "telegram.webhook.max_body_bytes", t.Webhook.MaxBodyBytes)
 
 	a := &c.Auth
-	if needOwner && a.OwnerID <= 0 {
+	// A member's file may leave the owner out: its owner is in the hub's
+	// chat, and relay run refuses a file without one.
+	if needOwner && a.OwnerID <= 0 && !(c.Member != nil && !present("auth.owner_id")) {
 		if present("auth.owner_id") {
 			d.errAt(at("auth.owner_id"), "it is a positive number; send /start to the bot to learn it", "auth.owner_id: must be positive, got %d", a.OwnerID)
 		} else {
@@ -608,6 +623,8 @@ func (d *decoder) defaults(c *Config, s *schema, getenv func(string) string, nee
 	if l.DefaultMaxOutput > l.MaxOutput {
 		d.errAt(at("limits.default_max_output"), "", "limits.default_max_output %d is more than limits.max_output %d", l.DefaultMaxOutput, l.MaxOutput)
 	}
+
+	d.fleetDefaults(c, s)
 
 	c.Commands = c.Commands[:0]
 	for _, cs := range s.commands {

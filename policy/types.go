@@ -32,6 +32,16 @@ type Config struct {
 
 	// Commands is the allowlist, in file order. Names are unique.
 	Commands []*Command
+
+	// Member is set by a member: section: the file is a fleet member's,
+	// served to a hub by relay serve-ssh; nil otherwise.
+	Member *Member
+	// Fleet, Hosts and Groups are a hub's: how it reaches its members
+	// (fleet), the members (hosts, in file order) and named sets of them
+	// (groups). Names are unique across hosts and groups.
+	Fleet  Fleet
+	Hosts  []*Host
+	Groups []*Group
 }
 
 // Telegram holds the transport settings. Key: telegram.
@@ -122,7 +132,10 @@ type Command struct {
 	Concurrency int // per-command concurrent jobs, default 1
 	Confirm     bool
 	Reauth      bool
-	Sandbox     Sandbox
+	// Hub is false for "hub: false": relay serve-ssh refuses the command
+	// to a hub, and does not offer it. Default true.
+	Hub     bool
+	Sandbox Sandbox
 
 	// Line is where the command is defined, for messages.
 	Line int

@@ -216,6 +216,9 @@ func (c *Config) Summary(w io.Writer) {
 		if cmd.Reauth {
 			flags = append(flags, "reauth")
 		}
+		if !cmd.Hub {
+			flags = append(flags, "hub: false")
+		}
 		if len(cmd.Env) > 0 {
 			keys := make([]string, 0, len(cmd.Env))
 			for k := range cmd.Env {
@@ -225,6 +228,27 @@ func (c *Config) Summary(w io.Writer) {
 			flags = append(flags, "env "+strings.Join(keys, ","))
 		}
 		fmt.Fprintf(w, "    %s\n", strings.Join(flags, " · "))
+	}
+	if c.Member != nil {
+		fmt.Fprintf(w, "\nmember: served to a hub by relay serve-ssh")
+		if len(c.Member.HubKeys) > 0 {
+			fmt.Fprintf(w, " for %s", strings.Join(c.Member.HubKeys, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+	if len(c.Hosts) > 0 {
+		f := c.Fleet
+		fmt.Fprintf(w, "\nhosts: %d, %d at once per fan-out, %d calls at most, connections kept %s\n", len(c.Hosts), f.Parallel, f.MaxCalls, dur(f.Persist))
+		for _, h := range c.Hosts {
+			pin := h.Fingerprint()
+			if h.KnownHosts != "" {
+				pin = "known_hosts " + h.KnownHosts
+			}
+			fmt.Fprintf(w, "    %s: %s port %d, host key %s, timeout %s, output %s\n", h.Name, h.Destination(), h.Port, pin, dur(h.Timeout), FormatSize(h.MaxOutput))
+		}
+		for _, g := range c.Groups {
+			fmt.Fprintf(w, "    group %s: %s\n", g.Name, strings.Join(g.Hosts, ", "))
+		}
 	}
 }
 

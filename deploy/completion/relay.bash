@@ -2,7 +2,7 @@
 _relay() {
 	local cur=${COMP_WORDS[COMP_CWORD]} cmd=${COMP_WORDS[1]-} sub=${COMP_WORDS[2]-} words=
 	if [ "$COMP_CWORD" -eq 1 ]; then
-		COMPREPLY=($(compgen -W "audit completion doctor exec notify playground policy run sandbox token totp version" -- "$cur"))
+		COMPREPLY=($(compgen -W "audit completion doctor exec notify playground policy run sandbox serve-ssh token totp version" -- "$cur"))
 		return
 	fi
 	case $cmd in
@@ -11,7 +11,7 @@ _relay() {
 		else
 			case $sub in
 			init) words="--checkpoint-key --config --dir --force --no-store --origin" ;;
-			verify) words="--archive --checkpoint --checkpoints --config --dir --key --public-key" ;;
+			verify) words="--archive --checkpoint --checkpoints --config --dir --host --key --member-key --public-key" ;;
 			show) words="--command --config --dir --json --outcome --since --type --until -n" ;;
 			archive) words="--before --config --dir --force-unwitnessed --key --to" ;;
 			report) words="--archive --checkpoints --config --dir --key --public-key --since --until -o" ;;
@@ -32,7 +32,7 @@ _relay() {
 		words="--config --offline"
 		;;
 	exec)
-		words="--config"
+		words="--config --host"
 		;;
 	notify)
 		words="--config --file --silent"
@@ -58,6 +58,9 @@ _relay() {
 			check) words="--config" ;;
 			esac
 		fi
+		;;
+	serve-ssh)
+		words="--config --list --peer"
 		;;
 	token)
 		if [ "$COMP_CWORD" -eq 2 ]; then words="set status delete"

@@ -1,6 +1,6 @@
 # relay completion: generated from relay's command table (relay completion fish); do not edit
 complete -c relay -f
-set -l relay_commands audit completion doctor exec notify playground policy run sandbox token totp version
+set -l relay_commands audit completion doctor exec notify playground policy run sandbox serve-ssh token totp version
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a audit -d 'initialise, verify, show, archive and report on the audit log'
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a completion -d 'print a shell completion script (bash, zsh or fish)'
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a doctor -d 'preflight checks with fixes'
@@ -10,6 +10,7 @@ complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a playgr
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a policy -d 'validate a policy file'
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a run -d 'run the bot'
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a sandbox -d 'check what the kernel'\''s sandbox can enforce'
+complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a serve-ssh -d 'serve a hub'\''s request (the forced command of its ssh key)'
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a token -d 'store, check or delete the bot token'
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a totp -d 'enrol or inspect the TOTP secret'
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a version -d 'print the version, commit and Go version'
@@ -25,7 +26,9 @@ complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcomm
 complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify" -l checkpoints -F
 complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify" -l config -F
 complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify" -l dir -F
+complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify" -l host -F
 complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify" -l key -F
+complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify" -l member-key -F
 complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from verify" -l public-key -F
 complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from show" -l command -F
 complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from show" -l config -F
@@ -55,6 +58,7 @@ complete -c relay -n "__fish_seen_subcommand_from completion; and not __fish_see
 complete -c relay -n "__fish_seen_subcommand_from doctor" -l config -F
 complete -c relay -n "__fish_seen_subcommand_from doctor" -l offline -F
 complete -c relay -n "__fish_seen_subcommand_from exec" -l config -F
+complete -c relay -n "__fish_seen_subcommand_from exec" -l host -F
 complete -c relay -n "__fish_seen_subcommand_from notify" -l config -F
 complete -c relay -n "__fish_seen_subcommand_from notify" -l file -F
 complete -c relay -n "__fish_seen_subcommand_from notify" -l silent -F
@@ -67,6 +71,9 @@ complete -c relay -n "__fish_seen_subcommand_from run" -l log-format -F
 complete -c relay -n "__fish_seen_subcommand_from run" -l shutdown-grace -F
 complete -c relay -n "__fish_seen_subcommand_from sandbox; and not __fish_seen_subcommand_from check" -a 'check'
 complete -c relay -n "__fish_seen_subcommand_from sandbox; and __fish_seen_subcommand_from check" -l config -F
+complete -c relay -n "__fish_seen_subcommand_from serve-ssh" -l config -F
+complete -c relay -n "__fish_seen_subcommand_from serve-ssh" -l list -F
+complete -c relay -n "__fish_seen_subcommand_from serve-ssh" -l peer -F
 complete -c relay -n "__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from set status delete" -a 'set status delete'
 complete -c relay -n "__fish_seen_subcommand_from token; and __fish_seen_subcommand_from set" -l config -F
 complete -c relay -n "__fish_seen_subcommand_from token; and __fish_seen_subcommand_from set" -l file -F

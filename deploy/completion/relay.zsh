@@ -14,6 +14,7 @@ _relay() {
 			'policy:validate a policy file'
 			'run:run the bot'
 			'sandbox:check what the kernel'\''s sandbox can enforce'
+			'serve-ssh:serve a hub'\''s request (the forced command of its ssh key)'
 			'token:store, check or delete the bot token'
 			'totp:enrol or inspect the TOTP secret'
 			'version:print the version, commit and Go version'
@@ -27,7 +28,7 @@ _relay() {
 		else
 			case $sub in
 			init) cands=(--checkpoint-key --config --dir --force --no-store --origin) ;;
-			verify) cands=(--archive --checkpoint --checkpoints --config --dir --key --public-key) ;;
+			verify) cands=(--archive --checkpoint --checkpoints --config --dir --host --key --member-key --public-key) ;;
 			show) cands=(--command --config --dir --json --outcome --since --type --until -n) ;;
 			archive) cands=(--before --config --dir --force-unwitnessed --key --to) ;;
 			report) cands=(--archive --checkpoints --config --dir --key --public-key --since --until -o) ;;
@@ -48,7 +49,7 @@ _relay() {
 		cands=(--config --offline)
 		;;
 	exec)
-		cands=(--config)
+		cands=(--config --host)
 		;;
 	notify)
 		cands=(--config --file --silent)
@@ -74,6 +75,9 @@ _relay() {
 			check) cands=(--config) ;;
 			esac
 		fi
+		;;
+	serve-ssh)
+		cands=(--config --list --peer)
 		;;
 	token)
 		if (( CURRENT == 3 )); then cands=(set status delete)

@@ -263,7 +263,9 @@ func Open(dir string, o Options) (*Log, error) {
 }
 
 // ErrInUse is Open's error when another process has the log open: one
-// writer at a time (the daemon, while it runs).
+// writer at a time (the daemon, while it runs). A caller that appends now
+// and then (relay serve-ssh) tells it apart from a log that cannot be
+// opened, and waits or goes through the daemon.
 var ErrInUse = errors.New("in use by another relay process")
 
 // LockFile is the lock file's name inside the audit directory.
@@ -539,7 +541,8 @@ func (l *Log) redactLocked(r *Record) {
 		return s
 	}
 	for _, p := range []*string{&r.Type, &r.Outcome, &r.Reason, &r.Command, &r.Workdir, &r.Sandbox,
-		&r.Job, &r.Signal, &r.OutputSHA256, &r.Detail, &r.TornSHA256} {
+		&r.Job, &r.Signal, &r.OutputSHA256, &r.Detail, &r.TornSHA256,
+		&r.Host, &r.Call, &r.Peer, &r.RemoteMAC} {
 		*p = fix(*p)
 	}
 	if r.Params != nil {
@@ -549,12 +552,14 @@ func (l *Log) redactLocked(r *Record) {
 		}
 		r.Params = m
 	}
-	if r.Argv != nil {
-		a := make([]string, len(r.Argv))
-		for i, v := range r.Argv {
-			a[i] = fix(v)
+	for _, p := range []*[]string{&r.Argv, &r.Args} {
+		if *p != nil {
+			a := make([]string, len(*p))
+			for i, v := range *p {
+				a[i] = fix(v)
+			}
+			*p = a
 		}
-		r.Argv = a
 	}
 }
 

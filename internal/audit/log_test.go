@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,7 +66,7 @@ func TestStateNeverHoldsK0(t *testing.T) {
 
 func TestSecondWriterRefused(t *testing.T) {
 	dir, _, l := newLog(t, Options{})
-	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "in use") || !errors.Is(err, ErrInUse) {
 		t.Fatalf("got %v opening a log that is already open, want an in-use refusal", err)
 	}
 	if err := l.Close(); err != nil {

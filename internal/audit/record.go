@@ -20,8 +20,9 @@ import (
 type Record struct {
 	// Type is what happened: start, stop, config, update, unauthorized,
 	// stale, login, lockout, session, request, exec_start, exec_end, kill,
-	// delivery, checkpoint, notify. init, rotate, recovery and archive are
-	// written by the log itself. Lower-case letters and underscores.
+	// delivery, checkpoint, notify, remote_request, remote_end. init,
+	// rotate, recovery and archive are written by the log itself.
+	// Lower-case letters and underscores.
 	Type string `json:"type"`
 	// Outcome is ok, denied, failed, ignored, sent, ...
 	Outcome string `json:"outcome,omitempty"`
@@ -54,6 +55,21 @@ type Record struct {
 	// itself (unauthorized updates dropped by the rate limit).
 	Count  int    `json:"count,omitempty"`
 	Detail string `json:"detail,omitempty"` // kind of update, file, version, ...
+
+	// Fleet control. A hub's remote_request and remote_end records name
+	// the member (Host), the arguments as sent (Args: the member binds
+	// them), and in remote_end the member's audit head after its own
+	// record of the call (RemoteSeq, RemoteMAC: a 16-hex prefix). A
+	// member's request, exec_start and exec_end records for a call name
+	// who made it (Peer: the hub key's fingerprint, the forced command's
+	// --peer label, the client address). Call is the call's ID in both
+	// logs, so that they can be cross-checked.
+	Host      string   `json:"host,omitempty"`
+	Args      []string `json:"args,omitempty"`
+	Call      string   `json:"call,omitempty"`
+	Peer      string   `json:"peer,omitempty"`
+	RemoteSeq uint64   `json:"remote_seq,omitempty"`
+	RemoteMAC string   `json:"remote_mac,omitempty"`
 
 	// Redacted is set by the writer when it replaced a registered secret.
 	Redacted bool `json:"redacted,omitempty"`

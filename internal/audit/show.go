@@ -77,6 +77,9 @@ func (l Line) String() string {
 	if l.Command != "" {
 		b.WriteString(" /" + clean(l.Command))
 	}
+	if l.Host != "" {
+		b.WriteString(" host=" + clean(l.Host))
+	}
 	if l.UserID != 0 {
 		fmt.Fprintf(&b, " user=%d", l.UserID)
 	}
@@ -100,6 +103,12 @@ func (l Line) String() string {
 	}
 	if l.Count != 0 {
 		fmt.Fprintf(&b, " +%d dropped", l.Count)
+	}
+	if l.RemoteSeq != 0 {
+		fmt.Fprintf(&b, " remote=#%d", l.RemoteSeq)
+	}
+	if l.Peer != "" {
+		b.WriteString(" peer=" + clean(l.Peer))
 	}
 	if l.Reason != "" {
 		b.WriteString(` reason="` + clean(l.Reason) + `"`)

@@ -1,5 +1,6 @@
 // Package chatfmt renders command output and replies as Telegram HTML
-// messages.
+// messages, including the one summary message of a fan-out to several
+// hosts (FanOut).
 //
 // It owns the rules that keep a message deliverable: escape sequences and
 // control characters are stripped, invalid UTF-8 is repaired, every <, >, &

@@ -257,7 +257,7 @@ func TestCheckHTMLRejects(t *testing.T) {
 }
 
 func TestFuzzSeedCorpus(t *testing.T) {
-	for _, name := range []string{"FuzzPre"} {
+	for _, name := range []string{"FuzzPre", "FuzzFanOut"} {
 		entries, err := os.ReadDir(filepath.Join("testdata", "fuzz", name))
 		if err != nil || len(entries) == 0 {
 			t.Errorf("seed corpus for %s: %d files, err %v; want at least one", name, len(entries), err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/relaychat/relay/internal/audit"
+	"github.com/relaychat/relay/internal/fleet"
 	"github.com/relaychat/relay/internal/secrets"
 )
 
@@ -30,6 +31,7 @@ const auditUsage = `Usage:
     relay audit report  -o FILE [--config FILE | --dir DIR] [--since T] [--until T]
                         [--key K0|-] [--public-key KEY|FILE] [--checkpoints FILE|-]...
                         [--archive DIR] [FILE...]
+    relay audit verify  [--config FILE] [--key K0|-] --host NAME [--member-key K0] MEMBER_LOG...
 
 init    starts a new audit log in audit.dir and prints its key K0 once, and
         the public checkpoint key. Keep K0 off this host: with it, verify
@@ -60,6 +62,13 @@ verify  checks the whole chain (all files in audit.dir, or FILE... in
         seq. A signed checkpoint that your public key does not open is a
         failure, not skipped. --archive DIR verifies the archived files in
         DIR first, for the whole history.
+        With --host, the arguments are a member's log (its audit-*.jsonl
+        files, or its audit directory, copied from the member): verify
+        checks that chain too (its MACs with --member-key, the member's
+        K0), then confirms that every remote call this hub recorded for
+        NAME is in it as recorded (the member's end record at the seq and
+        MAC the member reported, same call, command, status and digest),
+        and exits 4 if one is missing or differs.
 
 show    prints matching records, oldest first, as a table, or with --json
         as the raw JSON lines. It streams, and does not verify MACs.
@@ -348,8 +357,13 @@ func auditVerify(env *Env, args []string) error {
 	var cpArgs, cpFiles multiFlag
 	fs.Var(&cpArgs, "checkpoint", "")
 	fs.Var(&cpFiles, "checkpoints", "")
+	host := fs.String("host", "", "")
+	memberKey := fs.String("member-key", "", "")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *host == "" && *memberKey != "" {
+		return usageErr("audit verify: --member-key goes with --host")
 	}
 	pub, err := readPublicKey(*pubArg, "audit verify")
 	if err != nil {
@@ -360,6 +374,17 @@ func auditVerify(env *Env, args []string) error {
 		return err
 	}
 	files := fs.Args()
+	var memberFiles []string
+	if *host != "" {
+		if len(files) == 0 {
+			return usageErr("audit verify: --host %s needs the member's log files (or its audit directory)", *host)
+		}
+		var err error
+		if memberFiles, err = logFiles(files); err != nil {
+			return err
+		}
+		files = nil
+	}
 	var w auditWhere
 	if len(files) == 0 || (*keyArg == "" && (*cfgPath != "" || *dir == "")) {
 		w, err = auditLocate(env, *cfgPath, *dir)
@@ -398,6 +423,15 @@ func auditVerify(env *Env, args []string) error {
 		return err
 	}
 	fmt.Fprintln(env.Stdout, sum)
+	if *host != "" {
+		hubFiles, err := audit.ListFiles(w.dir)
+		if err != nil {
+			return err
+		}
+		if err := verifyMember(env, *host, *memberKey, hubFiles, memberFiles); err != nil {
+			return err
+		}
+	}
 	if !sum.MACsVerified && sum.Signed == 0 {
 		return failf(ExitNotSetup, "pass --key K0 (--key - reads it from standard input), or --config with the config whose secret store holds it; or --public-key with a signed checkpoint", "audit verify: MACs not verified: no audit key")
 	}
@@ -409,6 +443,58 @@ func auditVerify(env *Env, args []string) error {
 		if last < sum.Head.Seq {
 			env.say(kindNote, "verified without K0: records after seq %d, the newest signed checkpoint, are not pinned by one", last)
 		}
+	}
+	return nil
+}
+
+// logFiles expands the arguments naming a log: files as given, or a
+// directory's audit files in order.
+func logFiles(args []string) ([]string, error) {
+	if len(args) == 1 {
+		if fi, err := os.Stat(args[0]); err == nil && fi.IsDir() {
+			files, err := audit.ListFiles(args[0])
+			if err == nil && len(files) == 0 {
+				err = fmt.Errorf("%s holds no audit files", args[0])
+			}
+			return files, err
+		}
+	}
+	return args, nil
+}
+
+// verifyMember checks a member's log and cross-checks it with the hub's.
+func verifyMember(env *Env, host, keyArg string, hubFiles, memberFiles []string) error {
+	var mk []byte
+	if keyArg != "" {
+		k, err := parseKey(keyArg)
+		if err != nil {
+			return usageErr("audit verify: --member-key: %v", err)
+		}
+		mk = k
+		defer clear(mk)
+	}
+	msum, err := audit.Verify(memberFiles, mk, nil)
+	var ve *audit.VerifyError
+	if errors.As(err, &ve) {
+		return withCode(ExitVerify, fmt.Errorf("audit verify: %s's log is BROKEN: %v", host, ve))
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "%s: %s\n", host, msum)
+	if !msum.MACsVerified {
+		env.say(kindNote, "%s's MACs were not verified (pass --member-key with the member's K0); the cross-check relies on its links only", host)
+	}
+	rc, err := fleet.Reconcile(hubFiles, host, memberFiles)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Stdout, rc)
+	for _, p := range rc.Problems {
+		fmt.Fprintf(env.Stdout, "  MISSING OR DIFFERENT: %s\n", p)
+	}
+	if len(rc.Problems) > 0 {
+		return withCode(ExitVerify, fmt.Errorf("audit verify: %d remote calls the hub recorded are not in %s's log as recorded", len(rc.Problems), host))
 	}
 	return nil
 }

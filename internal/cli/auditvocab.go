@@ -4,6 +4,7 @@ import (
 	"sort"
 
 	"github.com/relaychat/relay/internal/auth"
+	"github.com/relaychat/relay/internal/fleet"
 )
 
 // auditTypes and auditOutcomes are the values relay writes into an audit
@@ -24,6 +25,8 @@ var (
 		"start", "stop", "config", "update", "unauthorized", "stale",
 		"login", "session", "request", "confirm", "exec_start", "exec_end",
 		"kill", "delivery", "notify",
+		// Written by a hub for each remote call (internal/fleet).
+		fleet.TypeRemoteRequest, fleet.TypeRemoteEnd,
 	)
 	auditOutcomes = sorted(
 		"ok", "failed", "denied", "ignored", "sent", "requested", "allowed",
@@ -34,6 +37,14 @@ var (
 		auth.EventStepUpOK, auth.EventStepUpFailed, auth.EventStateError,
 	)
 )
+
+// A hub's remote_end records a call's fleet.Kind as its outcome.
+func init() {
+	for _, k := range fleet.Kinds {
+		auditOutcomes = append(auditOutcomes, string(k))
+	}
+	auditOutcomes = sorted(auditOutcomes...)
+}
 
 // sorted returns the distinct words, sorted, for messages that list them.
 func sorted(words ...string) []string {

@@ -67,7 +67,7 @@ func TestCLIMessages(t *testing.T) {
 		{"help with a typo", []string{"help", "adit"}, ExitUsage, "", usageLines(`unknown command "adit" (did you mean "audit"?)`, "")},
 		{"unknown command", []string{"rnu"}, ExitUsage, "", usageLines(`unknown command "rnu" (did you mean "run"?)`, "")},
 		{"unknown command, nothing close", []string{"frobnicate"}, ExitUsage, "",
-			usageLines(`unknown command "frobnicate" (want audit, completion, doctor, exec, notify, playground, policy, run, sandbox, token, totp or version)`, "")},
+			usageLines(`unknown command "frobnicate" (want audit, completion, doctor, exec, notify, playground, policy, run, sandbox, serve-ssh, token, totp or version)`, "")},
 		{"flag before the command", []string{"-x"}, ExitUsage, "", usageLines("unknown flag -x (flags go after the command: relay <command> [flags])", "")},
 		{"--version", []string{"--version"}, ExitOK, versionLine() + "\n", ""},
 		{"version takes no argument", []string{"version", "extra"}, ExitUsage, "", usageLines(`version: unexpected argument "extra"`, "version")},

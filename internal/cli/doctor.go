@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/relaychat/relay/internal/audit"
+	"github.com/relaychat/relay/internal/fleet"
 	"github.com/relaychat/relay/internal/launch"
+	"github.com/relaychat/relay/internal/member"
 	"github.com/relaychat/relay/internal/sandbox"
 	"github.com/relaychat/relay/internal/secrets"
 	"github.com/relaychat/relay/internal/telegram"
@@ -24,7 +27,13 @@ const doctorUsage = `Usage:
 Checks that relay can run here, one line per check, with a fix for each
 failure: the config, the token source and getMe, TOTP enrolment, the audit
 directory, its chain and free disk space, what the kernel's sandbox can
-enforce against what the policy asks for, and the keyring.
+enforce against what the policy asks for, and the keyring. On a hub, each
+host of hosts: too: reachable, its host key pinned and matching, relay
+serve-ssh answering (its version and allowlist digest), and the hub's
+key restricted there (a plain command refused, port forwarding refused).
+On a member's config (member: without auth.owner_id) there is no bot: the
+token and TOTP are not checked, and the allowlist offered to the hub is
+shown.
 
 Run outside the service (as the relay user, say), it cannot read the
 token that relay.service gets as a systemd credential (LoadCredential= or
@@ -35,7 +44,7 @@ warning, not a failure: relay runs without it; verification needs it.
 
 Options:
     --config FILE   the config file (default: as relay run)
-    --offline       skip the getMe call to the Bot API
+    --offline       skip the getMe call to the Bot API and the hosts
 
 Exit status: 0 when every check passes (warnings or not), 1 otherwise.
 `
@@ -92,10 +101,16 @@ func doctorCmd(ctx context.Context, env *Env, args []string) error {
 		d.keyringDone = true
 	}
 
-	d.checkToken(ctx, cfg, store, *offline)
-	d.checkTOTP(store)
+	if cfg.Member != nil && cfg.Auth.OwnerID <= 0 {
+		l := member.Offer(cfg, "")
+		d.ok("member", fmt.Sprintf("no bot here; relay serve-ssh offers %d commands to the hub, digest %s", len(l.Commands), l.Digest[:16]))
+	} else {
+		d.checkToken(ctx, cfg, store, *offline)
+		d.checkTOTP(store)
+	}
 	d.checkAudit(cfg, store)
 	d.checkSandbox(cfg, path, env)
+	d.checkHosts(ctx, cfg, *offline)
 	if d.failed > 0 {
 		fmt.Fprintf(env.Stdout, "%d checks failed\n", d.failed)
 		return errSilent{code: ExitFailure}
@@ -250,6 +265,45 @@ func (d *doctor) checkAudit(cfg *policy.Config, store *secrets.Store) {
 			d.fail("disk", fmt.Sprintf("%d MiB free under %s", free>>20, dir), "free space: a full disk stops every command (the audit log fails closed)")
 		} else {
 			d.ok("disk", fmt.Sprintf("%d MiB free under %s", free>>20, dir))
+		}
+	}
+}
+
+// checkHosts runs fleet's checks of each host, in parallel: each may wait
+// for its connect timeout.
+func (d *doctor) checkHosts(ctx context.Context, cfg *policy.Config, offline bool) {
+	if len(cfg.Hosts) == 0 {
+		return
+	}
+	if offline {
+		d.warn("hosts", fmt.Sprintf("%d hosts not checked (--offline)", len(cfg.Hosts)))
+		return
+	}
+	f, err := fleet.New(cfg, fleet.Options{})
+	if err != nil {
+		d.fail("hosts", err.Error(), "see docs/reference.md, hosts:")
+		return
+	}
+	defer f.Close()
+	names := f.Hosts()
+	results := make([][]fleet.Check, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i] = f.Doctor(ctx, n) }()
+	}
+	wg.Wait()
+	for _, cs := range results {
+		for _, c := range cs {
+			name := c.Host + " " + c.Name
+			switch c.Level {
+			case fleet.CheckOK:
+				d.ok(name, c.Detail)
+			case fleet.CheckWarn:
+				d.warn(name, c.Detail)
+			default:
+				d.fail(name, c.Detail, c.Fix)
+			}
 		}
 	}
 }

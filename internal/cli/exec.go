@@ -15,6 +15,7 @@ import (
 
 const execUsage = `Usage:
     relay exec [--config FILE] NAME [ARGS...]
+    relay exec [--config FILE] --host TARGET NAME [ARGS...]
 
 Runs the allowlisted command NAME once, locally, through exactly the path
 the bot uses: the same argument binding and validation, the same argv,
@@ -27,20 +28,32 @@ max_output) goes to stdout as it arrives; a status line such as
 "exit 0, 1.2s, 345 bytes" goes to stderr. Interrupting relay exec kills the
 command's whole process group.
 
+With --host, NAME runs on a member instead, through exactly the path the
+chat's /on uses: the hub's ssh option set, the member's own policy,
+sandbox and audit log, and a remote_request and remote_end record in this
+hub's audit log. TARGET is a host, a group, all, or several joined by
+commas; with more than one host each line of output is prefixed with the
+host's name, and a status line per host goes to stderr.
+
 Options:
     --config FILE   the config file (default: as relay run)
+    --host TARGET   run on members (see hosts: in the config)
 
 Exit status: relay's own codes never carry the command's status, so a
 command that exits 2 cannot pass for a usage error:
     0  the command ran and exited 0
     1  relay could not run it (start failure, output not writable)
-    2  unknown command NAME, or arguments the policy refuses
+    2  unknown command NAME, or arguments the policy refuses (with
+       --host: the member's policy)
     3  invalid config
     5  no config
     6  the command ran and exited non-zero: its status is on the status
        line ("exit 7, 1.2s, 345 bytes")
     7  the command was killed: by its timeout, a signal, or because relay
        exec was interrupted (the status line says which)
+With --host and several hosts, the worst outcome decides; a member that
+is unreachable, has another host key, or cannot run the command (its
+sandbox, its audit log) is 1.
 `
 
 func init() {
@@ -50,6 +63,7 @@ func init() {
 func execCmd(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags("exec")
 	cfgFlag := fs.String("config", "", "")
+	hostFlag := fs.String("host", "", "")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -59,6 +73,9 @@ func execCmd(ctx context.Context, env *Env, args []string) error {
 	path, cfg, err := configFromFlag(*cfgFlag, env)
 	if err != nil {
 		return err
+	}
+	if *hostFlag != "" {
+		return execRemote(ctx, env, path, cfg, *hostFlag, fs.Arg(0), fs.Args()[1:])
 	}
 	name := fs.Arg(0)
 	cmd := cfg.Lookup(name)

@@ -152,6 +152,11 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Auth.OwnerID <= 0 {
+		// A member's file (member:) may leave the owner out: it is
+		// served to a hub by relay serve-ssh, not run as a bot.
+		return failf(ExitConfig, "add auth: {owner_id: …} to run a bot with it; a member's config is served by relay serve-ssh", "%s has no auth.owner_id: it is a fleet member's config", path)
+	}
 	// From here on, notes about the keyring go to the log.
 	env.log = &log
 	store := secretStore(cfg, env)

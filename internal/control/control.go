@@ -1,7 +1,8 @@
 // Package control is the relay daemon's local control socket, through which
-// `relay notify` hands a message to the running daemon. The daemon owns the
-// audit log exclusively, so a second process must not append to it; going
-// through the daemon keeps one writer and one chain.
+// `relay notify` hands a message to the running daemon, and `relay
+// serve-ssh` and `relay exec --host` hand it the audit records of remote
+// calls. The daemon owns the audit log exclusively, so a second process must
+// not append to it; going through the daemon keeps one writer and one chain.
 //
 // It must never accept a request from another user, nor from a command the
 // relay runs: the socket lives in the 0700 state directory, is created 0600,
@@ -22,6 +23,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,22 +91,50 @@ const (
 type request struct {
 	Op string `json:"op"`
 	Notification
+	Record *audit.Record `json:"record,omitempty"`
 }
 
 type response struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	// Seq and MAC are the audit head after an appended record.
+	Seq uint64 `json:"seq,omitempty"`
+	MAC string `json:"mac,omitempty"`
 }
 
 // Handler serves notifications. Its error text is returned to the client.
 type Handler func(ctx context.Context, n Notification) error
 
+// AuditHandler appends a record made by another relay process to the
+// daemon's audit log and returns the new head. Its error text is returned
+// to the client, which must then not do what the record describes.
+type AuditHandler func(ctx context.Context, r audit.Record) (audit.Head, error)
+
+// Handlers serve the socket's operations; a nil one refuses its op.
+type Handlers struct {
+	Notify Handler
+	// Audit receives only records of remote calls (see RemoteTypes): a
+	// record of another type, or naming neither a call ID nor a peer, is
+	// refused before it reaches the handler.
+	Audit AuditHandler
+}
+
+// RemoteTypes are the record types the audit op accepts: those relay
+// serve-ssh writes on a member and relay exec --host writes on a hub.
+var RemoteTypes = []string{"request", "exec_start", "exec_end", "remote_request", "remote_end"}
+
 // maxHeader bounds the header line a client may send.
 const maxHeader = 64 << 10
 
-// Serve listens on the socket under stateDir until ctx is done. A stale
-// socket file from a crashed daemon is replaced.
+// Serve listens on the socket under stateDir until ctx is done, serving
+// notifications only. A stale socket file from a crashed daemon is
+// replaced.
 func Serve(ctx context.Context, stateDir string, maxBody int64, h Handler) error {
+	return ServeHandlers(ctx, stateDir, maxBody, Handlers{Notify: h})
+}
+
+// ServeHandlers is Serve with every operation's handler.
+func ServeHandlers(ctx context.Context, stateDir string, maxBody int64, hs Handlers) error {
 	lim := newLimiter(time.Now)
 	p := Path(stateDir)
 	_ = os.Remove(p)
@@ -127,7 +157,7 @@ func Serve(ctx context.Context, stateDir string, maxBody int64, h Handler) error
 			}
 			return fmt.Errorf("control socket: %w", err)
 		}
-		go serveConn(ctx, c, maxBody, h, lim)
+		go serveConn(ctx, c, maxBody, hs, lim)
 	}
 }
 
@@ -233,7 +263,7 @@ func (l *limiter) allow(uid int) bool {
 	return true
 }
 
-func serveConn(ctx context.Context, c *net.UnixConn, maxBody int64, h Handler, lim *limiter) {
+func serveConn(ctx context.Context, c *net.UnixConn, maxBody int64, hs Handlers, lim *limiter) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Minute))
 	answer := func(err error) {
@@ -257,13 +287,24 @@ func serveConn(ctx context.Context, c *net.UnixConn, maxBody int64, h Handler, l
 		answer(err)
 		return
 	}
-	if !lim.allow(who.UID) {
-		answer(fmt.Errorf("too many notifications: at most %d at once, then one per %s", rateBurst, rateInterval))
+	var req request
+	if err := json.Unmarshal(line, &req); err != nil || (req.Op != "notify" && req.Op != "audit") {
+		answer(errors.New("malformed request"))
 		return
 	}
-	var req request
-	if err := json.Unmarshal(line, &req); err != nil || req.Op != "notify" {
-		answer(errors.New("malformed request"))
+	if req.Op == "audit" {
+		// The records of the relay's own remote calls: as many as the
+		// calls, so not rate-limited like notifications.
+		serveAudit(ctx, c, hs.Audit, req.Record)
+		return
+	}
+	h := hs.Notify
+	if h == nil {
+		answer(errors.New("notifications are not accepted here"))
+		return
+	}
+	if !lim.allow(who.UID) {
+		answer(fmt.Errorf("too many notifications: at most %d at once, then one per %s", rateBurst, rateInterval))
 		return
 	}
 	n := req.Notification
@@ -284,6 +325,24 @@ func serveConn(ctx context.Context, c *net.UnixConn, maxBody int64, h Handler, l
 		n.File = io.LimitReader(br, n.Size)
 	}
 	answer(h(ctx, n))
+}
+
+func serveAudit(ctx context.Context, c *net.UnixConn, h AuditHandler, r *audit.Record) {
+	answer := func(hd audit.Head, err error) {
+		resp := response{OK: err == nil, Seq: hd.Seq, MAC: hd.MAC}
+		if err != nil {
+			resp = response{Error: err.Error()}
+		}
+		_ = json.NewEncoder(c).Encode(resp)
+	}
+	switch {
+	case h == nil:
+		answer(audit.Head{}, errors.New("this daemon does not accept audit records (upgrade relay)"))
+	case r == nil || (r.Call == "" && r.Peer == "") || !slices.Contains(RemoteTypes, r.Type):
+		answer(audit.Head{}, errors.New("only the records of a remote call are accepted"))
+	default:
+		answer(h(ctx, *r))
+	}
 }
 
 func readLine(br *bufio.Reader) ([]byte, error) {
@@ -337,12 +396,47 @@ func Send(ctx context.Context, stateDir string, n Notification, body io.Reader) 
 }
 
 func readAnswer(dec *json.Decoder) error {
+	_, err := readResponse(dec)
+	return err
+}
+
+func readResponse(dec *json.Decoder) (response, error) {
 	var r response
 	if err := dec.Decode(&r); err != nil {
-		return fmt.Errorf("control socket: no answer from the daemon: %w", err)
+		return r, fmt.Errorf("control socket: no answer from the daemon: %w", err)
 	}
 	if !r.OK {
-		return fmt.Errorf("daemon refused: %s", r.Error)
+		return r, fmt.Errorf("daemon refused: %s", r.Error)
 	}
-	return nil
+	return r, nil
+}
+
+// Append hands r to the running daemon's audit log and returns the new
+// head. It fails with ErrNoDaemon when nothing listens; on any error the
+// record may not be in the log, and its action must not happen.
+func Append(ctx context.Context, stateDir string, r audit.Record) (audit.Head, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", Path(stateDir))
+	if err != nil {
+		return audit.Head{}, fmt.Errorf("%w: %v", ErrNoDaemon, err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	hdr, err := json.Marshal(request{Op: "audit", Record: &r})
+	if err != nil {
+		return audit.Head{}, err
+	}
+	if len(hdr) > maxHeader {
+		return audit.Head{}, fmt.Errorf("control socket: record of %d bytes is too large", len(hdr))
+	}
+	if _, err := c.Write(append(hdr, '\n')); err != nil {
+		return audit.Head{}, fmt.Errorf("control socket: %w", err)
+	}
+	resp, err := readResponse(json.NewDecoder(c))
+	if err != nil {
+		return audit.Head{}, err
+	}
+	return audit.Head{Seq: resp.Seq, MAC: resp.MAC}, nil
 }

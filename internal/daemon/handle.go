@@ -273,7 +273,7 @@ func (d *Daemon) help(u telegram.Update) {
 		cmds = append(cmds, chatfmt.HelpEntry{Usage: c.Usage(), Description: c.Description})
 	}
 	for _, b := range policy.Builtins {
-		if !b.Hidden {
+		if b.Listed(d.config()) {
 			builtins = append(builtins, chatfmt.HelpEntry{Usage: b.Usage(), Description: b.Description})
 		}
 	}

@@ -63,6 +63,33 @@ var Settings = []Key{
 	{"secrets.keyring", "`true`", "`false`: never ask the OS keyring; secrets come from systemd credentials, `RELAY_BOT_TOKEN` (the token only) and 0600 files in `state_dir/secrets`"},
 }
 
+// FleetKeys are a hub's keys (fleet, hosts, groups) and a member's
+// (member), with the per-command key a member honours.
+var FleetKeys = []Key{
+	{"fleet.parallel", "`4`", "hosts reached at once by one fan-out"},
+	{"fleet.max_calls", "`16`", "remote calls in flight across fan-outs; more are refused, never queued"},
+	{"fleet.timeout", "`1m`", "a call's deadline; the call is cut, which kills the member's job"},
+	{"fleet.max_output", "`16MiB`", "the most output a member sends for a call; at most `limits.max_output`"},
+	{"fleet.connect_timeout", "`10s`", "ssh's `ConnectTimeout` (whole seconds)"},
+	{"fleet.alive_interval", "`15s`", "ssh's `ServerAliveInterval` (whole seconds)"},
+	{"fleet.alive_count", "`3`", "ssh's `ServerAliveCountMax`: a member that stops answering is given up after `alive_interval` times this"},
+	{"fleet.persist", "`60s`", "ssh's `ControlPersist`: an idle connection is kept this long for reuse; `0s` opens one per call"},
+	{"fleet.ssh", "`/usr/bin/ssh`", "the OpenSSH client"},
+	{"hosts.NAME", "none", "a member; NAME: 1 to 32 of `a-z 0-9 - _`, not `all`, not a group's name"},
+	{"hosts.NAME.address", "**required**", "`user@host`: the member account (`relay`) and a DNS name or IP address"},
+	{"hosts.NAME.port", "`22`", "the member's sshd port"},
+	{"hosts.NAME.host_key", "one of `host_key`, `known_hosts` **required**", "the pinned host key: a `.pub` line, or a `known_hosts` line (its host pattern is dropped); only its key type is negotiated; there is no trust on first use"},
+	{"hosts.NAME.known_hosts", "none", "instead of `host_key`: a known_hosts file that pins the key, matched by address and port"},
+	{"hosts.NAME.identity", "**required**", "the hub's private key (0600), or with `agent` its public key"},
+	{"hosts.NAME.agent", "none", "an ssh-agent socket holding the key"},
+	{"hosts.NAME.timeout", "`fleet.timeout`", "this member's call deadline"},
+	{"hosts.NAME.max_output", "`fleet.max_output`", "this member's output cap"},
+	{"groups.NAME", "none", "a list of host names, reached together by `/on NAME`; NAME as a host's, and not one"},
+	{"member", "absent", "marks a member's file, served to a hub by `relay serve-ssh`: `{}`, or with `hub_keys`; `auth.owner_id` may then be left out (`relay run` refuses such a file)"},
+	{"member.hub_keys", "none", "`[\"SHA256:...\"]`: only these hub keys, as sshd names them (needs `ExposeAuthInfo yes`)"},
+	{"commands.NAME.hub", "`true`", "`false`: a member refuses the command to the hub and does not offer it"},
+}
+
 // CommandKeys are the keys of one allowlisted command, under
 // commands.NAME.
 var CommandKeys = []Key{
@@ -107,17 +134,22 @@ var CommandsIntro = func() string {
 	for i, b := range policy.Builtins {
 		names[i] = b.Name
 	}
-	inMenu := 0
+	inMenu, fleet := 0, 0
 	for _, b := range policy.Builtins {
-		if !b.Hidden {
+		switch {
+		case b.Hidden:
+		case b.Fleet:
+			fleet++
+		default:
 			inMenu++
 		}
 	}
 	return fmt.Sprintf("Per command, under `commands.NAME` (NAME: 1 to 32 of `a-z 0-9 _`, not a "+
 		"built-in: `%s`). The phone's menu holds the policy's commands, then the built-ins, up to "+
-		"Telegram's %d: past %d commands the rest are left out of the menu (they still run and "+
-		"`/help` lists them), and relay's log at every load and `relay policy check` say which.",
-		strings.Join(names, " "), policy.MaxMenu, policy.MaxMenu-inMenu)
+		"Telegram's %d: past %d commands (%d when `hosts:` names some) the rest are left out of the "+
+		"menu (they still run and `/help` lists them), and relay's log at every load and "+
+		"`relay policy check` say which.",
+		strings.Join(names, " "), policy.MaxMenu, policy.MaxMenu-inMenu, policy.MaxMenu-inMenu-fleet)
 }()
 
 // ParamTypes describes the parameter types.
@@ -158,7 +190,9 @@ func Markdown() map[string]string {
 	for _, e := range cli.ExitCodes() {
 		fmt.Fprintf(&codes, "| `%d` | %s |\n", e.Code, e.Meaning)
 	}
-	return map[string]string{"config": cfg.String(), "commands": cmds.String(), "exit-codes": codes.String()}
+	var fleet strings.Builder
+	mdTable(&fleet, FleetKeys)
+	return map[string]string{"config": cfg.String(), "fleet": fleet.String(), "commands": cmds.String(), "exit-codes": codes.String()}
 }
 
 func mdTable(b *strings.Builder, keys []Key) {
@@ -206,7 +240,21 @@ func roff(s string) string {
 		return `\fB` + strings.ReplaceAll(m[1:len(m)-1], "-", `\-`) + `\fR`
 	})
 	s = boldSpan.ReplaceAllString(s, `\fB$1\fR`)
-	return lineStart(s)
+	return lineStart(escapeNonASCII(s))
+}
+
+// escapeNonASCII writes each rune past ASCII as a groff special
+// character, \[u2026]: man(7) input is ASCII, whatever the locale.
+func escapeNonASCII(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r < 0x80 {
+			b.WriteRune(r)
+		} else {
+			fmt.Fprintf(&b, `\[u%04X]`, r)
+		}
+	}
+	return b.String()
 }
 
 // lineStart keeps a line that begins with . or ' from being read as a
@@ -225,7 +273,7 @@ func lineStart(s string) string {
 func verbatim(s string) string {
 	s = strings.ReplaceAll(s, `\`, `\e`)
 	s = strings.ReplaceAll(s, "-", `\-`)
-	return ".nf\n" + lineStart(strings.TrimRight(s, "\n")) + "\n.fi\n"
+	return ".nf\n" + lineStart(escapeNonASCII(strings.TrimRight(s, "\n"))) + "\n.fi\n"
 }
 
 const manHeader = `.\" Generated by internal/manual (go generate ./internal/manual); do not edit.
@@ -284,6 +332,8 @@ func RelayYAML5() string {
 	manKeys(&b, Settings)
 	b.WriteString(".SH COMMANDS\n" + roff(CommandsIntro) + "\n")
 	manKeys(&b, CommandKeys)
+	b.WriteString(".SH MANY HOSTS\n" + roff("A hub reaches its members over OpenSSH with these keys; a member's file says `member:`.") + "\n")
+	manKeys(&b, FleetKeys)
 	b.WriteString(".SH PARAMETERS\n" + roff(ParamTypes) + "\n")
 	b.WriteString(".SH EXAMPLES\n" + verbatim(`auth:
   owner_id: 123456789

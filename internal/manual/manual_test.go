@@ -104,6 +104,13 @@ func TestDocumentedKeysAreReal(t *testing.T) {
 	for _, k := range CommandKeys {
 		check(k, true)
 	}
+	for _, k := range FleetKeys {
+		if name, ok := strings.CutPrefix(k.Name, "commands.NAME."); ok {
+			check(Key{Name: name}, true)
+		} else if !strings.HasSuffix(k.Name, ".NAME") {
+			check(k, false)
+		}
+	}
 	// The check can fail: a key the loader does not know.
 	if _, err := policy.Parse("probe.yaml", []byte(yamlFor("limits.max_jobz", "1", false))); err == nil || !strings.Contains(err.Error(), "unknown key") {
 		t.Errorf("got %v for an unknown key, want an unknown-key error", err)
@@ -114,26 +121,28 @@ func TestDocumentedKeysAreReal(t *testing.T) {
 // tables accept: the string of each {"name", func(v *yaml.Node) ...} entry.
 func loaderKeys(t *testing.T) []string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(root, "policy/load.go"), nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var keys []string
-	ast.Inspect(f, func(n ast.Node) bool {
-		cl, ok := n.(*ast.CompositeLit)
-		if !ok || len(cl.Elts) != 2 {
+	for _, file := range []string{"policy/load.go", "policy/fleet.go"} {
+		f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(root, file), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			cl, ok := n.(*ast.CompositeLit)
+			if !ok || len(cl.Elts) != 2 {
+				return true
+			}
+			lit, ok := cl.Elts[0].(*ast.BasicLit)
+			if _, fn := cl.Elts[1].(*ast.FuncLit); !ok || !fn || lit.Kind != token.STRING {
+				return true
+			}
+			s, err := strconv.Unquote(lit.Value)
+			if err == nil {
+				keys = append(keys, s)
+			}
 			return true
-		}
-		lit, ok := cl.Elts[0].(*ast.BasicLit)
-		if _, fn := cl.Elts[1].(*ast.FuncLit); !ok || !fn || lit.Kind != token.STRING {
-			return true
-		}
-		s, err := strconv.Unquote(lit.Value)
-		if err == nil {
-			keys = append(keys, s)
-		}
-		return true
-	})
+		})
+	}
 	return keys
 }
 
@@ -145,7 +154,7 @@ func TestLoaderKeysDocumented(t *testing.T) {
 		t.Fatalf("found %d keys in policy/load.go, want the decoder's tables (did its shape change?)", len(keys))
 	}
 	documented := map[string]bool{}
-	for _, k := range slices.Concat(Settings, CommandKeys) {
+	for _, k := range slices.Concat(Settings, CommandKeys, FleetKeys) {
 		parts := strings.Split(k.Name, ".")
 		for _, p := range parts {
 			documented[p] = true
@@ -158,7 +167,7 @@ func TestLoaderKeysDocumented(t *testing.T) {
 	documented["commands"] = true
 	for _, k := range keys {
 		if !documented[k] {
-			t.Errorf("policy/load.go accepts %q, which internal/manual does not document", k)
+			t.Errorf("the policy loader accepts %q, which internal/manual does not document", k)
 		}
 	}
 }

@@ -1,0 +1,62 @@
+package control
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/relaychat/relay/internal/audit"
+)
+
+func TestAuditThroughTheDaemon(t *testing.T) {
+	state, logDir := t.TempDir(), t.TempDir()+"/audit"
+	if _, err := audit.Init(logDir, nil); err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.Open(logDir, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	called := 0
+	go ServeHandlers(ctx, state, 1<<20, Handlers{Audit: func(_ context.Context, r audit.Record) (audit.Head, error) {
+		called++
+		return l.Append(r)
+	}})
+	waitSocket(t, state)
+
+	h, err := Append(ctx, state, audit.Record{Type: "exec_end", Outcome: "ok", Command: "disk", Call: "0123", Peer: "SHA256:x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Seq != l.Head().Seq || h.MAC != l.Head().MAC || h.Seq != 2 {
+		t.Errorf("got head %+v, want the log's %+v at seq 2", h, l.Head())
+	}
+	// Only a remote call's records pass: a process of the relay's user
+	// cannot use the socket to write a login or a checkpoint.
+	for _, r := range []audit.Record{
+		{Type: "login", Outcome: "ok", Call: "0123"},
+		{Type: "exec_end", Outcome: "ok"},
+	} {
+		if _, err := Append(ctx, state, r); err == nil || !strings.Contains(err.Error(), "only the records of a remote call") {
+			t.Errorf("%+v: got %v, want a refusal", r, err)
+		}
+	}
+	if called != 1 {
+		t.Errorf("handler called %d times, want once", called)
+	}
+}
+
+func TestAuditRefusedByAnOlderDaemon(t *testing.T) {
+	state := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go Serve(ctx, state, 1<<20, func(context.Context, Notification) error { return nil })
+	waitSocket(t, state)
+	_, err := Append(ctx, state, audit.Record{Type: "exec_end", Call: "0123"})
+	if err == nil || !strings.Contains(err.Error(), "does not accept audit records") {
+		t.Errorf("got %v, want the daemon to refuse audit records it has no handler for", err)
+	}
+}

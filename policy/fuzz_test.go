@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -86,6 +87,50 @@ func FuzzBind(f *testing.F) {
 	})
 }
 
+// FuzzNext holds a picker to binding: words Next accepts bind as typed,
+// every button it offers is accepted at its place, and what it refuses
+// Bind refuses. The words come from the chat (typed) or a button press.
+func FuzzNext(f *testing.F) {
+	cfg := deviceCommands(f)
+	f.Fuzz(func(t *testing.T, which uint8, raw string) {
+		cmd := cfg.Commands[int(which)%len(cfg.Commands)]
+		var words []string
+		if raw != "" {
+			words = strings.Split(raw, "\x1f")
+		}
+		p, choices, complete, err := cmd.Next(words)
+		var ue *UsageError
+		var ae *ArgError
+		switch {
+		case err != nil:
+			if !errors.As(err, &ue) && !errors.As(err, &ae) {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			if _, berr := cmd.Bind(words); berr == nil {
+				t.Fatalf("Next refused %q (%v), Bind accepts it", words, err)
+			}
+			if ue != nil && len(words) < len(cmd.Params) && p == nil {
+				t.Fatalf("too few words %q but no parameter named", words)
+			}
+		case complete:
+			inv, berr := cmd.Bind(words)
+			if berr != nil {
+				t.Fatalf("Next said %q is complete, Bind says %v", words, berr)
+			}
+			checkInvocation(t, cmd, inv)
+		default:
+			if p != cmd.Params[len(words)] || len(choices) == 0 || len(choices) > MaxChoices {
+				t.Fatalf("got parameter %v with %d choices after %q", p, len(choices), words)
+			}
+			for _, c := range choices {
+				if _, _, _, err := cmd.Next(append(slices.Clip(words), c.Value)); errors.As(err, &ae) {
+					t.Fatalf("button %q after %q is refused: %v", c.Value, words, err)
+				}
+			}
+		}
+	})
+}
+
 // FuzzParse: any file either loads (and then every command binds or
 // refuses cleanly) or yields positioned errors; it never panics.
 func FuzzParse(f *testing.F) {
@@ -108,7 +153,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func TestFuzzSeedsPresent(t *testing.T) {
-	for _, name := range []string{"FuzzSplitArgs", "FuzzBind", "FuzzParse"} {
+	for _, name := range []string{"FuzzSplitArgs", "FuzzBind", "FuzzParse", "FuzzNext"} {
 		ents, err := os.ReadDir(filepath.Join("testdata", "fuzz", name))
 		if err != nil || len(ents) == 0 {
 			t.Errorf("seed corpus for %s is empty: %v", name, err)

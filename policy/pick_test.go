@@ -63,7 +63,7 @@ func TestForgivingEnumsBindTheCanonicalValue(t *testing.T) {
 	cfg := deviceCommands(t)
 	light := cfg.Lookup("light")
 	for _, c := range []struct {
-		args       []string
+		args        []string
 		room, state string
 	}{
 		{[]string{"kitchen", "on"}, "kitchen", "on"},

@@ -14,7 +14,7 @@ import (
 )
 
 const (
-	helperArg   = "__control-test-send"
+	helperArg      = "__control-test-send"
 	helperToArg    = "__control-test-send-to"
 	helperCheckArg = "__control-test-check-group"
 )

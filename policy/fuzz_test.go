@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -161,6 +162,31 @@ func TestFuzzSeedsPresent(t *testing.T) {
 	}
 }
 
+// setUpDir is where the examples keep what the owner creates while setting
+// up (the Home Assistant token header). Tests load them with that
+// directory made in a temp dir, so that they load on a host without it.
+const setUpDir = "/var/lib/relay-ha"
+
+// exampleWithSetUp returns an example with setUpDir replaced by a temp
+// dir holding every file the example declares there.
+func exampleWithSetUp(t *testing.T, f string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "relay-ha")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(regexp.QuoteMeta(setUpDir)+`/([A-Za-z0-9._-]+)`).FindAllStringSubmatch(string(data), -1) {
+		if err := os.WriteFile(filepath.Join(dir, m[1]), []byte("Authorization: Bearer example\n"), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return []byte(strings.ReplaceAll(string(data), setUpDir, dir))
+}
+
 // TestExamples loads every example policy shipped in policy/examples.
 func TestExamples(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join("examples", "*.yaml"))
@@ -169,7 +195,7 @@ func TestExamples(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			cfg, err := Load(f)
+			cfg, err := Parse(f, exampleWithSetUp(t, f))
 			if err != nil {
 				t.Fatalf("example does not load:\n%v", err)
 			}

@@ -59,6 +59,11 @@ var (
 		sort sort_by group_by unique unique_by bsearch format error`)
 	// stringy built-ins may turn each byte of a string into a value.
 	stringy = names(`split splits test match capture scan sub gsub explode fromjson`)
+	// regexes take a regular expression first (split only with two
+	// arguments), then flags. gojq keeps every compiled expression for the
+	// life of the program, so one taken from the output would grow it
+	// without bound: they must be literals.
+	regexes = names(`splits test match capture scan sub gsub`)
 	// pairwise built-ins compare every element with every element.
 	pairwise = names(`contains inside indices index rindex`)
 	// refused built-ins reach outside the evaluation, change paths (where an
@@ -485,6 +490,15 @@ func (w *rewriter) term(t *gojq.Term) {
 	}
 }
 
+// literal reports whether q is a string literal (or null), nothing computed.
+func literal(q *gojq.Query) bool {
+	if q == nil || q.Term == nil || q.Left != nil || q.Right != nil || len(q.FuncDefs) > 0 || len(q.Patterns) > 0 || len(q.Term.SuffixList) > 0 {
+		return false
+	}
+	t := q.Term
+	return t.Type == gojq.TermTypeNull || t.Type == gojq.TermTypeString && t.Str != nil && t.Str.Queries == nil
+}
+
 // function checks one call and rewrites it in place:
 //
 //	f(a; b)  ->  (_relay_size | f((a | _relay_size); (b | _relay_size)))
@@ -527,6 +541,19 @@ func (w *rewriter) function(t *gojq.Term) {
 		}
 		*t = gojq.Term{Type: gojq.TermTypeQuery, Query: pipe(call(fnSize), &gojq.Query{Term: inner}), SuffixList: sufs}
 	case stringy[name]:
+		if regexes[name] || name == "split" && arity == 2 {
+			for i, a := range f.Args {
+				isFlags := i == len(f.Args)-1 && (arity == 3 || (name != "sub" && name != "gsub" && arity == 2))
+				if (i == 0 || isFlags) && !literal(a) {
+					what := "regular expression"
+					if i > 0 {
+						what = "flags"
+					}
+					w.fail(name, "the %s of %s must be a literal string in a format", what, name)
+					return
+				}
+			}
+		}
 		for i, a := range f.Args {
 			f.Args[i] = guarded(a, fnStr)
 		}

@@ -132,6 +132,10 @@ func TestCompileRefuses(t *testing.T) {
 		{`def _x: 1; _x`, 4, "names beginning with _ are reserved"},
 		{`1 as $__relay_r | $__relay_r`, 5, "variable names beginning with $__relay are reserved"},
 		{`import "m" as m; .`, 0, "modules (import, include) are not allowed"},
+		{`test(.pattern)`, 0, "the regular expression of test must be a literal string"},
+		{`[match("a"; .flags)]`, 1, "the flags of match must be a literal string"},
+		{`split(.sep; null)`, 0, "the regular expression of split must be a literal string"},
+		{`gsub("(?<x>a)"; "b"; .f)`, 0, "the flags of gsub must be a literal string"},
 		{`include "m"; .`, -1, "modules (import, include) are not allowed"},
 	} {
 		t.Run(c.jq, func(t *testing.T) {

@@ -83,6 +83,8 @@ func (s *haStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		reply(st)
+	case r.Method == "POST" && r.URL.Path == "/api/services/light/turn_off" && json.Unmarshal(body, &req) == nil && req["entity_id"] == "light.kitchen":
+		reply([]any{state("light.kitchen", "off", map[string]any{"friendly_name": "Kitchen"})})
 	case r.Method == "POST" && r.URL.Path == "/api/services/scene/turn_on" && json.Unmarshal(body, &req) == nil && req["entity_id"] == "scene.movie":
 		reply([]any{state("scene.movie", "2024-05-01T10:00:01.000000+00:00", map[string]any{"friendly_name": "Movie"})})
 	case r.Method == "POST" && r.URL.Path == "/api/services/climate/set_temperature" && json.Unmarshal(body, &req) == nil &&
@@ -245,6 +247,7 @@ func TestHomeAssistantExample(t *testing.T) {
 		{"a plain MQTT payload as text", func() { pub("home/front_door/contact", "open") }, []string{"door"}, "the front door is open"},
 		{"a sensor over REST", nil, []string{"sensor", "Outside"}, "Outdoor temperature: 12.5 °C"},
 		{"every light as a table", nil, []string{"lights"}, "light    state\n──────────────\nHall     off\nKitchen  on"},
+		{"a light through HA's light.turn_off", nil, []string{"lamp", "Kitchen", "aus"}, "Kitchen is off"},
 		{"a scene", nil, []string{"scene", "movie"}, "activated scene.movie"},
 		{"the thermostat", nil, []string{"heat", "020"}, "set to 20 °C, now 19.5 °C (heat)"},
 	} {
@@ -265,6 +268,7 @@ func TestHomeAssistantExample(t *testing.T) {
 	calls := strings.Join(stub.calls, "\n")
 	stub.mu.Unlock()
 	for _, want := range []string{
+		`POST /api/services/light/turn_off {"entity_id": "light.kitchen"}`,
 		`POST /api/services/scene/turn_on {"entity_id": "scene.movie"}`,
 		`POST /api/services/climate/set_temperature {"entity_id": "climate.living_room", "temperature": 20}`,
 	} {

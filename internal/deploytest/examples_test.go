@@ -79,6 +79,8 @@ func TestExamplesBindAsDocumented(t *testing.T) {
 			cat(hdr, []string{"http://127.0.0.1:8123/api/states/sensor.outdoor_temperature"})},
 		{"home-assistant.yaml", "lights", nil,
 			cat(hdr, []string{"http://127.0.0.1:8123/api/states"})},
+		{"home-assistant.yaml", "lamp", []string{"Hall", "An"},
+			cat(hdr, json, []string{`{"entity_id": "light.hall"}`, "http://127.0.0.1:8123/api/services/light/turn_on"})},
 		{"home-assistant.yaml", "scene", []string{"movie"},
 			cat(hdr, json, []string{`{"entity_id": "scene.movie"}`, "http://127.0.0.1:8123/api/services/scene/turn_on"})},
 		{"home-assistant.yaml", "heat", []string{"020"},

@@ -216,11 +216,11 @@ func (c *Config) Summary(w io.Writer) {
 		fmt.Fprintf(w, "    %s\n", strings.Join(flags, " · "))
 		if f := cmd.Format; f != nil {
 			var parts []string
+			if f.Text {
+				parts = append(parts, "input text")
+			}
 			if f.JQ != "" {
 				parts = append(parts, "jq "+f.JQ)
-			}
-			if f.Text {
-				parts = append(parts, "of the output as text")
 			}
 			if f.Table {
 				t := "table"

@@ -682,6 +682,15 @@ func (d *decoder) defaults(c *Config, s *schema, getenv func(string) string, nee
 	}
 	d.absPath(at("state_dir"), "state_dir", c.StateDir, "set state_dir, or $STATE_DIRECTORY, $XDG_STATE_HOME or $HOME")
 	d.absPath(at("audit.dir"), "audit.dir", c.Audit.Dir, "set audit.dir, or $LOGS_DIRECTORY, $XDG_STATE_HOME or $HOME")
+	// The group socket's directory is opened to the group: it must not be,
+	// or be inside, a directory that holds the relay's secrets or its log.
+	if n := c.Notify; n.Group != "" && filepath.IsAbs(n.Dir) {
+		for _, p := range []struct{ key, dir string }{{"state_dir", c.StateDir}, {"audit.dir", c.Audit.Dir}} {
+			if filepath.IsAbs(p.dir) && within(filepath.Clean(n.Dir), filepath.Clean(p.dir)) {
+				d.errAt(at("notify.dir"), "keep it apart, e.g. /run/relay-notify", "notify.dir %s is inside %s %s, which only the relay may enter", show(n.Dir), p.key, show(p.dir))
+			}
+		}
+	}
 
 	t := &c.Telegram
 	setDefault(&t.APIURL, "https://api.telegram.org")

@@ -33,7 +33,8 @@ type Invocation struct {
 }
 
 // BoundValue is one parameter's final value: canonical for an int, the
-// resolved absolute path for a path.
+// resolved absolute path for a path, the value itself for an enum word
+// typed in another case (fold_case) or as an alias.
 type BoundValue struct {
 	Name      string
 	Value     string
@@ -232,10 +233,8 @@ func bindValue(p *Param, t *template, i int, raw string) (string, *ArgError) {
 	}
 	switch p.Type {
 	case TypeEnum:
-		for _, v := range p.Values {
-			if raw == v {
-				return v, nil
-			}
+		if v, ok := p.enumValue(raw); ok {
+			return v, nil
 		}
 		return fail("%s is not one of %s", show(raw), p.shape())
 	case TypeInt:
@@ -260,6 +259,33 @@ func bindValue(p *Param, t *template, i int, raw string) (string, *ArgError) {
 		return resolvePath(p, raw)
 	}
 	return fail("has unknown type %q", p.Type)
+}
+
+// enumValue is the value raw stands for: a value itself, then (with
+// fold_case) a value in another case, then an alias of a value. The
+// loader proves no word can stand for two values, so the order only
+// decides which check finds it first.
+func (p *Param) enumValue(raw string) (string, bool) {
+	for _, v := range p.Values {
+		if raw == v {
+			return v, true
+		}
+	}
+	if p.FoldCase {
+		for _, v := range p.Values {
+			if strings.EqualFold(raw, v) {
+				return v, true
+			}
+		}
+	}
+	for _, v := range p.Values {
+		for _, a := range p.Aliases[v] {
+			if raw == a || p.FoldCase && strings.EqualFold(raw, a) {
+				return v, true
+			}
+		}
+	}
+	return "", false
 }
 
 // resolvePath resolves a path value, relative to the root or absolute,

@@ -50,6 +50,11 @@
 // # Parameters
 //
 //   - enum: values lists the allowed strings; the argument must equal one.
+//     With fold_case: true it may differ in case (strings.EqualFold), and
+//     aliases ({on: [an, ein]}) add other words per value. Either way the
+//     bound value is the value itself. The loader refuses values equal
+//     under folding, aliases of keys that are not values, and an alias
+//     equal to a value or to another alias (with fold_case, in any case).
 //   - int: min and max (both required, inclusive); the argument is decimal
 //     digits with an optional leading '-', and argv gets its canonical form
 //     ("007" becomes "7").
@@ -65,6 +70,18 @@
 // default, which must satisfy its type (checked at load). Optional
 // parameters come after required ones. Every declared parameter must appear
 // in argv.
+//
+// A parameter may declare choices, the buttons of its picker, each a value
+// or {value, label}; at most MaxChoices, each bound at load as if typed.
+// Command.Next says what a picker offers after the words given so far (see
+// its documentation); the final words bind with Bind, exactly as typed.
+//
+// # Formats
+//
+// A command may declare format: {jq: EXPR, input: json|text, table: true|[cols]}:
+// how its output is shown. The expression is checked and compiled at load
+// by internal/render, which bounds every evaluation (see that package);
+// Command.Renderer returns the compiled program.
 //
 // # Substitution rules
 //

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -86,6 +88,50 @@ func FuzzBind(f *testing.F) {
 	})
 }
 
+// FuzzNext holds a picker to binding: words Next accepts bind as typed,
+// every button it offers is accepted at its place, and what it refuses
+// Bind refuses. The words come from the chat (typed) or a button press.
+func FuzzNext(f *testing.F) {
+	cfg := deviceCommands(f)
+	f.Fuzz(func(t *testing.T, which uint8, raw string) {
+		cmd := cfg.Commands[int(which)%len(cfg.Commands)]
+		var words []string
+		if raw != "" {
+			words = strings.Split(raw, "\x1f")
+		}
+		p, choices, complete, err := cmd.Next(words)
+		var ue *UsageError
+		var ae *ArgError
+		switch {
+		case err != nil:
+			if !errors.As(err, &ue) && !errors.As(err, &ae) {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			if _, berr := cmd.Bind(words); berr == nil {
+				t.Fatalf("Next refused %q (%v), Bind accepts it", words, err)
+			}
+			if ue != nil && len(words) < len(cmd.Params) && p == nil {
+				t.Fatalf("too few words %q but no parameter named", words)
+			}
+		case complete:
+			inv, berr := cmd.Bind(words)
+			if berr != nil {
+				t.Fatalf("Next said %q is complete, Bind says %v", words, berr)
+			}
+			checkInvocation(t, cmd, inv)
+		default:
+			if p != cmd.Params[len(words)] || len(choices) == 0 || len(choices) > MaxChoices {
+				t.Fatalf("got parameter %v with %d choices after %q", p, len(choices), words)
+			}
+			for _, c := range choices {
+				if _, _, _, err := cmd.Next(append(slices.Clip(words), c.Value)); errors.As(err, &ae) {
+					t.Fatalf("button %q after %q is refused: %v", c.Value, words, err)
+				}
+			}
+		}
+	})
+}
+
 // FuzzParse: any file either loads (and then every command binds or
 // refuses cleanly) or yields positioned errors; it never panics.
 func FuzzParse(f *testing.F) {
@@ -108,12 +154,37 @@ func FuzzParse(f *testing.F) {
 }
 
 func TestFuzzSeedsPresent(t *testing.T) {
-	for _, name := range []string{"FuzzSplitArgs", "FuzzBind", "FuzzParse"} {
+	for _, name := range []string{"FuzzSplitArgs", "FuzzBind", "FuzzParse", "FuzzNext"} {
 		ents, err := os.ReadDir(filepath.Join("testdata", "fuzz", name))
 		if err != nil || len(ents) == 0 {
 			t.Errorf("seed corpus for %s is empty: %v", name, err)
 		}
 	}
+}
+
+// setUpDir is where the examples keep what the owner creates while setting
+// up (the Home Assistant token header). Tests load them with that
+// directory made in a temp dir, so that they load on a host without it.
+const setUpDir = "/var/lib/relay-ha"
+
+// exampleWithSetUp returns an example with setUpDir replaced by a temp
+// dir holding every file the example declares there.
+func exampleWithSetUp(t *testing.T, f string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "relay-ha")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(regexp.QuoteMeta(setUpDir)+`/([A-Za-z0-9._-]+)`).FindAllStringSubmatch(string(data), -1) {
+		if err := os.WriteFile(filepath.Join(dir, m[1]), []byte("Authorization: Bearer example\n"), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return []byte(strings.ReplaceAll(string(data), setUpDir, dir))
 }
 
 // TestExamples loads every example policy shipped in policy/examples.
@@ -124,7 +195,7 @@ func TestExamples(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			cfg, err := Load(f)
+			cfg, err := Parse(f, exampleWithSetUp(t, f))
 			if err != nil {
 				t.Fatalf("example does not load:\n%v", err)
 			}

@@ -8,15 +8,18 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/relaychat/relay/internal/render"
 	"github.com/relaychat/relay/internal/sandbox/trampoline"
 )
 
@@ -191,6 +194,12 @@ func (d *decoder) config(root *yaml.Node, c *Config) *schema {
 				}},
 			}))
 		}},
+		{"notify", func(v *yaml.Node) {
+			rec("notify.", d.mapping(v, "notify", []field{
+				{"group", func(v *yaml.Node) { d.text(v, "notify.group", &c.Notify.Group) }},
+				{"dir", func(v *yaml.Node) { d.str(v, "notify.dir", &c.Notify.Dir) }},
+			}))
+		}},
 		{"commands", func(v *yaml.Node) { s.commands = d.commands(v, c) }},
 		{"member", func(v *yaml.Node) {
 			c.Member = &Member{}
@@ -344,6 +353,7 @@ func (d *decoder) command(n *yaml.Node, cs *cmdSchema) {
 			d.boolean(v, what+".hub", &c.Hub)
 		}},
 		{"sandbox", func(v *yaml.Node) { cs.sbox = d.sandbox(v, what+".sandbox", &c.Sandbox) }},
+		{"format", func(v *yaml.Node) { c.Format = d.format(v, what+".format") }},
 	})
 	if _, ok := cs.at["argv"]; !ok && n.Kind == yaml.MappingNode {
 		d.errAt(cs.key, `add argv: [/absolute/path/to/program, arg, "{param}"]`, "%s: argv is required", what)
@@ -400,7 +410,165 @@ func (d *decoder) param(n *yaml.Node, what string, ps *paramSchema) {
 			}
 		}},
 		{"allow_dash", func(v *yaml.Node) { d.boolean(v, what+".allow_dash", &p.AllowDash) }},
+		{"fold_case", func(v *yaml.Node) { d.boolean(v, what+".fold_case", &p.FoldCase) }},
+		{"aliases", func(v *yaml.Node) { p.Aliases = d.aliases(v, what+".aliases") }},
+		{"choices", func(v *yaml.Node) {
+			d.list(v, what+".choices", func(i int, e *yaml.Node) {
+				w := fmt.Sprintf("%s.choices[%d]", what, i)
+				var ch Choice
+				if e.Kind == yaml.MappingNode {
+					d.mapping(e, w, []field{
+						{"value", func(v *yaml.Node) { d.text(v, w+".value", &ch.Value) }},
+						{"label", func(v *yaml.Node) { d.str(v, w+".label", &ch.Label) }},
+					})
+					if ch.Value == "" {
+						d.errAt(e, "write {value: VALUE, label: TEXT}", "%s: value is required", w)
+					}
+				} else if !d.text(e, w, &ch.Value) {
+					return
+				}
+				p.Choices = append(p.Choices, ch)
+			})
+		}},
 	})
+}
+
+// aliases decodes {value: [alias, ...]}, keys and aliases as text.
+func (d *decoder) aliases(n *yaml.Node, what string) map[string][]string {
+	if !d.kind(n, yaml.MappingNode, what, "a mapping of values to lists of aliases") {
+		return nil
+	}
+	m := map[string][]string{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		var key string
+		if !d.text(k, what, &key) {
+			continue
+		}
+		if _, dup := m[key]; dup {
+			d.errAt(k, "", "duplicate key %q in %s", key, what)
+			continue
+		}
+		var names []string
+		if d.usable(v, what+"."+key) {
+			d.list(v, what+"."+key, func(j int, e *yaml.Node) {
+				var a string
+				if d.text(e, fmt.Sprintf("%s.%s[%d]", what, key, j), &a) {
+					names = append(names, a)
+				}
+			})
+		}
+		m[key] = names
+	}
+	return m
+}
+
+// format decodes a command's format and compiles it, so that an
+// expression that would not run never loads.
+func (d *decoder) format(n *yaml.Node, what string) *Format {
+	f := &Format{}
+	var jqNode *yaml.Node
+	at := d.mapping(n, what, []field{
+		{"jq", func(v *yaml.Node) { d.str(v, what+".jq", &f.JQ); jqNode = v }},
+		{"input", func(v *yaml.Node) {
+			var s string
+			d.str(v, what+".input", &s)
+			switch s {
+			case "json":
+			case "text":
+				f.Text = true
+			default:
+				if v.Tag == "!!str" {
+					d.errAt(v, didYouMean(s, []string{"json", "text"}), "%s.input: want json or text, got %s", what, show(s))
+				}
+			}
+		}},
+		{"table", func(v *yaml.Node) {
+			if v.Kind == yaml.SequenceNode {
+				f.Table = true
+				seen := map[string]bool{}
+				d.list(v, what+".table", func(i int, e *yaml.Node) {
+					var c string
+					w := fmt.Sprintf("%s.table[%d]", what, i)
+					if !d.text(e, w, &c) {
+						return
+					}
+					switch {
+					case c == "" || badText(c) != "":
+						d.errAt(e, "", "%s: a column is a key of the rows, got %s", w, show(c))
+					case seen[c]:
+						d.errAt(e, "", "%s: duplicate column %s", w, show(c))
+					}
+					seen[c] = true
+					f.Columns = append(f.Columns, c)
+				})
+				if len(v.Content) == 0 {
+					d.errAt(v, "name the columns, or write table: true for every key", "%s.table: no columns", what)
+				}
+				return
+			}
+			d.boolean(v, what+".table", &f.Table)
+		}},
+	})
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	if f.JQ == "" && !f.Table {
+		if _, ok := at["jq"]; !ok {
+			d.errAt(n, "add jq: EXPRESSION, table: true, or both", "%s: a format needs jq, table, or both", what)
+		}
+		return nil
+	}
+	prog, err := render.Compile(f.Spec())
+	if err != nil {
+		var ce *render.CompileError
+		if errors.As(err, &ce) && jqNode != nil {
+			d.exprError(jqNode, what+".jq", ce)
+		} else {
+			d.errAt(n, "", "%s: %v", what, err)
+		}
+		return f
+	}
+	f.prog = prog
+	return f
+}
+
+// exprError reports a jq error at the character it concerns when the
+// expression is written on one line without escapes, so that the column
+// in the file is the column in the expression; else at the expression.
+func (d *decoder) exprError(n *yaml.Node, what string, ce *render.CompileError) {
+	v := n.Value
+	exact := ce.Offset >= 0 && !strings.ContainsAny(v, "\n\r") && n.Line > 0
+	shift := 0
+	switch n.Style {
+	case 0:
+	case yaml.SingleQuotedStyle:
+		exact = exact && !strings.Contains(v, "'")
+		shift = 1
+	case yaml.DoubleQuotedStyle:
+		exact = exact && !strings.ContainsAny(v, "\\\"")
+		shift = 1
+	default:
+		exact = false
+	}
+	hint := "a format may use jq's built-ins but those that reach outside the output or size their work from an argument"
+	if strings.HasPrefix(ce.Msg, "jq syntax") {
+		hint = ""
+	}
+	if !exact {
+		d.errAt(n, hint, "%s: %s", what, ce.Error())
+		return
+	}
+	e := &Error{File: d.file, Line: n.Line, Col: n.Column + shift + runeOffset(v, ce.Offset), Msg: what + ": " + ce.Msg, Hint: hint}
+	d.errs = append(d.errs, e)
+}
+
+// runeOffset is the column offset of byte offset off in s.
+func runeOffset(s string, off int) int {
+	if off > len(s) {
+		off = len(s)
+	}
+	return utf8.RuneCountInString(s[:off])
 }
 
 func (d *decoder) sandbox(n *yaml.Node, what string, s *Sandbox) map[string]*yaml.Node {
@@ -506,6 +674,8 @@ func (d *decoder) defaults(c *Config, s *schema, getenv func(string) string, nee
 	if u := c.CommandUser; u == "root" || u == "nobody" || strings.HasPrefix(u, "0:") || strings.HasPrefix(u, "65534:") {
 		d.errAt(at("command_user"), "create a dedicated user: useradd --system --no-create-home --shell /usr/sbin/nologin relay-cmd", "command_user: %s is shared or privileged; commands need an account of their own", show(u))
 	}
+	d.notify(c, at, present)
+
 	paths := DefaultPaths(getenv)
 	if !present("state_dir") {
 		c.StateDir = paths.StateDir
@@ -515,6 +685,15 @@ func (d *decoder) defaults(c *Config, s *schema, getenv func(string) string, nee
 	}
 	d.absPath(at("state_dir"), "state_dir", c.StateDir, "set state_dir, or $STATE_DIRECTORY, $XDG_STATE_HOME or $HOME")
 	d.absPath(at("audit.dir"), "audit.dir", c.Audit.Dir, "set audit.dir, or $LOGS_DIRECTORY, $XDG_STATE_HOME or $HOME")
+	// The group socket's directory is opened to the group: it must not be,
+	// or be inside, a directory that holds the relay's secrets or its log.
+	if n := c.Notify; n.Group != "" && filepath.IsAbs(n.Dir) {
+		for _, p := range []struct{ key, dir string }{{"state_dir", c.StateDir}, {"audit.dir", c.Audit.Dir}} {
+			if filepath.IsAbs(p.dir) && within(filepath.Clean(n.Dir), filepath.Clean(p.dir)) {
+				d.errAt(at("notify.dir"), "keep it apart, e.g. /run/relay-notify", "notify.dir %s is inside %s %s, which only the relay may enter", show(n.Dir), p.key, show(p.dir))
+			}
+		}
+	}
 
 	t := &c.Telegram
 	setDefault(&t.APIURL, "https://api.telegram.org")
@@ -633,6 +812,56 @@ func (d *decoder) defaults(c *Config, s *schema, getenv func(string) string, nee
 			c.Commands = append(c.Commands, cs.cmd)
 		}
 	}
+}
+
+// notify resolves notify.group on this host and checks that no command
+// could carry the group: a command running with it could send
+// notifications in the group's name.
+func (d *decoder) notify(c *Config, at func(string) *yaml.Node, present func(string) bool) {
+	n := &c.Notify
+	n.GID = -1
+	if n.Dir == "" {
+		n.Dir = DefaultNotifyDir
+	} else if d.absPath(at("notify.dir"), "notify.dir", n.Dir, "") {
+		n.Dir = filepath.Clean(n.Dir)
+	}
+	if !present("notify.group") {
+		return
+	}
+	g := n.Group
+	var gid int
+	if digits(g) {
+		id, err := strconv.Atoi(g)
+		if err != nil {
+			d.errAt(at("notify.group"), "", "notify.group: %s is not a group id", show(g))
+			return
+		}
+		gid = id
+	} else if grp, err := user.LookupGroup(g); err == nil {
+		gid, _ = strconv.Atoi(grp.Gid)
+	} else {
+		d.errAt(at("notify.group"), "name the group the sending service runs as, or create one: groupadd --system relay-notify",
+			"notify.group: no group %s on this host", show(g))
+		return
+	}
+	if gid == 0 {
+		d.errAt(at("notify.group"), "create a group for the senders: groupadd --system relay-notify", "notify.group: the root group is shared by system processes; name a group of its own")
+		return
+	}
+	n.GID = gid
+	cmdGID := -1
+	if _, g, ok := strings.Cut(c.CommandUser, ":"); ok && digits(g) {
+		cmdGID, _ = strconv.Atoi(g)
+	} else if u, err := user.Lookup(c.CommandUser); err == nil {
+		cmdGID, _ = strconv.Atoi(u.Gid)
+	}
+	if cmdGID == gid {
+		d.errAt(at("notify.group"), "give the command user a group of its own", "notify.group: %s is command_user's group, so every command could notify in its name", show(g))
+	}
+}
+
+func digits(s string) bool {
+	return s != "" && strings.TrimLeft(s, "0123456789") == ""
 }
 
 func (d *decoder) positive(n *yaml.Node, what string, v int64) {

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"regexp/syntax"
+	"slices"
+	"sort"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -38,9 +40,12 @@ type template struct {
 type problem struct {
 	param int    // parameter index, or -1
 	key   string // the parameter's key concerned, "" for the whole parameter
-	argv  int    // argv index, or -1
-	msg   string
-	hint  string
+	// path leads below key: a string picks a mapping's key (the key node
+	// itself when it is last), an int a list's element.
+	path []any
+	argv int // argv index, or -1
+	msg  string
+	hint string
 }
 
 func (p problem) Error() string {
@@ -190,7 +195,13 @@ func compile(c *Command) (*template, []problem) {
 			index[p.Name] = i
 			names = append(names, p.Name)
 		}
-		probs = append(probs, checkParam(i, p, t)...)
+		own := checkParam(i, p, t)
+		probs = append(probs, own...)
+		if len(own) == 0 && p.Type != TypePath {
+			// Every choice binds as if typed; path values need the
+			// filesystem and are checked by Load.
+			probs = append(probs, checkChoices(i, p, t)...)
+		}
 		if p.Optional {
 			seenOptional = true
 		} else if seenOptional {
@@ -268,11 +279,46 @@ func compile(c *Command) (*template, []problem) {
 	return t, probs
 }
 
+// checkChoices binds every choice of parameter i as if typed: a choice
+// that would be refused, or two that bind the same value, are errors.
+func checkChoices(i int, p *Param, t *template) []problem {
+	var probs []problem
+	bound := map[string]int{}
+	for j, ch := range p.Choices {
+		label := func(format string, a ...any) {
+			probs = append(probs, problem{param: i, key: "choices", path: []any{j}, argv: -1,
+				msg: fmt.Sprintf("parameter %q: choice %s: ", p.Name, show(ch.Value)) + fmt.Sprintf(format, a...)})
+		}
+		switch {
+		case ch.Label == "":
+		case utf8.RuneCountInString(ch.Label) > MaxLabel:
+			label("label is longer than %d characters", MaxLabel)
+		case badText(ch.Label) != "":
+			label("label %s", badText(ch.Label))
+		}
+		v, err := bindValue(p, t, i, ch.Value)
+		if err != nil {
+			probs = append(probs, problem{param: i, key: "choices", path: []any{j}, argv: -1,
+				msg: fmt.Sprintf("parameter %q: choice %s", p.Name, err.Reason)})
+			continue
+		}
+		if k, dup := bound[v]; dup {
+			probs = append(probs, problem{param: i, key: "choices", path: []any{j}, argv: -1,
+				msg: fmt.Sprintf("parameter %q: choice %s binds %s, as choice %d does", p.Name, show(ch.Value), show(v), k+1)})
+		}
+		bound[v] = j
+	}
+	return probs
+}
+
 // checkParam checks one parameter's own fields.
 func checkParam(i int, p *Param, t *template) []problem {
 	var probs []problem
 	add := func(key, hint, format string, a ...any) {
 		probs = append(probs, problem{param: i, key: key, argv: -1, msg: fmt.Sprintf("parameter %q: ", p.Name) + fmt.Sprintf(format, a...), hint: hint})
+	}
+	addAt := func(key string, path []any, hint, format string, a ...any) {
+		probs = append(probs, problem{param: i, key: key, path: path, argv: -1, msg: fmt.Sprintf("parameter %q: ", p.Name) + fmt.Sprintf(format, a...), hint: hint})
 	}
 	switch p.Type {
 	case TypeEnum:
@@ -293,6 +339,16 @@ func checkParam(i int, p *Param, t *template) []problem {
 			}
 			seen[v] = true
 		}
+		if p.FoldCase {
+			for j, v := range p.Values {
+				for _, w := range p.Values[:j] {
+					if v != w && strings.EqualFold(v, w) {
+						addAt("values", []any{j}, "drop one, or drop fold_case", "enum values %s and %s are the same with fold_case", show(w), show(v))
+					}
+				}
+			}
+		}
+		probs = append(probs, checkAliases(i, p)...)
 	case TypeInt:
 		if p.Min > p.Max {
 			add("min", "", "min %d is greater than max %d", p.Min, p.Max)
@@ -332,6 +388,9 @@ func checkParam(i int, p *Param, t *template) []problem {
 	default:
 		add("type", didYouMean(string(p.Type), []string{"enum", "int", "string", "path"}), "unknown type %s (want enum, int, string or path)", show(string(p.Type)))
 	}
+	if len(p.Choices) > MaxChoices {
+		add("choices", "a picker shows at most 24 buttons; keep the ones used most", "%d choices, more than %d", len(p.Choices), MaxChoices)
+	}
 	if p.Optional && !p.HasDefault {
 		add("optional", "add default: the value used when the argument is left out", "an optional parameter needs a default")
 	}
@@ -339,4 +398,78 @@ func checkParam(i int, p *Param, t *template) []problem {
 		add("default", "add optional: true, or remove the default", "a default is only used by an optional parameter")
 	}
 	return probs
+}
+
+// checkAliases checks an enum's aliases: each belongs to a value, is text
+// an argument could be, and is neither a value nor another alias, with
+// fold_case whatever the case. An alias that collided would make what a
+// word binds depend on the order of the file.
+func checkAliases(i int, p *Param) []problem {
+	var probs []problem
+	add := func(path []any, hint, format string, a ...any) {
+		probs = append(probs, problem{param: i, key: "aliases", path: path, argv: -1, msg: fmt.Sprintf("parameter %q: ", p.Name) + fmt.Sprintf(format, a...), hint: hint})
+	}
+	fold := func(s string) string {
+		if p.FoldCase {
+			return foldKey(s)
+		}
+		return s
+	}
+	values := map[string]string{}  // folded value -> value
+	aliasOf := map[string]string{} // folded alias -> the value it binds
+	for _, v := range p.Values {
+		values[fold(v)] = v
+	}
+	keys := make([]string, 0, len(p.Aliases))
+	for k := range p.Aliases {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !slices.Contains(p.Values, k) {
+			add([]any{k}, didYouMean(k, p.Values), "alias key %s is not one of the values %s", show(k), p.shape())
+		}
+	}
+	for _, v := range p.Values {
+		for j, a := range p.Aliases[v] {
+			at := []any{v, j}
+			switch {
+			case a == "":
+				add(at, "", "empty alias of %s", show(v))
+				continue
+			case len(a) > MaxArgBytes:
+				add(at, "", "alias of %s is longer than %d bytes", show(v), MaxArgBytes)
+				continue
+			case badText(a) != "":
+				add(at, "", "alias %s %s", show(a), badText(a))
+				continue
+			case a[0] == '-' && !p.AllowDash:
+				add(at, "set allow_dash: true if it is meant", "alias %s begins with '-' and could be read as an option", show(a))
+				continue
+			}
+			if w, ok := values[fold(a)]; ok {
+				add(at, "an alias is another word for a value; drop it", "alias %s of %s is the value %s", show(a), show(v), show(w))
+			} else if w, ok := aliasOf[fold(a)]; ok {
+				add(at, "each word binds one value", "alias %s of %s is also an alias of %s", show(a), show(v), show(w))
+			} else {
+				aliasOf[fold(a)] = v
+			}
+		}
+	}
+	return probs
+}
+
+// foldKey maps s to one representative of its case-folding class, so that
+// foldKey(a) == foldKey(b) exactly when strings.EqualFold(a, b): each rune
+// becomes the smallest rune of its simple folding orbit.
+func foldKey(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		b.WriteRune(m)
+	}
+	return b.String()
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/relaychat/relay/internal/render"
 )
 
 // Config is one relay configuration file: the relay's settings and the
@@ -29,6 +31,7 @@ type Config struct {
 	Audit    Audit
 	Limits   Limits
 	Secrets  Secrets
+	Notify   Notify
 
 	// Commands is the allowlist, in file order. Names are unique.
 	Commands []*Command
@@ -101,6 +104,25 @@ type Secrets struct {
 	NoKeyring bool
 }
 
+// Notify lets one local group hand notifications to the running relay
+// through a socket of its own. Key: notify. Off unless Group is set.
+type Notify struct {
+	// Group is the group whose members may notify (group), as written: a
+	// name or a numeric gid. It marks every such notification as its
+	// sender. "" turns the feature off.
+	Group string
+	// GID is Group resolved on this host at load; -1 when Group is "".
+	GID int
+	// Dir holds the group's socket, notify.sock (dir, default
+	// DefaultNotifyDir). The relay serves it only while the directory is
+	// owned by the relay's user, has the group, and is closed to others
+	// (mode 0750 or stricter): see SECURITY.md.
+	Dir string
+}
+
+// DefaultNotifyDir is notify.dir's default.
+const DefaultNotifyDir = "/run/relay-notify"
+
 // Audit holds audit-log settings. Key: audit.
 type Audit struct {
 	Dir                string        // dir, absolute; 0700
@@ -136,6 +158,8 @@ type Command struct {
 	// to a hub, and does not offer it. Default true.
 	Hub     bool
 	Sandbox Sandbox
+	// Format says how the output is shown (format); nil shows it as it is.
+	Format *Format
 
 	// Line is where the command is defined, for messages.
 	Line int
@@ -169,6 +193,43 @@ type Param struct {
 	Default     string // used when Optional and absent; validated at load
 	HasDefault  bool
 	AllowDash   bool // allow_dash: a value may begin with '-'
+	// FoldCase makes an enum match its values (and aliases) whatever
+	// their case (fold_case, enum only): "On" binds "on".
+	FoldCase bool
+	// Aliases are other words for an enum's values (aliases, enum only),
+	// keyed by the value: {"on": ["an", "ein"]}. An alias binds to its
+	// value; no alias equals a value or another alias (with fold_case,
+	// whatever the case).
+	Aliases map[string][]string
+	// Choices are what a picker offers for this parameter (choices), in
+	// order; each binds as if typed. Without them an enum offers its
+	// values and an int with at most MaxIntChoices values its range.
+	Choices []Choice
+}
+
+// Choice is one button of a parameter picker: the Value it types and the
+// Label shown (the value itself unless the policy names one).
+type Choice struct {
+	Value string
+	Label string
+}
+
+// Format is how a command's output is shown. Key: commands.<name>.format.
+type Format struct {
+	// JQ is a jq expression over the output (jq), checked and compiled at
+	// load; see internal/render for what it may use and its bounds.
+	JQ string
+	// Text makes the output one string for JQ (input: text) instead of
+	// a stream of JSON values (input: json, the default).
+	Text bool
+	// Table lays the results out as an aligned table (table: true, or
+	// table: [columns]).
+	Table bool
+	// Columns are the table's columns (table: [a, b]); nil takes every
+	// key of the rows.
+	Columns []string
+
+	prog *render.Program // compiled by Load
 }
 
 // Sandbox is a command's sandbox profile. Key: commands.<name>.sandbox.

@@ -22,7 +22,7 @@ func sortErrors(l ErrorList) {
 // typeKeys lists, per parameter type, the keys that belong to it; a key of
 // another type is an error rather than silently ignored.
 var typeKeys = map[ParamType][]string{
-	TypeEnum:   {"values"},
+	TypeEnum:   {"values", "fold_case", "aliases"},
 	TypeInt:    {"min", "max"},
 	TypeString: {"pattern", "max_len"},
 	TypePath:   {"root"},
@@ -101,7 +101,7 @@ func (d *decoder) commandDefaults(cs *cmdSchema, l *Limits) {
 		case p.param >= 0 && p.param < len(cs.params):
 			ps := cs.params[p.param]
 			n = ps.n
-			if v := ps.at[p.key]; v != nil {
+			if v := ps.node(p.key, p.path); v != nil {
 				n = v
 			}
 		}
@@ -124,6 +124,11 @@ func (d *decoder) commandDefaults(cs *cmdSchema, l *Limits) {
 		if p.HasDefault && len(probs) == 0 {
 			if _, err := bindValue(p, t, i, p.Default); err != nil {
 				d.errAt(cs.params[i].at["default"], "", "%s: parameter %q: default %s", what, p.Name, err.Reason)
+			}
+		}
+		if len(probs) == 0 {
+			for _, cp := range checkChoices(i, p, t) {
+				d.errAt(cs.params[i].node(cp.key, cp.path), cp.hint, "%s: %s", what, cp.msg)
 			}
 		}
 	}
@@ -151,7 +156,7 @@ func (d *decoder) paramKeys(ps *paramSchema, what string) {
 			}
 		}
 	}
-	for _, k := range own {
+	for _, k := range own[:min(len(own), 2)] { // the required ones
 		if _, ok := ps.at[k]; !ok {
 			if p.Type == TypeInt { // the others report their own missing key
 				d.errAt(ps.n, "an int needs both min and max", "%s: parameter %q: %s is required", what, p.Name, k)
@@ -252,4 +257,41 @@ func (d *decoder) sandboxChecks(cs *cmdSchema, what string) {
 	if s.NoFile != 0 && s.NoFile < 16 {
 		d.errAt(at("nofile"), "the sandbox itself needs 16", "%s.nofile %d is too low", what, s.NoFile)
 	}
+}
+
+// node finds the value node a problem concerns: key's value, then down
+// path (a string picks a mapping's key, and is the key node itself when
+// last; an int picks a list's element). It stops where the file differs.
+func (ps *paramSchema) node(key string, path []any) *yaml.Node {
+	n := ps.at[key]
+	for i, step := range path {
+		if n == nil {
+			return nil
+		}
+		switch step := step.(type) {
+		case int:
+			if n.Kind != yaml.SequenceNode || step >= len(n.Content) {
+				return n
+			}
+			n = n.Content[step]
+		case string:
+			if n.Kind != yaml.MappingNode {
+				return n
+			}
+			found := false
+			for j := 0; j+1 < len(n.Content); j += 2 {
+				if n.Content[j].Value == step {
+					if i == len(path)-1 {
+						return n.Content[j]
+					}
+					n, found = n.Content[j+1], true
+					break
+				}
+			}
+			if !found {
+				return n
+			}
+		}
+	}
+	return n
 }

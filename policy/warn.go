@@ -180,6 +180,9 @@ func (c *Config) Summary(w io.Writer) {
 	fmt.Fprintf(w, "limits: %d concurrent, timeout %s (max %s), output %s (max %s)\n",
 		l.MaxConcurrent, dur(l.DefaultTimeout), dur(l.MaxTimeout), FormatSize(l.DefaultMaxOutput), FormatSize(l.MaxOutput))
 	fmt.Fprintf(w, "state %s, audit %s, telegram %s\n", c.StateDir, c.Audit.Dir, c.Telegram.Mode)
+	if c.Notify.Group != "" {
+		fmt.Fprintf(w, "notify: members of group %s (gid %d) may notify through %s/notify.sock, marked as %s\n", c.Notify.Group, c.Notify.GID, c.Notify.Dir, c.Notify.Group)
+	}
 	for _, cmd := range c.Commands {
 		fmt.Fprintf(w, "\n%s\n", cmd.Usage())
 		fmt.Fprintf(w, "    %s\n", cmd.Description)
@@ -195,8 +198,19 @@ func (c *Config) Summary(w io.Writer) {
 			default:
 				fmt.Fprintf(w, "    %s: %s", p.Name, p.shape())
 			}
+			if p.FoldCase {
+				fmt.Fprint(w, ", in any case")
+			}
+			for _, v := range p.Values {
+				if a := p.Aliases[v]; len(a) > 0 {
+					fmt.Fprintf(w, ", %s also as %s", v, strings.Join(a, " or "))
+				}
+			}
 			if p.AllowDash {
 				fmt.Fprint(w, ", may begin with '-'")
+			}
+			if ch := p.picks(); len(ch) > 0 {
+				fmt.Fprintf(w, ", %d buttons", len(ch))
 			}
 			if p.Description != "" {
 				fmt.Fprintf(w, " (%s)", p.Description)
@@ -228,6 +242,23 @@ func (c *Config) Summary(w io.Writer) {
 			flags = append(flags, "env "+strings.Join(keys, ","))
 		}
 		fmt.Fprintf(w, "    %s\n", strings.Join(flags, " · "))
+		if f := cmd.Format; f != nil {
+			var parts []string
+			if f.Text {
+				parts = append(parts, "input text")
+			}
+			if f.JQ != "" {
+				parts = append(parts, "jq "+f.JQ)
+			}
+			if f.Table {
+				t := "table"
+				if len(f.Columns) > 0 {
+					t += " " + strings.Join(f.Columns, ", ")
+				}
+				parts = append(parts, t)
+			}
+			fmt.Fprintf(w, "    format: %s\n", strings.Join(parts, " · "))
+		}
 	}
 	if c.Member != nil {
 		fmt.Fprintf(w, "\nmember: served to a hub by relay serve-ssh")

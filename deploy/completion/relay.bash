@@ -35,7 +35,7 @@ _relay() {
 		words="--config --host"
 		;;
 	notify)
-		words="--config --file --silent"
+		words="--config --file --silent --socket"
 		;;
 	playground)
 		words="--config --log-format"

@@ -62,6 +62,7 @@ complete -c relay -n "__fish_seen_subcommand_from exec" -l host -F
 complete -c relay -n "__fish_seen_subcommand_from notify" -l config -F
 complete -c relay -n "__fish_seen_subcommand_from notify" -l file -F
 complete -c relay -n "__fish_seen_subcommand_from notify" -l silent -F
+complete -c relay -n "__fish_seen_subcommand_from notify" -l socket -F
 complete -c relay -n "__fish_seen_subcommand_from playground" -l config -F
 complete -c relay -n "__fish_seen_subcommand_from playground" -l log-format -F
 complete -c relay -n "__fish_seen_subcommand_from policy; and not __fish_seen_subcommand_from check" -a 'check'

@@ -52,7 +52,7 @@ _relay() {
 		cands=(--config --host)
 		;;
 	notify)
-		cands=(--config --file --silent)
+		cands=(--config --file --silent --socket)
 		;;
 	playground)
 		cands=(--config --log-format)

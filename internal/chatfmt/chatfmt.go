@@ -111,6 +111,17 @@ func FitsMessage(output []byte, footer string) bool {
 	return !truncated
 }
 
+// TextBudget is how many UTF-16 units of output Pre shows whole, without
+// leaving anything out, next to footer: what a renderer that cuts its own
+// text (a table keeping its header row) may fill.
+func TextBudget(footer string) int {
+	if footer == "" {
+		return limit
+	}
+	var foot strings.Builder
+	return limit - writeLine(&foot, footer, footerMax) - 1
+}
+
 // Progress renders the live-progress message for a running command: the
 // elapsed time and the last few lines of its output so far.
 func Progress(elapsed time.Duration, tail []byte) string {

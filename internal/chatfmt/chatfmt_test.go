@@ -335,3 +335,20 @@ func TestNotifyCannotPassForRelay(t *testing.T) {
 		}
 	}
 }
+
+// TestTextBudget: text of exactly the budget fits whole next to its
+// footer, one unit more does not, whatever the footer.
+func TestTextBudget(t *testing.T) {
+	for _, footer := range []string{"", "exit 0 · 1.2s", strings.Repeat("f", 1000), "😀 wide"} {
+		n := TextBudget(footer)
+		if n <= 0 || n > MaxMessage {
+			t.Fatalf("footer %q: got budget %d", footer, n)
+		}
+		if !FitsMessage([]byte(strings.Repeat("x", n)), footer) {
+			t.Errorf("footer %q: %d units do not fit, want the budget to fit", footer, n)
+		}
+		if FitsMessage([]byte(strings.Repeat("x", n+1)), footer) {
+			t.Errorf("footer %q: %d units fit, want the budget to be the most that does", footer, n+1)
+		}
+	}
+}

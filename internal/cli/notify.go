@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -16,11 +20,13 @@ import (
 	"github.com/relaychat/relay/internal/control"
 	"github.com/relaychat/relay/internal/secrets"
 	"github.com/relaychat/relay/internal/telegram"
+	"github.com/relaychat/relay/policy"
 )
 
 const notifyUsage = `Usage:
     relay notify [--config FILE] [--silent] TEXT|-
     relay notify [--config FILE] [--silent] --file PATH [CAPTION]
+    relay notify --socket PATH [--silent] TEXT|-
 
 Sends a message, or a file as a document, to the owner's chat: for cron,
 CI and Home Assistant automations. "-" reads the text from standard input.
@@ -29,8 +35,15 @@ the daemon's audit log; without a running relay, notify writes the audit
 record itself. The token comes from the secret store, never the command
 line.
 
+Another local service (Home Assistant, running as its own user or in a
+container) sends through the group socket instead, as a member of the
+group the config names in notify.group: --socket PATH (by default
+/run/relay-notify/notify.sock) needs no config and no token, and the
+message shows the group as its sender.
+
 Options:
     --config FILE   the config file (default: as relay run)
+    --socket PATH   send through the group socket at PATH (notify.group)
     --silent        deliver without a notification sound
     --file PATH     send PATH as a document
 `
@@ -46,6 +59,7 @@ func init() {
 func notifyCmd(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags("notify")
 	cfgFlag := fs.String("config", "", "")
+	socket := fs.String("socket", "", "")
 	silent := fs.Bool("silent", false, "")
 	file := fs.String("file", "", "")
 	if err := parseFlags(fs, args); err != nil {
@@ -72,9 +86,20 @@ func notifyCmd(ctx context.Context, env *Env, args []string) error {
 	if *file == "" && strings.TrimSpace(text) == "" {
 		return usageErr("notify: empty message")
 	}
-	_, cfg, err := configFromFlag(*cfgFlag, env)
-	if err != nil {
-		return err
+	if *socket != "" && *cfgFlag != "" {
+		return usageErr("notify: --socket sends without a config; give one of --socket and --config")
+	}
+	var cfg *policy.Config
+	maxDoc := int64(50 << 20) // the daemon bounds it again
+	if *socket == "" {
+		var err error
+		if _, cfg, err = configFromFlag(*cfgFlag, env); err != nil {
+			if errors.Is(err, iofs.ErrPermission) {
+				return withHint(err, "a service that notifies as a member of notify.group needs no config: relay notify --socket "+filepath.Join(policy.DefaultNotifyDir, control.GroupSocketName)+" TEXT")
+			}
+			return err
+		}
+		maxDoc = cfg.Telegram.MaxDocumentBytes
 	}
 	n := control.Notification{Text: text, Silent: *silent}
 	var body io.Reader
@@ -89,8 +114,8 @@ func notifyCmd(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("notify: %w", err)
 		}
-		if fi.Size() > cfg.Telegram.MaxDocumentBytes {
-			return fmt.Errorf("notify: %s is %d bytes, over telegram.max_document_bytes (%d)", *file, fi.Size(), cfg.Telegram.MaxDocumentBytes)
+		if fi.Size() > maxDoc {
+			return fmt.Errorf("notify: %s is %d bytes, over telegram.max_document_bytes (%d)", *file, fi.Size(), maxDoc)
 		}
 		n.FileName, n.Size, body = filepath.Base(*file), fi.Size(), f
 	case len(text) > maxNotifyText || !utf8.ValidString(text):
@@ -100,12 +125,15 @@ func notifyCmd(ctx context.Context, env *Env, args []string) error {
 
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	err = control.Send(cctx, cfg.StateDir, n, body)
+	if *socket != "" {
+		return notifyFailed(control.SendTo(cctx, *socket, n, body), *socket, nil)
+	}
+	err := control.Send(cctx, cfg.StateDir, n, body)
 	if err == nil {
 		return nil
 	}
 	if !errors.Is(err, control.ErrNoDaemon) {
-		return fmt.Errorf("notify: %w", err)
+		return notifyFailed(err, control.Path(cfg.StateDir), cfg)
 	}
 	// No daemon: do what it would, with the audit record first.
 	if s, ok := body.(io.Seeker); ok {
@@ -114,6 +142,62 @@ func notifyCmd(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	return notifyDirect(cctx, env, cfg.Audit.Dir, cfg.Telegram.APIURL, cfg.Auth.OwnerID, secretStore(cfg, env), n, body)
+}
+
+// notifyFailed says what kept a notification from the relay, and how to
+// fix it. It never suggests the direct path: a user who cannot reach the
+// socket must not be sent looking for the bot token.
+func notifyFailed(err error, socket string, cfg *policy.Config) error {
+	if err == nil {
+		return nil
+	}
+	groupSocket := filepath.Join(policy.DefaultNotifyDir, control.GroupSocketName)
+	if cfg != nil && cfg.Notify.Group != "" {
+		groupSocket = filepath.Join(cfg.Notify.Dir, control.GroupSocketName)
+	}
+	var ae *control.AccessError
+	var re *control.RefusedError
+	switch {
+	case errors.As(err, &ae) && cfg != nil:
+		// The relay's own socket: its user and root only.
+		msg := fmt.Errorf("notify: %w (only the relay's user and root may use it)", ae)
+		if cfg.Notify.Group != "" {
+			return withHint(msg, fmt.Sprintf("add uid %d to group %s (notify.group) and send with --socket %s", ae.UID, cfg.Notify.Group, groupSocket))
+		}
+		return withHint(msg, fmt.Sprintf("to let uid %d notify, set notify.group in the relay's config, add the user to that group, and send with --socket %s", ae.UID, groupSocket))
+	case errors.As(err, &ae):
+		hint := "add the user to the group notify.group names (usermod -aG GROUP USER), then restart the sending service, which reads its groups when it starts"
+		if name := dirGroup(filepath.Dir(socket)); name != "" {
+			hint = fmt.Sprintf("usermod -aG %s USER adds it to group %s, which notify.group names; then restart the sending service, which reads its groups when it starts", name, name)
+		}
+		return withHint(fmt.Errorf("notify: %w; add it to notify.group", ae), hint)
+	case errors.As(err, &re) && strings.Contains(re.Reason, "notify.group"):
+		name := dirGroup(filepath.Dir(socket))
+		if name == "" {
+			name = "GROUP"
+		}
+		return withHint(fmt.Errorf("notify: %w", re), fmt.Sprintf("usermod -aG %s USER adds the user to the group; then restart the sending service, which reads its groups when it starts", name))
+	case errors.Is(err, control.ErrNoDaemon) && cfg == nil:
+		return withHint(fmt.Errorf("notify: no relay is listening on %s", socket),
+			"is the relay running, with notify.group in its config? Its log says why it does not serve the group socket")
+	}
+	return fmt.Errorf("notify: %w", err)
+}
+
+// dirGroup is the name of the group owning dir, or "".
+func dirGroup(dir string) string {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return ""
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	if g, err := user.LookupGroupId(strconv.Itoa(int(st.Gid))); err == nil {
+		return g.Name
+	}
+	return strconv.Itoa(int(st.Gid))
 }
 
 func notifyDirect(ctx context.Context, env *Env, auditDir, apiURL string, owner int64, store *secrets.Store, n control.Notification, body io.Reader) error {

@@ -11,6 +11,16 @@
 // lives in a pid namespace below the relay's, and is refused even though
 // it has the relay's uid. Each peer is limited in rate, and its uid, pid
 // and program name go with its notification for the audit record.
+//
+// One named local group may be let in too (notify.group), through a second
+// socket, ServeGroup's, in a directory of its own: owned by the relay's
+// user, with that group, closed to everyone else, which ServeGroup checks
+// before it listens. There the peer must be a member of the group, as the
+// kernel attests at connect time (SO_PEERCRED, SO_PEERGROUPS); no command
+// of the relay can be, since the relay refuses to serve the group when it
+// has the group itself (and policy refuses a command_user whose group it
+// is). Its notifications carry the group's name as their sender
+// (Peer.Group, Peer.Sender), never the program name the peer chose.
 package control
 
 import (
@@ -58,12 +68,30 @@ type Notification struct {
 type Peer struct {
 	UID, PID int
 	// Program is the peer's command name (comm), as the peer set it:
-	// for the record, never trusted.
+	// for the record, never trusted. It may be "" for a peer of the group
+	// socket whose /proc entry the relay cannot read (ProtectProc=).
 	Program string
+	// Group is set for a peer that came through the group socket: the
+	// notify.group name it is a member of. "" for the relay's own socket.
+	Group string
 }
 
 func (p Peer) String() string {
-	return fmt.Sprintf("uid %d pid %d (%s)", p.UID, p.PID, strconv.Quote(p.Program))
+	s := fmt.Sprintf("uid %d pid %d (%s)", p.UID, p.PID, strconv.Quote(p.Program))
+	if p.Group != "" {
+		s += " via group " + p.Group
+	}
+	return s
+}
+
+// Sender is the name a notification is marked with in the chat: the group
+// for a peer of the group socket (the one name the relay vouches for), the
+// program name otherwise (the relay's own user or root chose it).
+func (p Peer) Sender() string {
+	if p.Group != "" {
+		return p.Group
+	}
+	return p.Program
 }
 
 // MaxText bounds a notification's text: one Telegram message.
@@ -135,7 +163,6 @@ func Serve(ctx context.Context, stateDir string, maxBody int64, h Handler) error
 
 // ServeHandlers is Serve with every operation's handler.
 func ServeHandlers(ctx context.Context, stateDir string, maxBody int64, hs Handlers) error {
-	lim := newLimiter(time.Now)
 	p := Path(stateDir)
 	_ = os.Remove(p)
 	old := syscall.Umask(0o177)
@@ -144,6 +171,11 @@ func ServeHandlers(ctx context.Context, stateDir string, maxBody int64, hs Handl
 	if err != nil {
 		return fmt.Errorf("control socket %s: %w", p, err)
 	}
+	return accept(ctx, ln, maxBody, hs, peer)
+}
+
+func accept(ctx context.Context, ln *net.UnixListener, maxBody int64, hs Handlers, check func(*net.UnixConn) (Peer, error)) error {
+	lim := newLimiter(time.Now)
 	ln.SetUnlinkOnClose(true)
 	go func() {
 		<-ctx.Done()
@@ -157,7 +189,7 @@ func ServeHandlers(ctx context.Context, stateDir string, maxBody int64, hs Handl
 			}
 			return fmt.Errorf("control socket: %w", err)
 		}
-		go serveConn(ctx, c, maxBody, hs, lim)
+		go serveConn(ctx, c, maxBody, hs, lim, check)
 	}
 }
 
@@ -263,7 +295,7 @@ func (l *limiter) allow(uid int) bool {
 	return true
 }
 
-func serveConn(ctx context.Context, c *net.UnixConn, maxBody int64, hs Handlers, lim *limiter) {
+func serveConn(ctx context.Context, c *net.UnixConn, maxBody int64, hs Handlers, lim *limiter, check func(*net.UnixConn) (Peer, error)) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Minute))
 	answer := func(err error) {
@@ -276,7 +308,7 @@ func serveConn(ctx context.Context, c *net.UnixConn, maxBody int64, hs Handlers,
 	// Who connected is known from the connection itself, before anything
 	// it sends; the header is still read first (it is bounded), so that a
 	// refused client reads its refusal rather than a broken pipe.
-	who, perr := peer(c)
+	who, perr := check(c)
 	br := bufio.NewReaderSize(io.LimitReader(c, maxHeader+maxBody+1), 4096)
 	line, err := readLine(br)
 	if perr != nil {
@@ -337,7 +369,7 @@ func serveAudit(ctx context.Context, c *net.UnixConn, h AuditHandler, r *audit.R
 	}
 	switch {
 	case h == nil:
-		answer(audit.Head{}, errors.New("this daemon does not accept audit records (upgrade relay)"))
+		answer(audit.Head{}, errors.New("this socket does not accept audit records"))
 	case r == nil || (r.Call == "" && r.Peer == "") || !slices.Contains(RemoteTypes, r.Type):
 		answer(audit.Head{}, errors.New("only the records of a remote call are accepted"))
 	default:
@@ -365,11 +397,39 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 // ErrNoDaemon means no daemon is listening on the socket.
 var ErrNoDaemon = errors.New("relay daemon not running")
 
-// Send hands n (and body, when it is a file of n.Size bytes) to the daemon.
+// AccessError means the kernel kept the caller from the socket: the
+// directory or the socket does not let its uid in. Nothing was sent, and
+// the daemon may well be running.
+type AccessError struct {
+	Path string
+	UID  int
+}
+
+func (e *AccessError) Error() string {
+	return fmt.Sprintf("the relay's socket %s does not accept uid %d", e.Path, e.UID)
+}
+
+// RefusedError is the daemon's refusal of a request, with its reason.
+type RefusedError struct{ Reason string }
+
+func (e *RefusedError) Error() string { return "the relay refused: " + e.Reason }
+
+// Send hands n (and body, when it is a file of n.Size bytes) to the daemon
+// through the relay's own socket under stateDir.
 func Send(ctx context.Context, stateDir string, n Notification, body io.Reader) error {
+	return SendTo(ctx, Path(stateDir), n, body)
+}
+
+// SendTo is Send through the socket at path, such as the group socket.
+// It returns ErrNoDaemon when nothing listens there, an *AccessError when
+// the caller may not reach it, and a *RefusedError when the daemon says no.
+func SendTo(ctx context.Context, path string, n Notification, body io.Reader) error {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", Path(stateDir))
+	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
+		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+			return &AccessError{Path: path, UID: os.Getuid()}
+		}
 		return fmt.Errorf("%w: %v", ErrNoDaemon, err)
 	}
 	defer c.Close()
@@ -380,10 +440,16 @@ func Send(ctx context.Context, stateDir string, n Notification, body io.Reader) 
 	if err != nil {
 		return err
 	}
+	dec := json.NewDecoder(c)
 	if _, err := c.Write(append(hdr, '\n')); err != nil {
+		// The daemon may have refused the peer before reading a byte:
+		// its answer says why, which a broken pipe does not.
+		var re *RefusedError
+		if aerr := readAnswer(dec); errors.As(aerr, &re) {
+			return re
+		}
 		return fmt.Errorf("control socket: %w", err)
 	}
-	dec := json.NewDecoder(c)
 	if n.Size > 0 {
 		if err := readAnswer(dec); err != nil {
 			return err
@@ -406,7 +472,7 @@ func readResponse(dec *json.Decoder) (response, error) {
 		return r, fmt.Errorf("control socket: no answer from the daemon: %w", err)
 	}
 	if !r.OK {
-		return r, fmt.Errorf("daemon refused: %s", r.Error)
+		return r, &RefusedError{Reason: r.Error}
 	}
 	return r, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -12,9 +13,29 @@ import (
 	"time"
 )
 
-const helperArg = "__control-test-send"
+const (
+	helperArg      = "__control-test-send"
+	helperToArg    = "__control-test-send-to"
+	helperCheckArg = "__control-test-check-group"
+)
 
 func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == helperToArg {
+		// A local service sending through the group socket.
+		err := SendTo(context.Background(), os.Args[2], Notification{Text: "door open"}, nil)
+		if err != nil {
+			fmt.Println("refused:", err)
+			os.Exit(1)
+		}
+		fmt.Println("sent")
+		os.Exit(0)
+	}
+	if len(os.Args) == 5 && os.Args[1] == helperCheckArg {
+		// A relay process that has the group itself.
+		gid, _ := strconv.Atoi(os.Args[3])
+		fmt.Println(CheckGroup(Group{Name: os.Args[2], GID: gid, Dir: os.Args[4]}))
+		os.Exit(0)
+	}
 	if len(os.Args) == 3 && os.Args[1] == helperArg {
 		// A client process: what a command run by the relay would be.
 		err := Send(context.Background(), os.Args[2], Notification{Text: "hello from pid " + fmt.Sprint(os.Getpid())}, nil)

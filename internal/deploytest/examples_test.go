@@ -12,22 +12,45 @@ import (
 
 const examplesDir = "../../policy/examples"
 
+// setUpDir is where the examples keep what the owner creates while setting
+// up (home-assistant.yaml's token header file). loadExample makes it in a
+// temp dir, so the examples load on a host without it; setUp is that dir.
+const setUpDir = "/var/lib/relay-ha"
+
+var setUp string
+
 func loadExample(t *testing.T, name string) *policy.Config {
 	t.Helper()
-	cfg, err := policy.Load(filepath.Join(examplesDir, name))
+	data, err := os.ReadFile(filepath.Join(examplesDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if setUp == "" {
+		d, err := os.MkdirTemp("", "relay-ha-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "ha-auth-header"), []byte("Authorization: Bearer example\n"), 0o400); err != nil {
+			t.Fatal(err)
+		}
+		setUp = d
+	}
+	cfg, err := policy.Parse(filepath.Join(examplesDir, name), []byte(strings.ReplaceAll(string(data), setUpDir, setUp)))
 	if err != nil {
 		t.Fatalf("load %s:\n%v", name, err)
 	}
 	return cfg
 }
 
+
 // TestExamplesBindAsDocumented binds chat arguments through each example
 // and compares the argv with what the example's comments promise. YAML flow
 // sequences split on commas, so an argument like "--output=a,b" that is not
 // quoted silently becomes several; this catches that class of mistake too.
 func TestExamplesBindAsDocumented(t *testing.T) {
+	loadExample(t, "home-assistant.yaml") // makes setUp
 	hdr := []string{"/usr/bin/curl", "--disable", "--silent", "--show-error", "--fail", "--max-time", "10", "--proto", "=http",
-		"-H", "@/etc/relay/ha-auth-header"}
+		"-H", "@" + setUp + "/ha-auth-header"}
 	json := []string{"-H", "Content-Type: application/json", "--data"}
 	cat := func(parts ...[]string) []string { return slices.Concat(parts...) }
 	for _, c := range []struct {
@@ -39,6 +62,18 @@ func TestExamplesBindAsDocumented(t *testing.T) {
 			[]string{"/usr/bin/mosquitto_pub", "-h", "127.0.0.1", "-p", "1883", "-q", "1", "-t", "home/kitchen/light/set", "-m", "on"}},
 		{"home-assistant.yaml", "light", []string{"living_room", "off"},
 			[]string{"/usr/bin/mosquitto_pub", "-h", "127.0.0.1", "-p", "1883", "-q", "1", "-t", "home/living_room/light/set", "-m", "off"}},
+		{"home-assistant.yaml", "light", []string{"Lounge", "On"}, // as a phone types it
+			[]string{"/usr/bin/mosquitto_pub", "-h", "127.0.0.1", "-p", "1883", "-q", "1", "-t", "home/living_room/light/set", "-m", "on"}},
+		{"home-assistant.yaml", "climate", []string{"bedroom"},
+			[]string{"/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", "1883", "-C", "1", "-W", "5", "-t", "zigbee2mqtt/bedroom_climate"}},
+		{"home-assistant.yaml", "door", nil,
+			[]string{"/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", "1883", "-C", "1", "-W", "5", "-t", "home/front_door/contact"}},
+		{"home-assistant.yaml", "sensor", []string{"Outside"},
+			cat(hdr, []string{"http://127.0.0.1:8123/api/states/sensor.outdoor_temperature"})},
+		{"home-assistant.yaml", "lights", nil,
+			cat(hdr, []string{"http://127.0.0.1:8123/api/states"})},
+		{"home-assistant.yaml", "lamp", []string{"Hall", "An"},
+			cat(hdr, json, []string{`{"entity_id": "light.hall"}`, "http://127.0.0.1:8123/api/services/light/turn_on"})},
 		{"home-assistant.yaml", "scene", []string{"movie"},
 			cat(hdr, json, []string{`{"entity_id": "scene.movie"}`, "http://127.0.0.1:8123/api/services/scene/turn_on"})},
 		{"home-assistant.yaml", "heat", []string{"020"},
@@ -83,7 +118,9 @@ func TestExamplesRefuse(t *testing.T) {
 		{"home-assistant.yaml", "light", []string{"garage", "on"}},
 		{"home-assistant.yaml", "light", []string{"#", "on"}},
 		{"home-assistant.yaml", "light", []string{"kitchen/../x", "on"}},
-		{"home-assistant.yaml", "light", []string{"kitchen", "ON"}},
+		{"home-assistant.yaml", "light", []string{"kitchen", "onn"}},
+		{"home-assistant.yaml", "light", []string{"kitchen", "ON\u202e"}},
+		{"home-assistant.yaml", "sensor", []string{"sensor.outdoor_temperature"}},
 		{"home-assistant.yaml", "light", []string{"kitchen", "on", "extra"}},
 		{"home-assistant.yaml", "heat", []string{"25"}},
 		{"home-assistant.yaml", "heat", []string{"20, \"x\": 1"}},
@@ -143,6 +180,20 @@ func TestExamplesPolicyChoices(t *testing.T) {
 	for _, c := range loadExample(t, "home-assistant.yaml").Commands {
 		if len(c.Sandbox.ConnectPorts) != 1 {
 			t.Errorf("/%s: got connect_ports %v, want exactly the one service port", c.Name, c.Sandbox.ConnectPorts)
+		}
+		// A secret file curl reads (-H @FILE) is declared for the command
+		// that reads it, and lies outside /etc, which every command sees.
+		for _, a := range c.Argv {
+			file, ok := strings.CutPrefix(a, "@")
+			if !ok {
+				continue
+			}
+			if !slices.Contains(c.Sandbox.Read, file) {
+				t.Errorf("/%s reads %s but does not declare it in sandbox.read", c.Name, file)
+			}
+			if strings.HasPrefix(file, "/etc/") {
+				t.Errorf("/%s keeps its secret %s under /etc, which every command can read", c.Name, file)
+			}
 		}
 	}
 }

@@ -25,7 +25,11 @@ func TestMain(m *testing.M) {
 	if p := os.Getenv(guestEnv); p != "" {
 		os.Exit(guest(p))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if setUp != "" { // made by loadExample
+		os.RemoveAll(setUp)
+	}
+	os.Exit(code)
 }
 
 // guest runs inside the machine as root, under systemd. It never fails

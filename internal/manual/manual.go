@@ -60,6 +60,8 @@ var Settings = []Key{
 	{"limits.max_timeout", "`10m`", "no command may set more"},
 	{"limits.default_max_output", "`16MiB`", "a command's output cap when it sets none"},
 	{"limits.max_output", "`1GiB`", "no command may set more"},
+	{"notify.group", "none", "one local group (a name or gid) whose members may notify through a socket of their own (Home Assistant); never root's, the relay's or `command_user`'s group"},
+	{"notify.dir", "`/run/relay-notify`", "the group socket's directory: owned by the relay's user, with the group, mode 2750; not inside `state_dir` or `audit.dir`"},
 	{"secrets.keyring", "`true`", "`false`: never ask the OS keyring; secrets come from systemd credentials, `RELAY_BOT_TOKEN` (the token only) and 0600 files in `state_dir/secrets`"},
 }
 
@@ -95,7 +97,10 @@ var FleetKeys = []Key{
 var CommandKeys = []Key{
 	{"description", "`run <program>`", "shown in `/help` and the phone's menu; at most 256 characters"},
 	{"argv", "**required**", "`argv[0]` absolute, existing, never a placeholder; `{param}` expands inside one element"},
-	{"params", "none", "positional, in order: `{name, type, description, values, min, max, pattern, max_len, root, optional, default, allow_dash}`"},
+	{"params", "none", "positional, in order: `{name, type, description, values, min, max, pattern, max_len, root, optional, default, allow_dash}`; an enum may add `fold_case: true` (any letter case binds the value) and `aliases: {VALUE: [WORD...]}`; `choices` (values, or `{value, label}`, at most 24) are the picker's buttons"},
+	{"format.jq", "none", "a jq expression run over the output of a command that exited 0; shown as `jq -r` prints it; bounded (see Output formats); on a failure the raw output is shown with a note"},
+	{"format.input", "`json`", "`text`: the output is one JSON string instead"},
+	{"format.table", "`false`", "`true` (every key, sorted) or a list of columns: the results as an aligned table of one message"},
 	{"timeout", "`limits.default_timeout`", "kills the whole process tree"},
 	{"workdir", "`/`", "must exist, and lie inside the sandbox's view"},
 	{"env", "none", "added to `PATH` and `LANG`; values never appear in errors"},

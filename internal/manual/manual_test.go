@@ -161,7 +161,7 @@ func TestLoaderKeysDocumented(t *testing.T) {
 		}
 	}
 	// The parameter fields are listed in the params row.
-	for _, p := range []string{"name", "type", "description", "values", "min", "max", "pattern", "max_len", "root", "optional", "default", "allow_dash"} {
+	for _, p := range []string{"name", "type", "description", "values", "min", "max", "pattern", "max_len", "root", "optional", "default", "allow_dash", "fold_case", "aliases", "choices", "value", "label"} {
 		documented[p] = true
 	}
 	documented["commands"] = true

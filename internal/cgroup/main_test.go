@@ -92,6 +92,11 @@ func helper(mode string, args []string) int {
 				return 1
 			}
 			if pid == 0 {
+				// Let go of the test's output pipe, which would
+				// otherwise stay open, and the test waiting on
+				// it, until the job is killed after the wait.
+				unix.RawSyscall(unix.SYS_CLOSE, 1, 0, 0)
+				unix.RawSyscall(unix.SYS_CLOSE, 2, 0, 0)
 				for {
 					unix.RawSyscall6(unix.SYS_PPOLL, 0, 0, 0, 0, 0, 0)
 				}

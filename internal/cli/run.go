@@ -170,6 +170,7 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	le := hostLaunch(launchEnv(path, env), log)
 	defer le.Launcher.Close()
+	launch.Prewarm(cfg, le)
 	d, err := daemon.New(daemon.Options{
 		Config:  cfg,
 		Launch:  le,

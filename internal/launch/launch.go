@@ -86,6 +86,25 @@ func Profile(cfg *policy.Config, e Env, c *policy.Command) (*sandbox.Profile, er
 	return sandbox.New(c.Sandbox, o)
 }
 
+// Prewarm has e's launcher start a trampoline, in the background, for
+// each kind of sandbox cfg's commands use, so that the first command of
+// each kind runs as fast as the next. A command whose profile cannot be
+// built is skipped: it is refused, with the reason, when it runs.
+func Prewarm(cfg *policy.Config, e Env) {
+	if e.Launcher == nil {
+		return
+	}
+	for _, c := range cfg.Commands {
+		if c.Sandbox.Disabled {
+			continue
+		}
+		if p, err := Profile(cfg, e, c); err == nil {
+			p.Prewarm()
+			_ = p.Close()
+		}
+	}
+}
+
 func options(cfg *policy.Config, e Env, c *policy.Command, workdir string) (sandbox.Options, error) {
 	o := sandbox.Options{
 		Protected: Protected(cfg, e),

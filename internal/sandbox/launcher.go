@@ -8,6 +8,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/relaychat/relay/internal/cgroup"
@@ -26,8 +27,11 @@ import (
 type Launcher struct {
 	mu     sync.Mutex
 	idle   map[warmKey]*warm
+	coming map[warmKey]bool // refills in flight, one per key at most
 	closed bool
 	wg     sync.WaitGroup // refills in flight
+	// started counts the trampolines started ahead, for the tests.
+	started atomic.Int64
 }
 
 // warmKey is everything a trampoline gets when it starts, before its job is
@@ -51,7 +55,9 @@ type warm struct {
 }
 
 // NewLauncher returns a Launcher with nothing started yet.
-func NewLauncher() *Launcher { return &Launcher{idle: map[warmKey]*warm{}} }
+func NewLauncher() *Launcher {
+	return &Launcher{idle: map[warmKey]*warm{}, coming: map[warmKey]bool{}}
+}
 
 // Close kills the trampolines still waiting and waits for refills in flight.
 // Jobs already handed out are not affected.
@@ -97,10 +103,11 @@ func (l *Launcher) take(k warmKey) (*warm, error) {
 // one never competes with a job for the CPU.
 func (l *Launcher) refill(k warmKey) {
 	l.mu.Lock()
-	if l.closed || l.idle[k] != nil {
+	if l.closed || l.idle[k] != nil || l.coming[k] {
 		l.mu.Unlock()
 		return
 	}
+	l.coming[k] = true
 	l.wg.Add(1)
 	l.mu.Unlock()
 	go l.start(k)
@@ -108,12 +115,14 @@ func (l *Launcher) refill(k warmKey) {
 
 func (l *Launcher) start(k warmKey) {
 	defer l.wg.Done()
+	l.started.Add(1)
 	w, err := spawn(k)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.coming, k)
 	if err != nil {
 		return // the next job starts one itself, and reports why it cannot
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed || l.idle[k] != nil {
 		go w.discard()
 		return
@@ -158,7 +167,7 @@ func spawn(k warmKey) (w *warm, err error) {
 		sys.UseCgroupFD, sys.CgroupFD = true, w.job.FD()
 	}
 	cmd := &osexec.Cmd{
-		Path: k.exe, Args: []string{k.exeName, tr.Arg}, Env: []string{}, Dir: "/",
+		Path: k.exe, Args: []string{k.exeName, tr.Arg}, Env: trampolineEnv(), Dir: "/",
 		Stdout: outW, Stderr: outW, ExtraFiles: []*os.File{statusW, profR}, SysProcAttr: sys,
 	}
 	if err := cmd.Start(); err != nil {
@@ -181,6 +190,17 @@ func (w *warm) discard() {
 	}
 	if w.job != nil {
 		_ = w.job.Close()
+	}
+}
+
+// Prewarm starts, in the background, a trampoline of pr's kind for its
+// first job, unless one waits already: without it the first command of
+// each kind after start pays the trampoline's start-up (a relay has one or
+// two kinds: with and without network). A profile without a launcher does
+// nothing.
+func (pr *Profile) Prewarm() {
+	if pr.launcher != nil {
+		pr.launcher.refill(pr.key())
 	}
 }
 

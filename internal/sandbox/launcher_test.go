@@ -69,6 +69,36 @@ func TestWarmTrampolines(t *testing.T) {
 	waitFor(t, "the escapees of a warm job dead", func() bool { return len(pidsWith(marker)) == 0 })
 }
 
+// TestPrewarm: prewarming many profiles of one kind starts one trampoline
+// for it, not one per profile, and the first job takes that one.
+func TestPrewarm(t *testing.T) {
+	l := NewLauncher()
+	defer l.Close()
+	p := newProfile(t, policy.Sandbox{}, Options{Launcher: l})
+	for range 8 {
+		q := newProfile(t, policy.Sandbox{}, Options{Launcher: l})
+		q.Prewarm()
+	}
+	l.wg.Wait()
+	l.mu.Lock()
+	w, n := l.idle[p.key()], len(l.idle)
+	l.mu.Unlock()
+	if w == nil || n != 1 {
+		t.Fatalf("after prewarming 8 profiles of one kind: %d waiting, want exactly 1, of that kind", n)
+	}
+	if n := l.started.Load(); n != 1 {
+		t.Errorf("%d trampolines started, want 1", n)
+	}
+	if _, res := runJob(t, p, []string{"/usr/bin/true"}, nil); res.ExitCode != 0 {
+		t.Fatalf("true: %s", res.Status())
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.idle[p.key()] == w {
+		t.Error("the first job did not take the prewarmed trampoline")
+	}
+}
+
 // TestWarmJobsAreApart: two jobs running at once through the launcher have
 // namespaces, /tmp and job of their own.
 func TestWarmJobsAreApart(t *testing.T) {

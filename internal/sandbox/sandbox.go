@@ -756,8 +756,8 @@ func (pr *Profile) wrapCold(s *tr.Spec) (*exec.Wrapped, error) {
 	return &exec.Wrapped{
 		Path:          pr.exe,
 		Args:          []string{pr.exeName, tr.Arg},
-		Env:           []string{}, // the command's own is in the profile; never nil, which would mean "inherit"
-		Dir:           "/",        // the trampoline enters the workdir inside the view
+		Env:           trampolineEnv(), // the command's own is in the profile
+		Dir:           "/",             // the trampoline enters the workdir inside the view
 		SysProcAttr:   sys,
 		ReportsStatus: true,
 		ExtraFiles:    []*os.File{prof},

@@ -19,3 +19,10 @@ func IsTrampoline(args []string) bool { return tr.Is(args) }
 // line on stderr and exits with ExitSetupFailed, so a command never runs
 // less confined than its profile.
 func Trampoline(args []string) { tr.Run(args) }
+
+// trampolineEnv is the trampoline's own environment; the command's is in
+// its profile. GOMAXPROCS=1 spares the Go runtime its cgroup CPU-limit
+// lookup at start (the trampoline sets one P anyway), and GOGC=off a
+// collector it never needs: it allocates a few kilobytes and then waits.
+// Neither is secret: the command may see its init's environment.
+func trampolineEnv() []string { return []string{"GOMAXPROCS=1", "GOGC=off"} }

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"fmt"
 	"io"
 	"os"
 
@@ -44,14 +43,4 @@ func (osFS) WriteFileAtomic(name string, data []byte, perm os.FileMode) error {
 	return atomicfile.WriteFile(name, data, perm)
 }
 
-func (osFS) SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
-}
+func (osFS) SyncDir(dir string) error { return atomicfile.SyncDir(dir) }

@@ -113,13 +113,7 @@ func probeClone(isRoot bool) error {
 	if err != nil {
 		return fmt.Errorf("cannot create user, mount, pid, ipc, uts, cgroup and network namespaces: %w (check sysctl user.max_user_namespaces and kernel.unprivileged_userns_clone, Ubuntu's kernel.apparmor_restrict_unprivileged_userns (load deploy/apparmor/relay), or systemd's RestrictNamespaces=)", err)
 	}
-	var ws syscall.WaitStatus
-	for {
-		_, err = syscall.Wait4(pid, &ws, 0, nil)
-		if err != syscall.EINTR {
-			break
-		}
-	}
+	ws, err := wait(pid)
 	if err != nil {
 		return fmt.Errorf("wait for namespace probe: %w", err)
 	}
@@ -179,4 +173,15 @@ func abiDetail(have, want int, what string) string {
 		return what
 	}
 	return fmt.Sprintf("needs ABI %d, have %d: no %s", want, have, what)
+}
+
+// wait reaps pid, retrying when a signal interrupts it.
+func wait(pid int) (syscall.WaitStatus, error) {
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			return ws, err
+		}
+	}
 }

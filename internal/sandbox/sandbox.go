@@ -250,40 +250,39 @@ func New(p policy.Sandbox, o Options) (*Profile, error) {
 		pr.roots = append(pr.roots, root{path: d.path, access: accReadExec, optional: true})
 		pr.argvRoots = append(pr.argvRoots, d.path)
 	}
-	for _, d := range p.Read {
-		r, err := pr.declared("sandbox.read", d)
-		if err != nil {
-			return nil, err
+	// Declared paths: read ones read-only (already visible ones, under
+	// /usr say, need no bind of their own), write ones read-write; a
+	// device node gets file rights only.
+	for _, g := range []struct {
+		key   string
+		paths []string
+		write bool
+	}{{"sandbox.read", p.Read, false}, {"sandbox.write", p.Write, true}} {
+		kind, access, devAccess := tr.BindRO, uint64(accReadExec), uint64(accRead)
+		if g.write {
+			kind, access, devAccess = tr.BindRW, accReadWrite, accReadWrite
 		}
-		if dev, err := isDevice(r); err != nil {
-			return nil, err
-		} else if dev {
-			pr.bind(tr.BindDev, r, false)
-			pr.roots = append(pr.roots, root{path: r, access: accRead & fileRights, declared: true})
-			continue
+		for _, d := range g.paths {
+			r, err := pr.declared(g.key, d)
+			if err != nil {
+				return nil, err
+			}
+			if dev, err := isDevice(r); err != nil {
+				return nil, err
+			} else if dev {
+				pr.bind(tr.BindDev, r, false)
+				pr.roots = append(pr.roots, root{path: r, access: devAccess & fileRights, declared: true})
+				continue
+			}
+			if g.write || !pr.visible(r) {
+				pr.bind(kind, r, false)
+			}
+			pr.mirror(d)
+			pr.roots = append(pr.roots, root{path: r, access: access, declared: true})
+			if !g.write {
+				pr.argvRoots = append(pr.argvRoots, r)
+			}
 		}
-		if !pr.visible(r) {
-			pr.bind(tr.BindRO, r, false)
-		}
-		pr.mirror(d)
-		pr.roots = append(pr.roots, root{path: r, access: accReadExec, declared: true})
-		pr.argvRoots = append(pr.argvRoots, r)
-	}
-	for _, d := range p.Write {
-		r, err := pr.declared("sandbox.write", d)
-		if err != nil {
-			return nil, err
-		}
-		if dev, err := isDevice(r); err != nil {
-			return nil, err
-		} else if dev {
-			pr.bind(tr.BindDev, r, false)
-			pr.roots = append(pr.roots, root{path: r, access: accReadWrite & fileRights, declared: true})
-			continue
-		}
-		pr.bind(tr.BindRW, r, false)
-		pr.mirror(d)
-		pr.roots = append(pr.roots, root{path: r, access: accReadWrite, declared: true})
 	}
 	for _, d := range p.Sockets {
 		r, err := pr.declared("sandbox.sockets", d)

@@ -76,13 +76,7 @@ func (pr *Profile) SelfTest() error {
 			break
 		}
 	}
-	var ws syscall.WaitStatus
-	for {
-		_, err = syscall.Wait4(pid, &ws, 0, nil)
-		if err != syscall.EINTR {
-			break
-		}
-	}
+	ws, err := wait(pid)
 	if err != nil {
 		return fmt.Errorf("self-test: wait: %w", err)
 	}

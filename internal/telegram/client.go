@@ -279,20 +279,9 @@ func (c *Client) methodURL(method string) string {
 // a 429 is always retried, since Telegram did not act on the request.
 func (c *Client) call(ctx context.Context, method string, safe bool, timeout time.Duration, fn func(context.Context) error) error {
 	for attempt := 0; ; attempt++ {
-		actx, info := withCall(ctx)
-		actx, cancel := context.WithTimeout(actx, timeout)
-		err := invoke(actx, fn)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if le := (*localError)(nil); errors.As(err, &le) {
-			return le.err
-		}
-		e := c.classify(method, info, err)
-		if ctx.Err() != nil {
-			e.cause = ctx.Err()
-			return e
+		e, err := c.try(ctx, method, timeout, fn)
+		if e == nil || ctx.Err() != nil {
+			return err
 		}
 		wait, ok := c.retryWait(e, attempt, safe)
 		if !ok {
@@ -310,21 +299,29 @@ func (c *Client) call(ctx context.Context, method string, safe bool, timeout tim
 // callOnce runs one attempt of a call that is never retried, classified
 // as call classifies it.
 func (c *Client) callOnce(ctx context.Context, method string, fn func(context.Context) error) error {
+	_, err := c.try(ctx, method, callTimeout, fn)
+	return err
+}
+
+// try runs one attempt of fn. It returns the error to report, and the
+// classified *Error when the attempt failed in a way a retry might cure
+// (nil for success and for local errors, which are final).
+func (c *Client) try(ctx context.Context, method string, timeout time.Duration, fn func(context.Context) error) (*Error, error) {
 	actx, info := withCall(ctx)
-	actx, cancel := context.WithTimeout(actx, callTimeout)
+	actx, cancel := context.WithTimeout(actx, timeout)
 	defer cancel()
 	err := invoke(actx, fn)
 	if err == nil {
-		return nil
+		return nil, nil
 	}
 	if le := (*localError)(nil); errors.As(err, &le) {
-		return le.err
+		return nil, le.err
 	}
 	e := c.classify(method, info, err)
 	if ctx.Err() != nil {
 		e.cause = ctx.Err()
 	}
-	return e
+	return e, e
 }
 
 // logRetry starts the warning for a failed call that will be retried: it

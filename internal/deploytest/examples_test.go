@@ -42,7 +42,6 @@ func loadExample(t *testing.T, name string) *policy.Config {
 	return cfg
 }
 
-
 // TestExamplesBindAsDocumented binds chat arguments through each example
 // and compares the argv with what the example's comments promise. YAML flow
 // sequences split on commas, so an argument like "--output=a,b" that is not

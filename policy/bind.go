@@ -3,9 +3,9 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"github.com/relaychat/relay/internal/lazyre"
 	"io/fs"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -209,7 +209,7 @@ func isBidi(r rune) bool {
 	return r == 0x061c || r == 0x200e || r == 0x200f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
 }
 
-var intSyntax = regexp.MustCompile(`\A-?[0-9]{1,19}\z`)
+var intSyntax = lazyre.New(`\A-?[0-9]{1,19}\z`)
 
 // bindValue validates one raw value for parameter i and returns its final
 // form. The checks run cheapest first and the size check before anything
@@ -238,7 +238,7 @@ func bindValue(p *Param, t *template, i int, raw string) (string, *ArgError) {
 		}
 		return fail("%s is not one of %s", show(raw), p.shape())
 	case TypeInt:
-		if !intSyntax.MatchString(raw) {
+		if !intSyntax().MatchString(raw) {
 			return fail("%s is not a whole number", show(raw))
 		}
 		n, err := strconv.ParseInt(raw, 10, 64)

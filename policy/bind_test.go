@@ -263,7 +263,7 @@ func checkInvocation(t testing.TB, c *Command, inv *Invocation) {
 				t.Fatalf("/%s: enum %s got %q", c.Name, p.Name, v)
 			}
 		case TypeInt:
-			if !intSyntax.MatchString(v) {
+			if !intSyntax().MatchString(v) {
 				t.Fatalf("/%s: int %s got %q", c.Name, p.Name, v)
 			}
 		case TypeString:

@@ -5,10 +5,10 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"github.com/relaychat/relay/internal/lazyre"
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -145,10 +145,10 @@ func KeyFingerprint(blob []byte) string {
 }
 
 var (
-	hostName  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
-	sshUser   = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}$`)
-	dnsName   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$`)
-	hubKeyFP  = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
+	hostName  = lazyre.New(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+	sshUser   = lazyre.New(`^[a-z_][a-z0-9_.-]{0,31}$`)
+	dnsName   = lazyre.New(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$`)
+	hubKeyFP  = lazyre.New(`^SHA256:[A-Za-z0-9+/]{43}$`)
 	hostNames = "1-32 of a-z, 0-9, - and _, starting with a letter or digit"
 )
 
@@ -176,7 +176,7 @@ func (d *decoder) member(n *yaml.Node, m *Member) map[string]*yaml.Node {
 				if s == "" {
 					return
 				}
-				if !hubKeyFP.MatchString(s) {
+				if !hubKeyFP().MatchString(s) {
 					d.errAt(e, "use the fingerprint ssh-keygen -lf hub_key.pub prints: SHA256: and 43 characters", "%s: %s is not a SHA256 key fingerprint", w, show(s))
 					return
 				}
@@ -235,7 +235,7 @@ func (d *decoder) hosts(n *yaml.Node) []*hostSchema {
 			continue
 		case name == AllHosts:
 			d.errAt(k, "choose another name", "host name %q is reserved: it means every host", name)
-		case !hostName.MatchString(name):
+		case !hostName().MatchString(name):
 			d.errAt(k, "a host is typed in the chat: "+hostNames, "invalid host name %s", show(name))
 		}
 		seen[name] = true
@@ -280,12 +280,12 @@ func (d *decoder) address(n *yaml.Node, what, s string, h *Host) {
 		d.errAt(n, `write the member account and the host: "relay@nas.lan"`, "%s.address: want user@host, got %s", what, show(s))
 		return
 	}
-	if !sshUser.MatchString(user) {
+	if !sshUser().MatchString(user) {
 		d.errAt(n, "a user name is a-z, 0-9, _, . and -, starting with a letter or _", "%s.address: invalid user %s", what, show(user))
 		return
 	}
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if net.ParseIP(host) == nil && (len(host) > 253 || !dnsName.MatchString(host)) {
+	if net.ParseIP(host) == nil && (len(host) > 253 || !dnsName().MatchString(host)) {
 		d.errAt(n, "use a DNS name or an IP address", "%s.address: invalid host %s", what, show(host))
 		return
 	}
@@ -345,7 +345,7 @@ func (d *decoder) groups(n *yaml.Node) []*groupSchema {
 			continue
 		case name == AllHosts:
 			d.errAt(k, "it is built in: all means every host", "group name %q is reserved", name)
-		case !hostName.MatchString(name):
+		case !hostName().MatchString(name):
 			d.errAt(k, "a group is typed in the chat: "+hostNames, "invalid group name %s", show(name))
 		}
 		seen[name] = true

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/relaychat/relay/internal/lazyre"
 	"io"
 	"net"
 	"net/url"
 	"os"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,7 +87,7 @@ func parseWith(o parseOptions) (*Config, error) {
 }
 
 // yamlLine extracts the line from a yaml.v3 syntax error message.
-var yamlLine = regexp.MustCompile(`line (\d+)`)
+var yamlLine = lazyre.New(`line (\d+)`)
 
 // document parses data into the single mapping at its root.
 func (d *decoder) document(data []byte) (*yaml.Node, bool) {
@@ -99,9 +99,9 @@ func (d *decoder) document(data []byte) (*yaml.Node, bool) {
 			return nil, false
 		}
 		e := &Error{File: d.file, Msg: strings.TrimPrefix(err.Error(), "yaml: "), Hint: "check the indentation and quoting"}
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		if m := yamlLine().FindStringSubmatch(err.Error()); m != nil {
 			e.Line, _ = strconv.Atoi(m[1])
-			e.Msg = strings.TrimSpace(yamlLine.ReplaceAllString(e.Msg, ""))
+			e.Msg = strings.TrimSpace(yamlLine().ReplaceAllString(e.Msg, ""))
 			e.Msg = strings.TrimPrefix(e.Msg, ": ")
 		}
 		d.errs = append(d.errs, e)
@@ -258,9 +258,9 @@ func (d *decoder) auth(n *yaml.Node, a *Auth) map[string]*yaml.Node {
 }
 
 var (
-	commandName = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
-	paramName   = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
-	envName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	commandName = lazyre.New(`^[a-z0-9_]{1,32}$`)
+	paramName   = lazyre.New(`^[a-z][a-z0-9_]{0,31}$`)
+	envName     = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 func (d *decoder) commands(n *yaml.Node, c *Config) []*cmdSchema {
@@ -279,7 +279,7 @@ func (d *decoder) commands(n *yaml.Node, c *Config) []*cmdSchema {
 		case seen[name]:
 			d.errAt(k, "", "duplicate command %q", name)
 			continue
-		case !commandName.MatchString(name):
+		case !commandName().MatchString(name):
 			d.errAt(k, "Telegram commands are 1-32 characters of a-z, 0-9 and _", "invalid command name %s", show(name))
 		case isReserved(name):
 			d.errAt(k, "choose another name", "command name %q is reserved by the relay", name)
@@ -364,7 +364,7 @@ func (d *decoder) command(n *yaml.Node, cs *cmdSchema) {
 // envVar checks one env entry. The value is never quoted in an error: an
 // env value may be a secret.
 func (d *decoder) envVar(k, v *yaml.Node, what, name, val string) {
-	if !envName.MatchString(name) {
+	if !envName().MatchString(name) {
 		d.errAt(k, "use letters, digits and _, not starting with a digit", "%s.env: invalid variable name %s", what, show(name))
 	}
 	if strings.IndexByte(val, 0) >= 0 {

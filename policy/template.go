@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"github.com/relaychat/relay/internal/lazyre"
 	"path/filepath"
 	"regexp"
 	"regexp/syntax"
@@ -116,14 +117,14 @@ func regexAlphabetSafe(pattern string) (ok bool, bad rune) {
 	return bad < 0, bad
 }
 
-var leadingFlags = regexp.MustCompile(`^\(\?[imsU]+\)`)
+var leadingFlags = lazyre.New(`^\(\?[imsU]+\)`)
 
 // anchored reports whether pattern is written as ^...$, so the owner's
 // intent (a full match) is visible in the file. Matching always wraps the
 // pattern in \A(?:...)\z regardless, so "^a|b$" cannot match a substring.
 func anchored(pattern string) bool {
 	// Leading flags such as (?i) may precede the anchor.
-	if m := leadingFlags.FindString(pattern); m != "" {
+	if m := leadingFlags().FindString(pattern); m != "" {
 		pattern = pattern[len(m):]
 	}
 	if !strings.HasPrefix(pattern, "^") || !strings.HasSuffix(pattern, "$") || len(pattern) < 2 {
@@ -151,7 +152,7 @@ func parseElem(s string) (segs []segment, names []string) {
 		if s[i] == '{' {
 			if end := strings.IndexByte(s[i+1:], '}'); end >= 0 {
 				name := s[i+1 : i+1+end]
-				if paramName.MatchString(name) {
+				if paramName().MatchString(name) {
 					if lit.Len() > 0 {
 						segs = append(segs, segment{lit: lit.String(), param: -1})
 						lit.Reset()
@@ -187,7 +188,7 @@ func compile(c *Command) (*template, []problem) {
 	for i, p := range c.Params {
 		if p.Name == "" {
 			add(i, "", -1, "add name: the placeholder's name in argv", "parameter %d has no name", i+1)
-		} else if !paramName.MatchString(p.Name) {
+		} else if !paramName().MatchString(p.Name) {
 			add(i, "name", -1, "use 1-32 of a-z, 0-9 and _, starting with a letter", "invalid parameter name %s", show(p.Name))
 		} else if _, dup := index[p.Name]; dup {
 			add(i, "name", -1, "", "duplicate parameter %q", p.Name)
@@ -261,7 +262,7 @@ func compile(c *Command) (*template, []problem) {
 		t.whole = append(t.whole, whole)
 	}
 	for i, p := range c.Params {
-		if !used[i] && paramName.MatchString(p.Name) {
+		if !used[i] && paramName().MatchString(p.Name) {
 			add(i, "", -1, fmt.Sprintf("use it as \"{%s}\" in argv, or remove it", p.Name), "parameter %q is never used in argv", p.Name)
 		}
 	}

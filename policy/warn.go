@@ -2,10 +2,10 @@ package policy
 
 import (
 	"fmt"
+	"github.com/relaychat/relay/internal/lazyre"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -25,10 +25,10 @@ func (w Warning) String() string {
 
 // interpreter matches programs that run code or other programs given as
 // data, which turns an argv template into a general-purpose shell.
-var interpreter = regexp.MustCompile(`^(sh|bash|dash|zsh|ksh|mksh|fish|csh|tcsh|busybox|env|sudo|doas|su|xargs|nohup|nice|timeout|setsid|script|expect|tclsh.*|wish.*|awk|gawk|mawk|nawk|python[0-9.]*|pypy[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|deno|bun|php[0-9.]*|lua[0-9.]*|luajit|Rscript|osascript|pwsh|powershell)$`)
+var interpreter = lazyre.New(`^(sh|bash|dash|zsh|ksh|mksh|fish|csh|tcsh|busybox|env|sudo|doas|su|xargs|nohup|nice|timeout|setsid|script|expect|tclsh.*|wish.*|awk|gawk|mawk|nawk|python[0-9.]*|pypy[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|deno|bun|php[0-9.]*|lua[0-9.]*|luajit|Rscript|osascript|pwsh|powershell)$`)
 
 // destructive lists programs whose mistaken run is hard to undo.
-var destructive = regexp.MustCompile(`^(rm|rmdir|shred|wipefs|dd|mkfs.*|fdisk|sfdisk|parted|reboot|shutdown|poweroff|halt|kill|pkill|killall|truncate)$`)
+var destructive = lazyre.New(`^(rm|rmdir|shred|wipefs|dd|mkfs.*|fdisk|sfdisk|parted|reboot|shutdown|poweroff|halt|kill|pkill|killall|truncate)$`)
 
 var destructiveVerb = map[string]bool{"stop": true, "restart": true, "reboot": true, "poweroff": true, "halt": true, "kill": true, "isolate": true, "disable": true, "mask": true, "rm": true, "delete": true, "drop": true}
 
@@ -77,7 +77,7 @@ func Warnings(c *Config) []Warning {
 		}
 		if len(cmd.Argv) > 0 {
 			base := filepath.Base(cmd.Argv[0])
-			if interpreter.MatchString(base) {
+			if interpreter().MatchString(base) {
 				add(cmd, "argv[0] %s interprets its arguments as code or runs other programs: keep every argument fixed or tightly typed", base)
 			}
 			if !cmd.Confirm && isDestructive(cmd.Argv) {
@@ -143,7 +143,7 @@ func MenuWarning(c *Config) (Warning, bool) {
 }
 
 func isDestructive(argv []string) bool {
-	if destructive.MatchString(filepath.Base(argv[0])) {
+	if destructive().MatchString(filepath.Base(argv[0])) {
 		return true
 	}
 	for _, a := range argv[1:] {

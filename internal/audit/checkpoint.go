@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/relaychat/relay/internal/lazyre"
 	"html"
 	"io"
 	"os"
@@ -321,7 +322,7 @@ func ReadCheckpoints(text, publicKey string) (signed []Checkpoint, legacy []Head
 		}
 		signed = append(signed, cp)
 	}
-	for _, m := range checkpointRE.FindAllStringSubmatch(text, -1) {
+	for _, m := range checkpointRE().FindAllStringSubmatch(text, -1) {
 		seq, err := strconv.ParseUint(m[1], 10, 64)
 		if err != nil || seq == 0 {
 			return nil, nil, 0, errors.New("not a checkpoint: seq must be a positive number")
@@ -334,10 +335,10 @@ func ReadCheckpoints(text, publicKey string) (signed []Checkpoint, legacy []Head
 // looksLike are the shapes IsCheckpointText refuses: the heading, the
 // legacy "seq=N mac=HEX" in any case and spacing, and a note signature
 // line: a dash, a name, and a long base64 token.
-var looksLike = []*regexp.Regexp{
-	regexp.MustCompile(`audit\W*check\W*point`),
-	regexp.MustCompile(`seq\W*=\W*[0-9]+\W*mac\W*=\W*[0-9a-f]{8}`),
-	regexp.MustCompile(`[\x{2010}-\x{2015}\x{2212}\x{fe58}\x{fe63}\x{ff0d}]\s*\S+\s+[a-z0-9+/]{40,}`),
+var looksLike = []func() *regexp.Regexp{
+	lazyre.New(`audit\W*check\W*point`),
+	lazyre.New(`seq\W*=\W*[0-9]+\W*mac\W*=\W*[0-9a-f]{8}`),
+	lazyre.New(`[\x{2010}-\x{2015}\x{2212}\x{fe58}\x{fe63}\x{ff0d}]\s*\S+\s+[a-z0-9+/]{40,}`),
 }
 
 // IsCheckpointText reports whether s could be taken for one of relay's
@@ -365,7 +366,8 @@ func IsCheckpointText(s string) bool {
 			}
 			return r
 		}, v))
-		for _, re := range looksLike {
+		for _, lazy := range looksLike {
+			re := lazy()
 			if re.MatchString(n) {
 				return true
 			}

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -153,7 +154,11 @@ type reportTick struct {
 //go:embed report.html.tmpl
 var reportTemplateText string
 
-var reportTemplate = template.Must(template.New("report").Parse(reportTemplateText))
+// reportTemplate is parsed at its first use, not at every start of the
+// binary: only relay audit report needs it.
+var reportTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Parse(reportTemplateText))
+})
 
 // Report writes a self-contained HTML page about the log in files: what
 // verify says, a timeline of commands, denials, logins, lockouts and
@@ -224,7 +229,7 @@ func Report(files []string, o ReportOptions, w io.Writer) (ReportResult, error) 
 		o.Progress(2*total, 2*total)
 	}
 	res.Records, res.Anomalies = page.Records, len(page.Anomalies)+page.AnomaliesCut
-	if err := reportTemplate.Execute(w, &page); err != nil {
+	if err := reportTemplate().Execute(w, &page); err != nil {
 		return res, fmt.Errorf("audit report: %w", err)
 	}
 	return res, nil

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/relaychat/relay/internal/lazyre"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,20 +63,20 @@ func readState(dir string) (*keyState, error) {
 	}
 	k, err := hex.DecodeString(j.Key)
 	clear([]byte(j.Key)) // best effort: the string may share no memory
-	if err != nil || len(k) != keySize || j.Seq == 0 || len(j.MAC) != macHex || !fileName.MatchString(j.File) || j.Size <= 0 {
+	if err != nil || len(k) != keySize || j.Seq == 0 || len(j.MAC) != macHex || !fileName().MatchString(j.File) || j.Size <= 0 {
 		return nil, fmt.Errorf("audit key state %s is corrupt (restore it from a backup, or start a new log with relay audit init in an empty directory)", p)
 	}
 	return &keyState{Seq: j.Seq, Key: k, MAC: j.MAC, File: j.File, Size: j.Size}, nil
 }
 
 var (
-	fileName    = regexp.MustCompile(`^audit-([0-9]{6,})\.jsonl$`)
-	anyFileName = regexp.MustCompile(`^audit-([0-9]{6,})\.jsonl(?:\.zst)?$`)
+	fileName    = lazyre.New(`^audit-([0-9]{6,})\.jsonl$`)
+	anyFileName = lazyre.New(`^audit-([0-9]{6,})\.jsonl(?:\.zst)?$`)
 )
 
 // fileNumber is the number in a record file's name, live or archived.
 func fileNumber(name string) (int, bool) {
-	m := anyFileName.FindStringSubmatch(filepath.Base(name))
+	m := anyFileName().FindStringSubmatch(filepath.Base(name))
 	if m == nil {
 		return 0, false
 	}
@@ -98,7 +98,7 @@ func ListFiles(dir string) ([]string, error) {
 	}
 	var fs []nf
 	for _, e := range ents {
-		if n, ok := fileNumber(e.Name()); ok && e.Type().IsRegular() && fileName.MatchString(e.Name()) {
+		if n, ok := fileNumber(e.Name()); ok && e.Type().IsRegular() && fileName().MatchString(e.Name()) {
 			fs = append(fs, nf{n, filepath.Join(dir, e.Name())})
 		}
 	}
@@ -122,7 +122,7 @@ func ListArchive(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if _, ok := fileNumber(e.Name()); ok && e.Type().IsRegular() && !fileName.MatchString(e.Name()) {
+		if _, ok := fileNumber(e.Name()); ok && e.Type().IsRegular() && !fileName().MatchString(e.Name()) {
 			out = append(out, filepath.Join(dir, e.Name()))
 		}
 	}

@@ -8,11 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/relaychat/relay/internal/lazyre"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,12 +58,12 @@ func (h Head) Checkpoint() string {
 	return fmt.Sprintf("audit checkpoint seq=%d mac=%s", h.Seq, m)
 }
 
-var checkpointRE = regexp.MustCompile(`seq=([0-9]{1,20}) mac=([0-9a-f]{16,64})(?:[^0-9a-f]|$)`)
+var checkpointRE = lazyre.New(`seq=([0-9]{1,20}) mac=([0-9a-f]{16,64})(?:[^0-9a-f]|$)`)
 
 // ParseCheckpoint reads a checkpoint from text that contains one, such as
 // the whole chat message pasted back.
 func ParseCheckpoint(s string) (Head, error) {
-	ms := checkpointRE.FindAllStringSubmatch(s, 2)
+	ms := checkpointRE().FindAllStringSubmatch(s, 2)
 	if len(ms) != 1 {
 		return Head{}, errors.New(`not a checkpoint: want text containing "seq=N mac=HEX" (16 to 64 lower-case hex), as sent to the chat`)
 	}
@@ -466,7 +466,7 @@ func (a *Archived) check(seq uint64) string {
 	}
 	last := uint64(0)
 	for _, f := range a.Files {
-		if !fileName.MatchString(f.Name) || f.First == 0 || f.First > f.Last || f.First <= last || f.Bytes <= 0 || len(f.SHA256) != macHex || !isHex([]byte(f.SHA256)) {
+		if !fileName().MatchString(f.Name) || f.First == 0 || f.First > f.Last || f.First <= last || f.Bytes <= 0 || len(f.SHA256) != macHex || !isHex([]byte(f.SHA256)) {
 			return fmt.Sprintf("bad file entry %q", f.Name)
 		}
 		last = f.Last

@@ -1,7 +1,7 @@
 package cli
 
 import (
-	"regexp"
+	"github.com/relaychat/relay/internal/lazyre"
 	"slices"
 	"strings"
 )
@@ -50,8 +50,8 @@ func ExitCodes() []ExitCodeDoc {
 func TopUsage() string { return topUsage() }
 
 var (
-	subWord  = regexp.MustCompile(`^[a-z][a-z0-9-]*(\|[a-z][a-z0-9-]*)*$`)
-	longFlag = regexp.MustCompile(`(?:^|[\s\[|])(--?[a-z][a-z0-9-]*)`)
+	subWord  = lazyre.New(`^[a-z][a-z0-9-]*(\|[a-z][a-z0-9-]*)*$`)
+	longFlag = lazyre.New(`(?:^|[\s\[|])(--?[a-z][a-z0-9-]*)`)
 )
 
 // synopsis reads a usage text's "Usage:" block, one line per form
@@ -84,7 +84,7 @@ func synopsis(name, usage string) (subs []string, flags map[string][]string) {
 					continue // relay --version, listed under version
 				}
 				sub = ""
-				if len(f) >= 3 && subWord.MatchString(f[2]) {
+				if len(f) >= 3 && subWord().MatchString(f[2]) {
 					// "bash|zsh|fish": one form per word.
 					for _, w := range strings.Split(f[2], "|") {
 						if !slices.Contains(subs, w) {
@@ -123,7 +123,7 @@ func synopsis(name, usage string) (subs []string, flags map[string][]string) {
 }
 
 func addFlags(have []string, text string) []string {
-	for _, m := range longFlag.FindAllStringSubmatch(text, -1) {
+	for _, m := range longFlag().FindAllStringSubmatch(text, -1) {
 		if f := m[1]; f != "-" && !slices.Contains(have, f) {
 			have = append(have, f)
 		}

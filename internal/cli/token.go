@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/relaychat/relay/internal/lazyre"
 	"io"
-	"regexp"
 
 	"github.com/relaychat/relay/internal/secrets"
 	"github.com/relaychat/relay/policy"
@@ -45,7 +45,7 @@ Examples:
 // tokenRE is the shape of a bot token: the bot's numeric ID, a colon, and
 // the secret part. It is checked before anything is stored, so a paste of
 // the wrong thing (a chat ID, a whole BotFather message) is caught early.
-var tokenRE = regexp.MustCompile(`^[0-9]{5,16}:[A-Za-z0-9_-]{30,64}$`)
+var tokenRE = lazyre.New(`^[0-9]{5,16}:[A-Za-z0-9_-]{30,64}$`)
 
 // maxTokenInput bounds what is read from stdin; a token is under 100 bytes.
 const maxTokenInput = 4096
@@ -180,7 +180,7 @@ func readToken(p *prompter, env *Env) ([]byte, error) {
 // never contains the input, not even its length: a mistyped token is still
 // mostly a token.
 func checkToken(token []byte) error {
-	if tokenRE.Match(token) {
+	if tokenRE().Match(token) {
 		return nil
 	}
 	return errors.New("token set: that is not a bot token (want the form 123456789:AAH... that @BotFather sends: digits, a colon, then 30-64 letters, digits, '_' or '-'); nothing was stored")

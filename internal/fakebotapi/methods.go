@@ -3,11 +3,11 @@ package fakebotapi
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/relaychat/relay/internal/lazyre"
 	"mime"
 	"net/http"
 	"net/url"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -304,7 +304,7 @@ func linkPreviewOff(p params) (bool, *apiError) {
 	return o.IsDisabled, nil
 }
 
-var bareLink = regexp.MustCompile(`(?i)\b(https?://|www\.)[^\s]`)
+var bareLink = lazyre.New(`(?i)\b(https?://|www\.)[^\s]`)
 
 // hasLink reports a link Telegram would preview: an <a href>, a url
 // entity, or a bare link starting http://, https:// or www. (Telegram
@@ -315,7 +315,7 @@ func hasLink(plain string, ents []Entity) bool {
 			return true
 		}
 	}
-	return bareLink.MatchString(plain)
+	return bareLink().MatchString(plain)
 }
 
 // finishDraftsLocked ends the live drafts in a chat's thread: the bot has
@@ -635,7 +635,7 @@ func (s *Server) answerCallbackQuery(_ *http.Request, p params) (any, *apiError)
 	return true, nil
 }
 
-var commandName = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
+var commandName = lazyre.New(`^[a-z0-9_]{1,32}$`)
 
 // commandsKey is the scope (default when absent) and language a command
 // list belongs to. The scope is canonical JSON: keys sorted, and a chat_id
@@ -685,7 +685,7 @@ func (s *Server) setMyCommands(_ *http.Request, p params) (any, *apiError) {
 		return nil, badRequest("too many commands specified")
 	}
 	for _, c := range cmds {
-		if !commandName.MatchString(c.Command) {
+		if !commandName().MatchString(c.Command) {
 			return nil, badRequest("BOT_COMMAND_INVALID")
 		}
 		if n := UTF16Len(strings.TrimSpace(c.Description)); n == 0 || n > 256 {
@@ -729,7 +729,7 @@ func (s *Server) deleteMyCommands(_ *http.Request, p params) (any, *apiError) {
 	return true, nil
 }
 
-var secretTokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`)
+var secretTokenRE = lazyre.New(`^[A-Za-z0-9_-]{1,256}$`)
 
 func (s *Server) setWebhook(_ *http.Request, p params) (any, *apiError) {
 	call := WebhookCall{Method: "setWebhook", URL: p.str("url"), SecretToken: p.str("secret_token"), DropPending: p.bool("drop_pending_updates")}
@@ -739,7 +739,7 @@ func (s *Server) setWebhook(_ *http.Request, p params) (any, *apiError) {
 			return nil, badRequest("bad webhook: invalid webhook URL specified")
 		}
 	}
-	if call.SecretToken != "" && !secretTokenRE.MatchString(call.SecretToken) {
+	if call.SecretToken != "" && !secretTokenRE().MatchString(call.SecretToken) {
 		return nil, badRequest("secret token contains unallowed characters")
 	}
 	if p.has("allowed_updates") {

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/relaychat/relay/internal/lazyre"
 	"net/http"
-	"regexp"
 	"strconv"
 	"time"
 )
@@ -92,12 +92,12 @@ func Edited(id int) MessageOpt { return func(o *msgOpts) { o.edit = id } }
 // ReplyTo makes the message a reply to message id in the same chat.
 func ReplyTo(id int) MessageOpt { return func(o *msgOpts) { o.replyTo = id } }
 
-var commandRE = regexp.MustCompile(`(^|[\s])(/[A-Za-z0-9_]{1,64}(@[A-Za-z0-9_]{3,64})?)`)
+var commandRE = lazyre.New(`(^|[\s])(/[A-Za-z0-9_]{1,64}(@[A-Za-z0-9_]{3,64})?)`)
 
 // commandEntities are the bot_command entities a Telegram client marks.
 func commandEntities(text string) []Entity {
 	var es []Entity
-	for _, m := range commandRE.FindAllStringSubmatchIndex(text, -1) {
+	for _, m := range commandRE().FindAllStringSubmatchIndex(text, -1) {
 		start, end := m[4], m[5]
 		es = append(es, Entity{Type: "bot_command", Offset: UTF16Len(text[:start]), Length: UTF16Len(text[start:end])})
 	}

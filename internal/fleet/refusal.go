@@ -1,12 +1,12 @@
 package fleet
 
 import (
-	"regexp"
+	"github.com/relaychat/relay/internal/lazyre"
 	"strings"
 )
 
 // fingerprintLine finds the key ssh saw in its host key warning.
-var fingerprintLine = regexp.MustCompile(`(?m)^(SHA256:[A-Za-z0-9+/]{43})\.?\r?$`)
+var fingerprintLine = lazyre.New(`(?m)^(SHA256:[A-Za-z0-9+/]{43})\.?\r?$`)
 
 // sshFailures maps what ssh logs for a failure it exits 255 for to a Kind
 // and the words the owner reads. ssh's own text is never shown whole: it
@@ -43,7 +43,7 @@ func sshFailure(r *Result, log string, midRun bool) {
 		if strings.Contains(log, f.needle) {
 			r.Kind, r.Reason = f.kind, f.reason
 			if f.kind == KindHostKey {
-				if m := fingerprintLine.FindStringSubmatch(log); m != nil {
+				if m := fingerprintLine().FindStringSubmatch(log); m != nil {
 					r.Fingerprint = m[1]
 					r.Reason += "; it offered " + m[1]
 				}

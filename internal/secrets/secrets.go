@@ -14,9 +14,9 @@ package secrets
 import (
 	"errors"
 	"fmt"
+	"github.com/relaychat/relay/internal/lazyre"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -394,12 +394,12 @@ func (s *Store) filePath(name string) string {
 	return filepath.Join(s.o.Dir, name)
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
+var nameRE = lazyre.New(`^[a-z0-9][a-z0-9-]{0,63}$`)
 
 // checkName keeps a name usable as a file name inside CredentialsDir and
 // Dir: no separators, no dot-dot, no hidden files.
 func checkName(name string) error {
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		return fmt.Errorf("invalid secret name %q (want lower-case letters, digits and dashes)", name)
 	}
 	return nil

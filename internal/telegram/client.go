@@ -2,13 +2,14 @@ package telegram
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/relaychat/relay/internal/lazyre"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -117,11 +118,11 @@ type secret struct{ token string }
 func (secret) String() string   { return redacted }
 func (secret) GoString() string { return redacted }
 
-var tokenFormat = regexp.MustCompile(`^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$`)
+var tokenFormat = lazyre.New(`^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$`)
 
 // New checks the options and builds a Client. It makes no request.
 func New(o Options) (*Client, error) {
-	if !tokenFormat.MatchString(o.Token) {
+	if !tokenFormat().MatchString(o.Token) {
 		// Never quote the token, even a malformed one.
 		return nil, errors.New("telegram: bot token is malformed (want <digits>:<secret> as given by @BotFather; run relay token set)")
 	}
@@ -169,7 +170,7 @@ func New(o Options) (*Client, error) {
 	if hc.Transport == nil {
 		hc.Transport = defaultTransport()
 	}
-	hc.Transport = &transport{base: hc.Transport, redact: red}
+	hc.Transport = newTransport(hc.Transport, red)
 	// The Bot API never redirects; following one could carry the token's
 	// URL to another host.
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -232,6 +233,16 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// Prepare starts in the background what the first request to apiURL will
+// need, so that it overlaps the rest of the relay's start instead of
+// delaying the first getUpdates: for HTTPS, loading and parsing the
+// system's root certificates (milliseconds of CPU, done once per process).
+func Prepare(apiURL string) {
+	if apiURL == "" || strings.HasPrefix(apiURL, "https:") {
+		go x509.SystemCertPool()
+	}
 }
 
 func defaultTransport() http.RoundTripper {

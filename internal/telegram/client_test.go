@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -463,5 +465,51 @@ func checkWait(t *testing.T, line map[string]any) {
 	s, ok := line["wait"].(string)
 	if d, err := time.ParseDuration(s); !ok || err != nil || d <= 0 {
 		t.Errorf("wait: got %#v, want a duration with a unit", line["wait"])
+	}
+}
+
+// TestStartCallsShareOneConnection: calls made at once, before the client
+// has a connection, open one TLS connection between them (HTTP/2 carries
+// them all), not one each: every extra one is a TCP and TLS handshake on
+// the way to the relay's first getUpdates.
+func TestStartCallsShareOneConnection(t *testing.T) {
+	var mu sync.Mutex
+	conns := 0
+	// Each answer waits until all four calls have arrived, so that they
+	// are in flight together, as at a relay's start.
+	var arrived sync.WaitGroup
+	arrived.Add(4)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Done()
+		arrived.Wait()
+		apiOK(w, true)
+	}))
+	srv.EnableHTTP2 = true
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	c, err := New(Options{Token: testToken, APIURL: srv.URL, HTTPClient: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if err := c.DeleteWebhook(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if conns != 1 {
+		t.Errorf("4 calls at start opened %d connections, want 1", conns)
 	}
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/relaychat/relay/internal/lazyre"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -148,7 +148,7 @@ type redactor struct {
 // tokenShape matches anything that looks like a bot token, so that even a
 // token other than ours (or ours mangled beyond the exact needles) is
 // redacted.
-var tokenShape = regexp.MustCompile(`[0-9]{3,}(:|%3[aA])[A-Za-z0-9_-]{20,}`)
+var tokenShape = lazyre.New(`[0-9]{3,}(:|%3[aA])[A-Za-z0-9_-]{20,}`)
 
 func newRedactor(token string) *redactor {
 	r := &redactor{}
@@ -182,7 +182,7 @@ func (r *redactor) String(s string) string {
 	for _, n := range r.needles {
 		s = strings.ReplaceAll(s, n, redacted)
 	}
-	return tokenShape.ReplaceAllString(s, redacted)
+	return tokenShape().ReplaceAllString(s, redacted)
 }
 
 // transportError is what the transport returns instead of the underlying

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/relaychat/relay/internal/lazyre"
 	"io"
-	"regexp"
 	"strings"
 	"sync"
 	"unicode/utf16"
@@ -288,13 +288,13 @@ func (c *Client) AnswerCallback(ctx context.Context, callbackID, text string) er
 	return err
 }
 
-var commandName = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
+var commandName = lazyre.New(`^[a-z0-9_]{1,32}$`)
 
 // botCommands checks cmds and converts them.
 func botCommands(cmds []Command) ([]models.BotCommand, error) {
 	list := make([]models.BotCommand, 0, len(cmds))
 	for _, cmd := range cmds {
-		if !commandName.MatchString(cmd.Name) {
+		if !commandName().MatchString(cmd.Name) {
 			return nil, fmt.Errorf("telegram: command name %q must match [a-z0-9_]{1,32}", cmd.Name)
 		}
 		if n := utf8.RuneCountInString(cmd.Description); n == 0 || n > maxCommandDesc || !utf8.ValidString(cmd.Description) {

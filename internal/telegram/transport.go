@@ -10,8 +10,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"unicode/utf8"
 )
@@ -59,6 +62,36 @@ func withCall(ctx context.Context) (context.Context, *callInfo) {
 type transport struct {
 	base   http.RoundTripper
 	redact *redactor
+	// The first request opens the connection alone: requests made before
+	// it has one wait (first closes), so that the calls a relay makes at
+	// start share that connection, multiplexed over HTTP/2 as the Bot API
+	// speaks it, instead of each paying a TCP and a TLS handshake of its
+	// own on the way to the first getUpdates.
+	leader    atomic.Bool
+	first     chan struct{}
+	firstOnce sync.Once
+}
+
+func newTransport(base http.RoundTripper, red *redactor) *transport {
+	return &transport{base: base, redact: red, first: make(chan struct{})}
+}
+
+// opened ends the first request's head start.
+func (t *transport) opened() { t.firstOnce.Do(func() { close(t.first) }) }
+
+// await holds req until the first request has its connection, or has
+// failed; the first request itself goes at once, and tells when.
+func (t *transport) await(req *http.Request) (*http.Request, error) {
+	if t.leader.CompareAndSwap(false, true) {
+		trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { t.opened() }}
+		return req.WithContext(httptrace.WithClientTrace(req.Context(), trace)), nil
+	}
+	select {
+	case <-t.first:
+		return req, nil
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	}
 }
 
 type apiReply struct {
@@ -75,7 +108,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if info == nil {
 		info = &callInfo{}
 	}
+	req, err := t.await(req)
+	if err != nil {
+		info.netClass = netClass(err)
+		return nil, &transportError{msg: t.redact.String(err.Error()), cause: contextCause(err)}
+	}
 	resp, err := t.base.RoundTrip(req)
+	t.opened() // the first request's connection failed, or it is done
 	if err != nil {
 		info.netClass = netClass(err)
 		return nil, &transportError{msg: t.redact.String(err.Error()), cause: contextCause(err)}

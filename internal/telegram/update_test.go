@@ -197,7 +197,7 @@ func FuzzParseCommand(f *testing.F) {
 			}
 			return
 		}
-		if !commandName.MatchString(name) {
+		if !commandName().MatchString(name) {
 			t.Fatalf("ParseCommand(%q) name %q does not match [a-z0-9_]{1,32}", text, name)
 		}
 		if !strings.HasPrefix(strings.ToLower(text), "/"+name) {

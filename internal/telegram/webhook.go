@@ -8,10 +8,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/relaychat/relay/internal/lazyre"
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"sync"
 
 	"github.com/go-telegram/bot"
@@ -22,7 +22,7 @@ const SecretHeader = "X-Telegram-Bot-Api-Secret-Token"
 
 // secretFormat is what Telegram accepts as a secret_token. We also demand
 // at least 16 characters: a short secret is a guessable one.
-var secretFormat = regexp.MustCompile(`^[A-Za-z0-9_-]{16,256}$`)
+var secretFormat = lazyre.New(`^[A-Za-z0-9_-]{16,256}$`)
 
 // RandomSecret returns a fresh webhook secret token: 256 random bits in
 // Telegram's alphabet.
@@ -54,7 +54,7 @@ func random(n int) string {
 // webhook with SetWebhook, which asks Telegram for one connection at a
 // time, so updates arrive in order.
 func (c *Client) WebhookHandler(secret string, maxBody int64, handle func(context.Context, Update)) http.Handler {
-	valid := secretFormat.MatchString(secret)
+	valid := secretFormat().MatchString(secret)
 	if !valid {
 		c.log.Error().Msg("webhook secret is missing or malformed; every webhook request will be refused")
 	}
@@ -137,7 +137,7 @@ func (c *Client) SetWebhook(ctx context.Context, hookURL, secret string) error {
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
 		return errors.New("telegram: webhook url must be an https url without credentials (telegram only posts to https)")
 	}
-	if !secretFormat.MatchString(secret) {
+	if !secretFormat().MatchString(secret) {
 		return fmt.Errorf("telegram: webhook secret must be 16 to 256 of [A-Za-z0-9_-] (use RandomSecret)")
 	}
 	params := &bot.SetWebhookParams{

@@ -107,7 +107,7 @@ func TestRandomPathAndSecret(t *testing.T) {
 		if !regexp.MustCompile(`^/telegram/[A-Za-z0-9_-]{32}$`).MatchString(p) {
 			t.Fatalf("RandomPath() = %q, want /telegram/ and 32 url-safe characters", p)
 		}
-		if !secretFormat.MatchString(s) || len(s) < 43 {
+		if !secretFormat().MatchString(s) || len(s) < 43 {
 			t.Fatalf("RandomSecret() = %q, want 43+ characters of [A-Za-z0-9_-]", s)
 		}
 		if seen[p] || seen[s] {

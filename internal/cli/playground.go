@@ -78,8 +78,8 @@ func playgroundCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	who := commandIdentity(env, cfg)
 	// Commands launch exactly as under relay run.
-	le := hostLaunch(launch.Env{}, log)
-	defer le.Launcher.Close()
+	le := startHost(cfg, launch.Env{}, log)
+	defer le.Host.Close()
 	res, err := playground.Run(ctx, playground.Options{
 		Config:     cfg,
 		ConfigPath: path,

@@ -14,8 +14,8 @@ import (
 	"github.com/relaychat/relay/internal/cgroup"
 	"github.com/relaychat/relay/internal/daemon"
 	"github.com/relaychat/relay/internal/launch"
-	"github.com/relaychat/relay/internal/sandbox"
 	"github.com/relaychat/relay/internal/secrets"
+	"github.com/relaychat/relay/internal/telegram"
 	"github.com/relaychat/relay/policy"
 )
 
@@ -152,6 +152,7 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	telegram.Prepare(cfg.Telegram.APIURL)
 	if cfg.Auth.OwnerID <= 0 {
 		// A member's file (member:) may leave the owner out: it is
 		// served to a hub by relay serve-ssh, not run as a bot.
@@ -168,9 +169,8 @@ func runCmd(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return notSetup(err, "no TOTP secret", "run 'relay totp enroll --config "+path+"'")
 	}
-	le := hostLaunch(launchEnv(path, env), log)
-	defer le.Launcher.Close()
-	launch.Prewarm(cfg, le)
+	le := startHost(cfg, launchEnv(path, env), log)
+	defer le.Host.Close()
 	d, err := daemon.New(daemon.Options{
 		Config:  cfg,
 		Launch:  le,
@@ -207,21 +207,17 @@ func notSetup(err error, missing, hint string) error {
 	return failf(ExitNotSetup, hint, "%s: %w", missing, err)
 }
 
-// hostLaunch adds to le what a running relay gives every command it
-// launches: job cgroups and trampolines started ahead. The caller closes
-// the launcher.
-func hostLaunch(le launch.Env, log zerolog.Logger) launch.Env {
-	// Job cgroups: decided once, before any job starts, as the relay
-	// moves itself into a leaf of its delegated subtree.
-	var err error
-	if le.Cgroups, err = cgroup.Delegated(); err != nil {
-		log.Warn().Str("reason", err.Error()).Msg("no job cgroups: memory, pids and cpu limits hold only per process (rlimits)")
-	} else {
-		log.Info().Str("cgroup", le.Cgroups.Path()).Msg("job cgroups")
-	}
-	// Trampolines started ahead take the clone into fresh namespaces and
-	// the relay binary's start-up off each command's path.
-	le.Launcher = sandbox.NewLauncher()
+// startHost starts what a running relay gives every command it launches,
+// job cgroups and trampolines started ahead, in the background (see
+// launch.Host). The caller closes the Host.
+func startHost(cfg *policy.Config, le launch.Env, log zerolog.Logger) launch.Env {
+	le.Host = launch.StartHost(cfg, le, func(tree *cgroup.Tree, err error) {
+		if err != nil {
+			log.Warn().Str("reason", err.Error()).Msg("no job cgroups: memory, pids and cpu limits hold only per process (rlimits)")
+		} else {
+			log.Info().Str("cgroup", tree.Path()).Msg("job cgroups")
+		}
+	})
 	return le
 }
 

@@ -27,12 +27,53 @@ type Env struct {
 	ConfigPath string
 	// CredentialsDir is $CREDENTIALS_DIRECTORY, protected from commands.
 	CredentialsDir string
-	// Cgroups is the relay's delegated cgroup v2 subtree for job
-	// cgroups; nil leaves only the per-process rlimits.
-	Cgroups *cgroup.Tree
-	// Launcher keeps sandbox trampolines started ahead of their jobs; nil
-	// starts each when its job does.
+	// Host is a running relay's set-up for all its commands (StartHost);
+	// nil for a one-off command: no job cgroups (the per-process rlimits
+	// still hold) and no trampolines started ahead.
+	Host *Host
+}
+
+// Host is what a running relay sets up once for every command it
+// launches: job cgroups, for which the relay moves itself into a leaf of
+// its delegated cgroup v2 subtree (the kernel takes milliseconds to move a
+// process), and sandbox trampolines started ahead of their jobs. StartHost
+// does it in the background, so that the relay's start does not wait for
+// it; a command waits until it is done.
+type Host struct {
+	// Launcher keeps the trampolines started ahead.
 	Launcher *sandbox.Launcher
+	ready    chan struct{}
+	cgroups  *cgroup.Tree
+}
+
+// StartHost starts the set-up of a relay serving cfg. report is called
+// once, from another goroutine, with the job cgroups' subtree or why there
+// are none. Close the Host when the relay stops.
+func StartHost(cfg *policy.Config, e Env, report func(*cgroup.Tree, error)) *Host {
+	h := &Host{Launcher: sandbox.NewLauncher(), ready: make(chan struct{})}
+	e.Host = h
+	go func() {
+		// Decided once, before any job starts.
+		tree, err := cgroup.Delegated()
+		h.cgroups = tree
+		close(h.ready)
+		report(tree, err)
+		Prewarm(cfg, e)
+	}()
+	return h
+}
+
+// Cgroups waits for the set-up and returns the job cgroups' subtree, or
+// nil when there are none.
+func (h *Host) Cgroups() *cgroup.Tree {
+	<-h.ready
+	return h.cgroups
+}
+
+// Close waits for the set-up, then kills the trampolines still waiting.
+func (h *Host) Close() {
+	<-h.ready
+	h.Launcher.Close()
 }
 
 // Protected lists the paths no sandboxed command may read or write: the
@@ -91,7 +132,7 @@ func Profile(cfg *policy.Config, e Env, c *policy.Command) (*sandbox.Profile, er
 // each kind runs as fast as the next. A command whose profile cannot be
 // built is skipped: it is refused, with the reason, when it runs.
 func Prewarm(cfg *policy.Config, e Env) {
-	if e.Launcher == nil {
+	if e.Host == nil {
 		return
 	}
 	for _, c := range cfg.Commands {
@@ -110,8 +151,9 @@ func options(cfg *policy.Config, e Env, c *policy.Command, workdir string) (sand
 		Protected: Protected(cfg, e),
 		Workdir:   workdir,
 		Timeout:   c.Timeout,
-		Cgroups:   e.Cgroups,
-		Launcher:  e.Launcher,
+	}
+	if e.Host != nil {
+		o.Cgroups, o.Launcher = e.Host.Cgroups(), e.Host.Launcher
 	}
 	if os.Geteuid() == 0 {
 		id, err := CommandUser(cfg.CommandUser)

@@ -207,11 +207,12 @@ func notSetup(err error, missing, hint string) error {
 	return failf(ExitNotSetup, hint, "%s: %w", missing, err)
 }
 
-// startHost starts what a running relay gives every command it launches,
-// job cgroups and trampolines started ahead, in the background (see
-// launch.Host). The caller closes the Host.
+// startHost prepares what a running relay gives every command it
+// launches, job cgroups and trampolines started ahead, set up in the
+// background once the relay polls (see launch.Host). The caller closes
+// the Host.
 func startHost(cfg *policy.Config, le launch.Env, log zerolog.Logger) launch.Env {
-	le.Host = launch.StartHost(cfg, le, func(tree *cgroup.Tree, err error) {
+	le.Host = launch.NewHost(cfg, le, func(tree *cgroup.Tree, err error) {
 		if err != nil {
 			log.Warn().Str("reason", err.Error()).Msg("no job cgroups: memory, pids and cpu limits hold only per process (rlimits)")
 		} else {

@@ -345,6 +345,7 @@ func (d *Daemon) serve(ctx context.Context, cfg *policy.Config, ready <-chan str
 		if !wait() {
 			return nil
 		}
+		d.beginHost()
 		err := d.tg.Poll(ctx, d.handle)
 		if ctx.Err() != nil {
 			return nil
@@ -355,7 +356,17 @@ func (d *Daemon) serve(ctx context.Context, cfg *policy.Config, ready <-chan str
 	if !wait() {
 		return nil
 	}
+	d.beginHost()
 	return d.serveWebhook(ctx, cfg)
+}
+
+// beginHost starts the host's set-up for commands (job cgroups,
+// trampolines started ahead) now that the first poll is on its way: done
+// earlier, it competes with the relay's start for the CPU.
+func (d *Daemon) beginHost() {
+	if h := d.o.Launch.Host; h != nil {
+		h.Begin()
+	}
 }
 
 // learnName asks getMe for the bot's username, so that "/cmd@name" can be

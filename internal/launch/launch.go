@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/relaychat/relay/internal/cgroup"
 	"github.com/relaychat/relay/internal/exec"
@@ -27,7 +28,7 @@ type Env struct {
 	ConfigPath string
 	// CredentialsDir is $CREDENTIALS_DIRECTORY, protected from commands.
 	CredentialsDir string
-	// Host is a running relay's set-up for all its commands (StartHost);
+	// Host is a running relay's set-up for all its commands (NewHost);
 	// nil for a one-off command: no job cgroups (the per-process rlimits
 	// still hold) and no trampolines started ahead.
 	Host *Host
@@ -36,42 +37,51 @@ type Env struct {
 // Host is what a running relay sets up once for every command it
 // launches: job cgroups, for which the relay moves itself into a leaf of
 // its delegated cgroup v2 subtree (the kernel takes milliseconds to move a
-// process), and sandbox trampolines started ahead of their jobs. StartHost
-// does it in the background, so that the relay's start does not wait for
-// it; a command waits until it is done.
+// process), and sandbox trampolines started ahead of their jobs. The
+// set-up runs in the background from Begin, which the relay calls once it
+// is polling, so that it competes with nothing on the way to the first
+// getUpdates; a command that comes first begins it and waits for it.
 type Host struct {
 	// Launcher keeps the trampolines started ahead.
 	Launcher *sandbox.Launcher
+	begin    sync.Once
 	ready    chan struct{}
 	cgroups  *cgroup.Tree
+	setUp    func()
 }
 
-// StartHost starts the set-up of a relay serving cfg. report is called
+// NewHost prepares the set-up of a relay serving cfg. report is called
 // once, from another goroutine, with the job cgroups' subtree or why there
 // are none. Close the Host when the relay stops.
-func StartHost(cfg *policy.Config, e Env, report func(*cgroup.Tree, error)) *Host {
+func NewHost(cfg *policy.Config, e Env, report func(*cgroup.Tree, error)) *Host {
 	h := &Host{Launcher: sandbox.NewLauncher(), ready: make(chan struct{})}
 	e.Host = h
-	go func() {
+	h.setUp = func() {
 		// Decided once, before any job starts.
 		tree, err := cgroup.Delegated()
 		h.cgroups = tree
 		close(h.ready)
 		report(tree, err)
 		Prewarm(cfg, e)
-	}()
+	}
 	return h
 }
 
-// Cgroups waits for the set-up and returns the job cgroups' subtree, or
-// nil when there are none.
+// Begin starts the set-up in the background, once.
+func (h *Host) Begin() { h.begin.Do(func() { go h.setUp() }) }
+
+// Cgroups begins the set-up if need be, waits for it and returns the job
+// cgroups' subtree, or nil when there are none.
 func (h *Host) Cgroups() *cgroup.Tree {
+	h.Begin()
 	<-h.ready
 	return h.cgroups
 }
 
-// Close waits for the set-up, then kills the trampolines still waiting.
+// Close waits for a set-up in progress, then kills the trampolines still
+// waiting. A Host never begun begins nothing after it.
 func (h *Host) Close() {
+	h.begin.Do(func() { close(h.ready) })
 	<-h.ready
 	h.Launcher.Close()
 }

@@ -62,6 +62,14 @@ type Options struct {
 	DrainTimeout time.Duration
 	// AuditKeys are secrets the audit writer must refuse to record.
 	Secrets [][]byte
+	// AuditWait bounds how long New waits for the audit log while another
+	// relay process holds it: relay serve-ssh or relay exec --host, which
+	// take the log's lock for one batch of records when no daemon runs.
+	// Default 5s.
+	AuditWait time.Duration
+	// Sleep pauses between two attempts to open the audit log, on the
+	// daemon's clock; nil sleeps for real.
+	Sleep func(time.Duration)
 }
 
 // Daemon is one running relay.
@@ -124,6 +132,12 @@ func New(o Options) (*Daemon, error) {
 	if o.DrainTimeout == 0 {
 		o.DrainTimeout = 5 * time.Second
 	}
+	if o.AuditWait == 0 {
+		o.AuditWait = 5 * time.Second
+	}
+	if o.Sleep == nil {
+		o.Sleep = time.Sleep
+	}
 	cfg := o.Config
 	d := &Daemon{o: o, now: o.Now, started: o.Now(), owner: cfg.Auth.OwnerID, fixed: cfg,
 		running: map[string]*jobInfo{}, reloads: make(chan struct{}, 1), menus: make(chan *policy.Config, 1)}
@@ -141,7 +155,7 @@ func New(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.floor = fl
-	al, err := audit.Open(cfg.Audit.Dir, audit.Options{RotateBytes: cfg.Audit.RotateBytes, Now: d.now})
+	al, err := d.openAudit(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrAuditUnavailable, err)
 	}
@@ -179,6 +193,24 @@ func New(o Options) (*Daemon, error) {
 	return d, nil
 }
 
+// openAudit opens the audit log, waiting up to AuditWait while another
+// relay process holds it. Without a daemon, relay serve-ssh (on a member)
+// and relay exec --host (on a hub) hold the lock for one batch of records,
+// a few fsyncs long; a daemon started in that moment must wait for it
+// rather than fail to start. Any other error is final at once.
+func (d *Daemon) openAudit(cfg *policy.Config) (*audit.Log, error) {
+	deadline := d.now().Add(d.o.AuditWait)
+	pause := time.Millisecond
+	for {
+		al, err := audit.Open(cfg.Audit.Dir, audit.Options{RotateBytes: cfg.Audit.RotateBytes, Now: d.now})
+		if err == nil || !errors.Is(err, audit.ErrInUse) || !d.now().Before(deadline) {
+			return al, err
+		}
+		d.o.Sleep(pause)
+		pause = min(2*pause, 50*time.Millisecond)
+	}
+}
+
 // authConfig is what auth enforces for cfg, on the daemon's clock.
 func (d *Daemon) authConfig(cfg *policy.Config) auth.Config {
 	ac := auth.ConfigFrom(cfg.Auth, d.fixed.StateDir)
@@ -198,6 +230,21 @@ func (d *Daemon) launchConfig() *policy.Config {
 	c.Audit.Dir = d.fixed.Audit.Dir
 	c.Telegram.TokenFile = d.fixed.Telegram.TokenFile
 	return &c
+}
+
+// appendRemote is the control socket's audit op: a record of a remote
+// call made by another relay process of this host (relay serve-ssh on a
+// member, relay exec --host on a hub), appended to the daemon's chain so
+// that the log keeps one writer. The control package admits only those
+// record types, from the relay's own uid or root outside any job. The
+// error is the client's to show: it never quotes the record.
+func (d *Daemon) appendRemote(_ context.Context, r audit.Record) (audit.Head, error) {
+	h, err := d.audit.Append(r)
+	if err != nil {
+		d.o.Log.Error().Err(err).Str("type", r.Type).Msg("audit write failed for another relay process's record")
+		return audit.Head{}, errors.New("audit log unavailable")
+	}
+	return h, nil
 }
 
 // record appends r to the audit log. An error means the action r describes
@@ -251,8 +298,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer signal.Stop(hup)
 
 	go func() {
-		if err := control.Serve(pollCtx, cfg.StateDir, cfg.Telegram.MaxDocumentBytes, d.notify); err != nil {
-			d.o.Log.Warn().Err(err).Msg("control socket unavailable; relay notify will not reach this daemon")
+		hs := control.Handlers{Notify: d.notify, Audit: d.appendRemote}
+		if err := control.ServeHandlers(pollCtx, d.fixed.StateDir, d.fixed.Telegram.MaxDocumentBytes, hs); err != nil {
+			d.o.Log.Warn().Err(err).Msg("control socket unavailable; relay notify, relay serve-ssh and relay exec --host will not reach this daemon")
 		}
 	}()
 

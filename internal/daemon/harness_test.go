@@ -100,6 +100,8 @@ type hopts struct {
 	before func(h *harness)
 	grace  time.Duration // ShutdownGrace; default 200ms
 	drain  time.Duration // DrainTimeout; default 300ms
+	// options adjusts the daemon's Options before New.
+	options func(h *harness, o *Options)
 }
 
 // harness is one Daemon and its fake Bot API.
@@ -230,18 +232,28 @@ commands:
 	}
 }
 
-func (h *harness) start() {
+// newDaemon is New on the harness's config and clock.
+func (h *harness) newDaemon() (*Daemon, error) {
 	h.t.Helper()
 	cfg, err := policy.Load(h.cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	d, err := New(Options{
+	o := Options{
 		Config: cfg, Token: testToken, TOTP: []byte(totpSecret), Version: "test",
 		Log:    zerolog.New(h.log).With().Timestamp().Logger(),
 		Reload: func() (*policy.Config, error) { return policy.Load(h.cfg) },
 		Now:    h.clk.Now, ShutdownGrace: h.o.grace, DrainTimeout: h.o.drain,
-	})
+	}
+	if h.o.options != nil {
+		h.o.options(h, &o)
+	}
+	return New(o)
+}
+
+func (h *harness) start() {
+	h.t.Helper()
+	d, err := h.newDaemon()
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -229,6 +229,7 @@ func (d *Daemon) launchConfig() *policy.Config {
 	c.StateDir = d.fixed.StateDir
 	c.Audit.Dir = d.fixed.Audit.Dir
 	c.Telegram.TokenFile = d.fixed.Telegram.TokenFile
+	c.Notify = d.fixed.Notify
 	return &c
 }
 

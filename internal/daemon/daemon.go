@@ -114,6 +114,15 @@ type Daemon struct {
 	// running maps job IDs to what started them, for /ps, /kill and the
 	// stop button.
 	running map[string]*jobInfo
+	// fanouts are the running /on fan-outs by ID ("f1"), numbered by
+	// fanSeq; guarded by mu.
+	fanouts map[string]*fanout
+	fanSeq  uint64
+
+	fmu sync.Mutex
+	// fleet reaches the members of the config's hosts: nil without any;
+	// guarded by fmu.
+	fleet *fleetRef
 }
 
 // ErrAuditUnavailable means the audit log cannot be written, so the relay
@@ -140,7 +149,7 @@ func New(o Options) (*Daemon, error) {
 	}
 	cfg := o.Config
 	d := &Daemon{o: o, now: o.Now, started: o.Now(), owner: cfg.Auth.OwnerID, fixed: cfg,
-		running: map[string]*jobInfo{}, reloads: make(chan struct{}, 1), menus: make(chan *policy.Config, 1)}
+		running: map[string]*jobInfo{}, fanouts: map[string]*fanout{}, reloads: make(chan struct{}, 1), menus: make(chan *policy.Config, 1)}
 	d.cfg.Store(cfg)
 	d.unauth = newUnauthLimiter(d.now)
 	d.out = newOutbox(o.Log)
@@ -190,6 +199,13 @@ func New(o Options) (*Daemon, error) {
 	}
 	d.tg = tg
 	d.runner = exec.NewRunner(cfg.Limits.MaxConcurrent)
+	ref, err := d.buildFleet(cfg)
+	if err != nil {
+		a.Close()
+		al.Close()
+		return nil, err
+	}
+	d.swapFleet(ref)
 	return d, nil
 }
 
@@ -350,6 +366,7 @@ loop:
 		_ = d.record(audit.Record{Type: "confirm", Outcome: "cancelled", Reason: fmt.Sprintf("shutdown: %d pending confirmations voided", n)})
 	}
 	d.drain()
+	d.closeFleet()
 	if n := d.unauth.flush(); n > 0 {
 		_ = d.record(audit.Record{Type: "unauthorized", Outcome: "ignored", Count: n,
 			Reason: fmt.Sprintf("%d unauthorized updates since the last record, not recorded individually (rate limit)", n)})
@@ -490,6 +507,7 @@ func (d *Daemon) drain() {
 	case <-time.After(d.o.ShutdownGrace):
 		d.o.Log.Warn().Msg("shutdown grace elapsed; killing running jobs")
 		d.runner.CancelAll()
+		d.cancelFanouts()
 		<-procs
 	}
 	done := make(chan struct{})

@@ -13,6 +13,7 @@ import (
 	"github.com/relaychat/relay/internal/auth"
 	"github.com/relaychat/relay/internal/chatfmt"
 	"github.com/relaychat/relay/internal/exec"
+	"github.com/relaychat/relay/internal/fleet"
 	"github.com/relaychat/relay/internal/launch"
 	"github.com/relaychat/relay/internal/telegram"
 	"github.com/relaychat/relay/policy"
@@ -31,6 +32,8 @@ var builtinHandlers = map[string]func(d *Daemon, u telegram.Update, args string)
 	"kill":   (*Daemon).kill,
 	"audit":  (*Daemon).auditTail,
 	"cancel": func(d *Daemon, u telegram.Update, _ string) { d.cancel(u) },
+	"on":     (*Daemon).on,
+	"hosts":  func(d *Daemon, u telegram.Update, _ string) { d.hostsList(u) },
 	"help":   func(d *Daemon, u telegram.Update, _ string) { d.help(u) },
 	"start":  func(d *Daemon, u telegram.Update, _ string) { d.help(u) },
 }
@@ -175,6 +178,13 @@ func carriesCode(cfg *policy.Config, u telegram.Update) bool {
 		if name == "login" {
 			return true
 		}
+		if name == fleet.OnCommand {
+			// /on TARGET COMMAND CODE …: whether the member's command
+			// takes a code is known only from its list, later, so a
+			// third word that looks like one is taken for one.
+			words, err := policy.SplitArgs(args)
+			return err == nil && len(words) >= 3 && auth.LooksLikeCode(words[2])
+		}
 		c := cfg.Lookup(name)
 		return c != nil && c.Reauth
 	}
@@ -274,7 +284,11 @@ func (d *Daemon) help(u telegram.Update) {
 	}
 	for _, b := range policy.Builtins {
 		if b.Listed(d.config()) {
-			builtins = append(builtins, chatfmt.HelpEntry{Usage: b.Usage(), Description: b.Description})
+			e := chatfmt.HelpEntry{Usage: b.Usage(), Description: b.Description}
+			if desc, ok := d.onHelp(); ok && b.Name == fleet.OnCommand {
+				e.Description = desc
+			}
+			builtins = append(builtins, e)
 		}
 	}
 	for _, m := range chatfmt.Help(cmds, builtins) {
@@ -329,6 +343,7 @@ func (d *Daemon) lock(u telegram.Update) {
 	// The jobs first: ending the session writes the auth state.
 	n := len(d.runner.Jobs())
 	d.runner.CancelAll()
+	n += d.cancelFanouts()
 	lockErr := d.auth.Lock(u.ChatID)
 	if lockErr != nil {
 		// The lock holds in memory; only a restart would lift it.
@@ -349,7 +364,7 @@ func (d *Daemon) status(u telegram.Update) {
 	st := d.auth.Status()
 	now := d.now()
 	info := chatfmt.StatusInfo{Session: st.Session, IdleLeft: st.IdleLeft, AbsoluteLeft: st.AbsoluteLeft,
-		Failures: st.Failures, Locked: st.Locked, Jobs: len(d.runner.Jobs()),
+		Failures: st.Failures, Locked: st.Locked, Jobs: len(d.runner.Jobs()) + len(d.runningFanouts()),
 		AuditHealthy: d.audit.Healthy() == nil, AuditSeq: d.audit.Head().Seq,
 		Version: d.o.Version, Uptime: now.Sub(d.started)}
 	if st.LockedUntil.After(now) {
@@ -364,11 +379,21 @@ func (d *Daemon) ps(u telegram.Update) {
 	for _, j := range d.runner.Jobs() {
 		jobs = append(jobs, chatfmt.Job{ID: j.ID(), Command: j.Key(), Elapsed: d.now().Sub(j.Started())})
 	}
+	for _, fo := range d.runningFanouts() {
+		jobs = append(jobs, chatfmt.Job{ID: fo.id, Command: fo.title, Elapsed: d.now().Sub(fo.started)})
+	}
 	d.send(u.ChatID, chatfmt.PS(jobs))
 }
 
 func (d *Daemon) kill(u telegram.Update, args string) {
 	id := strings.TrimSpace(args)
+	d.mu.Lock()
+	fo := d.fanouts[id]
+	d.mu.Unlock()
+	if fo != nil {
+		d.killFanout(u, fo, "/kill")
+		return
+	}
 	j := d.runner.Get(id)
 	if id == "" || j == nil {
 		d.reply(u.ChatID, "no such job; /ps lists the running jobs")

@@ -93,6 +93,8 @@ type hopts struct {
 	limits   string // YAML under "limits:", indented two spaces
 	// top replaces the top-level state_dir and audit settings.
 	top string
+	// extra is more top-level YAML (hosts:, notify:).
+	extra string
 	// maxConcurrent is limits.max_concurrent; default 16.
 	maxConcurrent int
 	fake          []fakebotapi.Option
@@ -224,9 +226,10 @@ limits:
   max_concurrent: %d
   max_output: 1GiB
 %s
+%s
 commands:
 %s
-`, top, user, h.api.URL(), ownerID, o.auth, o.maxConcurrent, o.limits, o.commands)
+`, top, user, h.api.URL(), ownerID, o.auth, o.maxConcurrent, o.limits, o.extra, o.commands)
 	if err := os.WriteFile(h.cfg, []byte(cfg), 0o600); err != nil {
 		h.t.Fatal(err)
 	}

@@ -74,6 +74,14 @@ func (d *Daemon) reload() {
 			err = cerr
 		}
 	}
+	var nextFleet *fleetRef
+	swap := false
+	if err == nil && fleetChanged(d.config(), cfg) {
+		// Built before anything changes: a fleet that cannot be built
+		// refuses the reload whole.
+		swap = true
+		nextFleet, err = d.buildFleet(cfg)
+	}
 	if err != nil {
 		d.o.Log.Error().Err(err).Msg("config reload refused; keeping the old config")
 		_ = d.record(audit.Record{Type: "config", Outcome: "failed", Reason: err.Error()})
@@ -93,6 +101,9 @@ func (d *Daemon) reload() {
 	}
 	d.runner.SetLimit(cfg.Limits.MaxConcurrent)
 	voided := d.auth.VoidConfirms()
+	if swap {
+		d.swapFleet(nextFleet)
+	}
 	d.serial.Unlock()
 	d.resetCheckpoints(cfg)
 	d.setMenu(cfg)

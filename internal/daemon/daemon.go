@@ -37,6 +37,7 @@ import (
 	"github.com/relaychat/relay/internal/control"
 	"github.com/relaychat/relay/internal/exec"
 	"github.com/relaychat/relay/internal/launch"
+	"github.com/relaychat/relay/internal/picker"
 	"github.com/relaychat/relay/internal/sdnotify"
 	"github.com/relaychat/relay/internal/telegram"
 	"github.com/relaychat/relay/policy"
@@ -119,6 +120,9 @@ type Daemon struct {
 	fanouts map[string]*fanout
 	fanSeq  uint64
 
+	// picks are the picker keyboards shown, bound to their session.
+	picks *picker.Table[pickState]
+
 	fmu sync.Mutex
 	// fleet reaches the members of the config's hosts: nil without any;
 	// guarded by fmu.
@@ -152,6 +156,7 @@ func New(o Options) (*Daemon, error) {
 		running: map[string]*jobInfo{}, fanouts: map[string]*fanout{}, reloads: make(chan struct{}, 1), menus: make(chan *policy.Config, 1)}
 	d.cfg.Store(cfg)
 	d.unauth = newUnauthLimiter(d.now)
+	d.picks = picker.New[pickState](d.now, picker.DefaultTTL, picker.DefaultMax)
 	d.out = newOutbox(o.Log)
 
 	for _, dir := range []string{cfg.StateDir, launch.SpoolDir(cfg)} {

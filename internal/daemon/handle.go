@@ -222,6 +222,7 @@ func (d *Daemon) gate(u telegram.Update, denied audit.Record) (answer string, ok
 	}
 	answer = "not logged in: send /login CODE"
 	if e, ok := d.auth.TakeExpiry(u.ChatID); ok {
+		d.picks.Forget()
 		what := "idle for " + e.Limit.String()
 		if e.Reason == "lifetime" {
 			what = "reached its lifetime of " + e.Limit.String()
@@ -322,6 +323,7 @@ func (d *Daemon) login(u telegram.Update, args string) {
 		d.reply(u.ChatID, "login failed: "+res.Reason)
 		return
 	}
+	d.picks.Forget()
 	cfg := d.config()
 	msg := fmt.Sprintf("logged in; the session ends after %s idle or %s at most", cfg.Auth.SessionIdle, cfg.Auth.SessionMax)
 	if res.UsedRecovery {
@@ -332,6 +334,7 @@ func (d *Daemon) login(u telegram.Update, args string) {
 
 func (d *Daemon) logout(u telegram.Update) {
 	d.auth.Logout(u.ChatID)
+	d.picks.Forget()
 	_ = d.record(audit.Record{Type: "session", Outcome: "ended", Reason: "logout", UserID: u.UserID, ChatID: u.ChatID})
 	d.reply(u.ChatID, "logged out")
 }
@@ -345,6 +348,7 @@ func (d *Daemon) lock(u telegram.Update) {
 	d.runner.CancelAll()
 	n += d.cancelFanouts()
 	lockErr := d.auth.Lock(u.ChatID)
+	d.picks.Forget()
 	if lockErr != nil {
 		// The lock holds in memory; only a restart would lift it.
 		d.o.Log.Error().Err(lockErr).Msg("/lock not persisted; it holds until relay restarts")
@@ -514,22 +518,53 @@ func (d *Daemon) command(u telegram.Update, name, args string) {
 			return
 		}
 	}
+	d.proceed(u, cmd, words, cmd.Reauth, 0, deny)
+}
+
+// proceedResult is how proceed went.
+type proceedResult int
+
+const (
+	proceedRefused proceedResult = iota // denied, and answered
+	proceedPicked                       // a keyboard asks for the next parameter
+	proceedRan                          // bound: running, or waiting for its Run button
+)
+
+// proceed is a command's path once its words are known and its step-up
+// done, typed and picked alike: a keyboard for the next parameter when
+// the words stop short of one that offers choices; else binding, the
+// sandbox and confirmation, then the run. msgID is the picker's message a
+// press came from, which the next keyboard replaces; 0 when typed.
+func (d *Daemon) proceed(u telegram.Update, cmd *policy.Command, words []string, steppedUp bool, msgID int, deny func(reason, answer string)) proceedResult {
+	p, choices, complete, err := cmd.Next(words)
+	switch {
+	case err != nil:
+		// A refused word first, then the count: Bind's own errors.
+		deny(err.Error(), err.Error())
+		return proceedRefused
+	case !complete:
+		if d.askPick(u, msgID, cmd, words, p, choices, steppedUp) {
+			return proceedPicked
+		}
+		return proceedRefused
+	}
 	inv, err := cmd.Bind(words)
 	if err != nil {
 		deny(err.Error(), err.Error())
-		return
+		return proceedRefused
 	}
 	spec, done, err := launch.Spec(d.launchConfig(), inv, d.o.Launch)
 	if err != nil {
-		d.o.Log.Error().Err(err).Str("command", name).Msg("command refused")
+		d.o.Log.Error().Err(err).Str("command", cmd.Name).Msg("command refused")
 		deny(err.Error(), "sandbox unavailable on this host; command refused (see relay sandbox check)")
-		return
+		return proceedRefused
 	}
 	if cmd.Confirm {
 		d.askConfirm(u, inv, spec, done)
-		return
+		return proceedRan
 	}
 	d.start(u.ChatID, u.UserID, inv, spec, done)
+	return proceedRan
 }
 
 func paramsOf(inv *policy.Invocation) map[string]string {

@@ -16,6 +16,7 @@ import (
 	"github.com/relaychat/relay/internal/auth"
 	"github.com/relaychat/relay/internal/chatfmt"
 	"github.com/relaychat/relay/internal/exec"
+	"github.com/relaychat/relay/internal/picker"
 	"github.com/relaychat/relay/internal/telegram"
 	"github.com/relaychat/relay/policy"
 )
@@ -175,6 +176,10 @@ func (d *Daemon) callback(u telegram.Update) {
 		r.Outcome, r.Reason = "denied", reason
 		_ = d.record(r)
 		answer(text)
+	}
+	if strings.HasPrefix(u.CallbackData, picker.Prefix) {
+		d.pickPressed(u)
+		return
 	}
 	action, token, ok := strings.Cut(u.CallbackData, ":")
 	if !ok || (action != "r" && action != "x") {

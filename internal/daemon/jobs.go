@@ -17,6 +17,7 @@ import (
 	"github.com/relaychat/relay/internal/chatfmt"
 	"github.com/relaychat/relay/internal/exec"
 	"github.com/relaychat/relay/internal/picker"
+	"github.com/relaychat/relay/internal/render"
 	"github.com/relaychat/relay/internal/telegram"
 	"github.com/relaychat/relay/policy"
 )
@@ -433,8 +434,10 @@ wait:
 	go func() { recorded <- d.record(end) }()
 	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	// A format runs here, bounded, not in the chat's lane.
+	view := d.format(inv.Command, res)
 	err := d.out.call(dctx, info.chatID, func(ctx context.Context) error {
-		return d.deliver(ctx, info.chatID, int(p.msgID.Load()), inv, res)
+		return d.deliver(ctx, info.chatID, int(p.msgID.Load()), inv, res, view)
 	})
 	auditErr := <-recorded
 	d.recordDelivery("result of /"+inv.Command.Name, job.ID(), err)
@@ -454,29 +457,78 @@ func footer(name string, res *exec.Result) string {
 // smallOutput is the largest output read into memory to try a message.
 const smallOutput = 16 << 10
 
+// view is how a result is shown: its footer, and the output through the
+// command's format when it has one and it worked.
+type view struct {
+	foot     string
+	rendered *string // nil: the raw output
+}
+
+// format renders res through cmd's format, when cmd has one and exited 0
+// (a failed command's output is what the owner needs to see as it is).
+// A failure shows the raw output with a one-line note in the footer.
+func (d *Daemon) format(cmd *policy.Command, res *exec.Result) view {
+	v := view{foot: footer(cmd.Name, res)}
+	if res.Ending() != exec.EndOK {
+		return v
+	}
+	prog, err := cmd.Renderer()
+	if err != nil || prog == nil {
+		// A loaded command's format compiled at load; nil has none.
+		return v
+	}
+	r, err := res.Output.Open()
+	if err == nil {
+		var text string
+		text, err = prog.Render(context.Background(), r, render.Limits{Input: min(cmd.MaxOutput, render.MaxInput), Units: chatfmt.TextBudget(v.foot)})
+		r.Close()
+		if err == nil {
+			v.rendered = &text
+			return v
+		}
+	}
+	v.foot += " · " + render.Note(err)
+	return v
+}
+
 // deliver sends the result: a message when it fits, else a document
 // streamed from the spool. A message to the chat also ends the job's
 // draft; an edited progress message becomes the result.
-func (d *Daemon) deliver(ctx context.Context, chatID int64, progressID int, inv *policy.Invocation, res *exec.Result) error {
+func (d *Daemon) deliver(ctx context.Context, chatID int64, progressID int, inv *policy.Invocation, res *exec.Result, v view) error {
 	cfg := d.config()
-	foot := footer(inv.Command.Name, res)
+	foot := v.foot
+	sendText := func(text string) error {
+		if progressID != 0 {
+			if err := d.tg.EditText(ctx, chatID, progressID, text); err == nil {
+				return nil
+			}
+		}
+		_, err := d.tg.SendText(ctx, chatID, text)
+		return err
+	}
+	name := fmt.Sprintf("%s-%s.txt", inv.Command.Name, d.now().UTC().Format("20060102-150405"))
+	if v.rendered != nil {
+		out := []byte(*v.rendered)
+		if chatfmt.FitsMessage(out, foot) {
+			return sendText(chatfmt.Pre(out, foot))
+		}
+		// Formatted text longer than a message: a document of it.
+		open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(*v.rendered)), nil }
+		err := d.tg.SendDocument(ctx, chatID, name, open, chatfmt.Escape(foot+fmt.Sprintf(" · formatted, %d bytes", len(out))))
+		if progressID != 0 {
+			_ = d.tg.DeleteMessage(ctx, chatID, progressID)
+		}
+		return err
+	}
 	if res.Output.Size() <= smallOutput {
 		out, err := readAll(res.Output)
 		if err != nil {
 			return err
 		}
 		if chatfmt.FitsMessage(out, foot) {
-			text := chatfmt.Pre(out, foot)
-			if progressID != 0 {
-				if err := d.tg.EditText(ctx, chatID, progressID, text); err == nil {
-					return nil
-				}
-			}
-			_, err := d.tg.SendText(ctx, chatID, text)
-			return err
+			return sendText(chatfmt.Pre(out, foot))
 		}
 	}
-	name := fmt.Sprintf("%s-%s.txt", inv.Command.Name, d.now().UTC().Format("20060102-150405"))
 	limit := cfg.Telegram.MaxDocumentBytes
 	open := func() (io.ReadCloser, error) {
 		r, err := res.Output.Open()

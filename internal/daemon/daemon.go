@@ -326,6 +326,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}()
 
+	if n := d.fixed.Notify; n.Group != "" {
+		// One local group's socket (notify.group). A directory that is
+		// not as ServeGroup requires is the owner's to fix; the bot runs
+		// on without it. It is served from the start only: notify.* need
+		// a restart (restartOnly).
+		go func() {
+			g := control.Group{Name: n.Group, GID: n.GID, Dir: n.Dir}
+			if err := control.ServeGroup(pollCtx, g, d.fixed.Telegram.MaxDocumentBytes, d.notify); err != nil {
+				d.o.Log.Error().Err(err).Msg("notify group socket not served; relay notify --socket from notify.group will not reach this daemon")
+			}
+		}()
+	}
+
 	_ = sdnotify.Ready()
 	stopWatchdog := d.watchdog()
 	defer stopWatchdog()

@@ -264,6 +264,10 @@ func TestHomeAssistantExample(t *testing.T) {
 			if got := h.rendered(t, c.args[0], out); got != c.want {
 				t.Errorf("/%s shows\n%s\nwant\n%s\n(the raw output: %q)", c.args[0], got, c.want, out)
 			}
+			// relay exec shows what the chat would, after its status line.
+			if want := "relay: note: the chat shows it through its format:\n  " + strings.ReplaceAll(c.want, "\n", "\n  ") + "\n"; !strings.HasSuffix(stderr, want) {
+				t.Errorf("relay exec %v: stderr\n%s\nwant it to end with\n%s", c.args, stderr, want)
+			}
 		})
 	}
 	stub.mu.Lock()

@@ -91,3 +91,99 @@ func TestOnRefusesWhatItCannotDo(t *testing.T) {
 	h.expect("web1: unreachable: connection refused")
 	h.waitFor("the fan-outs gone", func() bool { return len(h.d.runningFanouts()) == 0 })
 }
+
+// silentHost is a hosts: entry for a member that accepts the connection
+// and never answers, so that a call to it runs until it is cancelled (or
+// ssh's ConnectTimeout, far longer than the test).
+func silentHost(t *testing.T, dir, name string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	entry := deadHosts(t, dir, name)
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	i := strings.Index(entry, "port: ")
+	j := strings.Index(entry[i:], "\n")
+	return entry[:i] + "port: " + port + entry[i+j:] + "fleet: {connect_timeout: 60s}\n"
+}
+
+// TestFanOutIsAJob: a running /on is in /ps and /status, and /kill, /lock
+// and shutdown end it as they end a local job, at once, whatever its
+// member does.
+func TestFanOutIsAJob(t *testing.T) {
+	h := newHarness(t, hopts{extra: silentHost(t, t.TempDir(), "nas")})
+	h.login()
+	running := func() {
+		t.Helper()
+		h.say("/on nas disk")
+		h.waitFor("the fan-out running", func() bool { return len(h.d.runningFanouts()) == 1 })
+	}
+	running()
+	id := h.d.runningFanouts()[0].id
+	h.say("/ps")
+	if m := h.expect("1 running"); !strings.Contains(m.Text, id+"    /on nas disk") {
+		t.Errorf("/ps shows %q, want the fan-out %s", m.Text, id)
+	}
+	h.say("/status")
+	h.expect("jobs: 1")
+	h.say("/kill " + id)
+	h.expectAll("killing "+id, "/on nas disk: cancelled")
+	h.waitFor("the fan-out gone", func() bool { return len(h.d.runningFanouts()) == 0 })
+	if len(h.find("type", "kill", "job", id)) != 1 {
+		t.Error("the kill is not audited")
+	}
+
+	running()
+	h.say("/lock")
+	h.expectAll("locked: session ended, 1 jobs killed", "cancelled")
+	h.waitFor("the fan-out gone", func() bool { return len(h.d.runningFanouts()) == 0 })
+
+	h.login()
+	running()
+	if err := h.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.d.runningFanouts()); n != 0 {
+		t.Errorf("%d fan-outs outlived shutdown", n)
+	}
+}
+
+// TestReloadSwapsTheFleet: a reload that changes the hosts serves the
+// next /on from the new ones; one that changes nothing a call depends on
+// keeps the fleet, and its kept connections.
+func TestReloadSwapsTheFleet(t *testing.T) {
+	dir := t.TempDir()
+	o := hopts{commands: echoCmd, extra: deadHosts(t, dir, "nas")}
+	h := newHarness(t, o)
+	h.login()
+	first := h.d.fleet
+	o.extra = "# a comment moves every line\n" + o.extra
+	h.reload(o)
+	if h.d.fleet != first {
+		t.Error("a reload that changed no host rebuilt the fleet")
+	}
+	o.extra = deadHosts(t, dir, "nas", "web")
+	h.reload(o)
+	if h.d.fleet == first {
+		t.Fatal("a reload that added a host kept the old fleet")
+	}
+	h.say("/on web disk")
+	h.expect("/on web disk · 1 host · 0 ok · 1 not run")
+	h.reload(hopts{commands: echoCmd})
+	if h.d.fleet != nil {
+		t.Error("a config without hosts kept a fleet")
+	}
+	h.say("/on web disk")
+	h.expect(noHosts)
+}

@@ -27,6 +27,11 @@ const formatCmds = `  temp:
     format: {table: [light, state]}
     timeout: 10s
     sandbox: none
+  htmly:
+    argv: [/bin/echo, '{"name": "<b>kitchen</b> & <a href=x>"}']
+    format: {jq: '.name'}
+    timeout: 10s
+    sandbox: none
   huge:
     argv: [/usr/bin/head, -c, "5000000", /dev/zero]
     format: {jq: '.'}
@@ -67,6 +72,12 @@ func TestFormats(t *testing.T) {
 	m = h.expect("/rows · exit 0")
 	if !strings.Contains(m.Text, "light    state\n") || !strings.Contains(m.Text, "kitchen  on") {
 		t.Errorf("got %q, want a table", m.Text)
+	}
+
+	h.say("/htmly")
+	m = h.expect("/htmly · exit 0")
+	if !strings.HasPrefix(m.Text, "<b>kitchen</b> & <a href=x>\n") || len(m.Entities) > 1 {
+		t.Errorf("got %q with entities %+v, want the rendered text as text", m.Text, m.Entities)
 	}
 
 	h.say("/huge")

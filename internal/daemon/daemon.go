@@ -384,6 +384,9 @@ loop:
 		_ = d.record(audit.Record{Type: "confirm", Outcome: "cancelled", Reason: fmt.Sprintf("shutdown: %d pending confirmations voided", n)})
 	}
 	d.drain()
+	// A fan-out's preflight may have asked for a confirmation while the
+	// relay was draining: void it too, so that nothing holds the fleet.
+	d.auth.VoidConfirms()
 	d.closeFleet()
 	if n := d.unauth.flush(); n > 0 {
 		_ = d.record(audit.Record{Type: "unauthorized", Outcome: "ignored", Count: n,

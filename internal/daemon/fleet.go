@@ -518,6 +518,10 @@ func (d *Daemon) preflight(fo *fanout, ref *fleetRef, release func(), req *onRun
 		}
 	}
 	title := fleet.Title(req.target, req.command, req.args)
+	if d.draining.Load() {
+		deny("shutting down", "relay is shutting down; command not run")
+		return
+	}
 	if confirm && len(req.hosts) > 0 {
 		html, whole := chatfmt.ConfirmPrompt(chatfmt.Prompt{Command: fleet.OnCommand + " " + req.target, Argv: append([]string{req.command}, req.args...),
 			Workdir: "the member's", Timeout: timeout, Sandbox: "the member's, on " + strings.Join(req.hosts, ", "), TTL: auth.ConfirmTTL})

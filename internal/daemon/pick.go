@@ -174,7 +174,13 @@ func (d *Daemon) pickPressed(u telegram.Update) {
 		deny("missing step-up code", "/"+cmd.Name+" now needs a fresh TOTP code first: /"+cmd.Name+" CODE …")
 		return
 	}
-	switch d.proceed(u, cmd, words, st.steppedUp, msg, deny) {
+	denied := false
+	switch d.proceed(u, cmd, words, st.steppedUp, msg, func(reason, text string) { denied = true; deny(reason, text) }) {
+	case proceedRefused:
+		if !denied {
+			// No keyboard could be made; askPick has said why.
+			answer("not run")
+		}
 	case proceedPicked:
 		answer("")
 	case proceedRan:

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	osexec "os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/relaychat/relay/internal/chatfmt"
 	"github.com/relaychat/relay/internal/control"
+	"github.com/relaychat/relay/internal/fakebotapi"
 	"github.com/relaychat/relay/internal/render"
 	"github.com/relaychat/relay/policy"
 )
@@ -262,6 +264,10 @@ func TestHomeAssistantExample(t *testing.T) {
 			if got := h.rendered(t, c.args[0], out); got != c.want {
 				t.Errorf("/%s shows\n%s\nwant\n%s\n(the raw output: %q)", c.args[0], got, c.want, out)
 			}
+			// relay exec shows what the chat would, after its status line.
+			if want := "relay: note: the chat shows it through its format:\n  " + strings.ReplaceAll(c.want, "\n", "\n  ") + "\n"; !strings.HasSuffix(stderr, want) {
+				t.Errorf("relay exec %v: stderr\n%s\nwant it to end with\n%s", c.args, stderr, want)
+			}
 		})
 	}
 	stub.mu.Lock()
@@ -335,46 +341,60 @@ func haSnippet(t *testing.T, socket string) (notifyCmd, shellCmd string) {
 
 // TestHomeAssistantNotifies runs the shipped Home Assistant snippet's
 // commands as Home Assistant would, through /bin/sh, as another user in the
-// notify group, against the group socket; and the same as users the relay
-// must turn away, checking that each is told what is wrong.
+// notify group, against the group socket of the real relay, whose owner
+// reads them in the chat marked with the group; and the same as users the
+// relay must turn away, checking that each is told what is wrong. No
+// command of the relay may reach the group socket's directory.
 func TestHomeAssistantNotifies(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run Home Assistant's side as other users")
 	}
 	const (
-		gid       = 64210 // notify.group
 		haUID     = 64201 // Home Assistant's user, in the group
 		strangerU = 64202 // another local user
 	)
+	// notify.group by name, as an installer would make it: a throwaway
+	// one, so that the test never touches a real homeassistant group.
+	group := fmt.Sprintf("rlyha%d", os.Getpid()%100000)
+	if out, err := osexec.Command("groupadd", "--system", group).CombinedOutput(); err != nil {
+		t.Fatalf("groupadd: %v %s", err, out)
+	}
+	t.Cleanup(func() { osexec.Command("groupdel", group).Run() })
+	grp, err := user.LookupGroup(group)
+	must(t, err)
+	gid, _ := strconv.Atoi(grp.Gid)
 	fx := fixtureDir(t)
 	dir := filepath.Join(fx, "notify")
 	must(t, os.Mkdir(dir, 0o750))
 	must(t, os.Chown(dir, 0, gid))
 	must(t, os.Chmod(dir, 0o750|os.ModeSetgid))
-	g := control.Group{Name: "homeassistant", GID: gid, Dir: dir}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var mu sync.Mutex
-	var got []control.Notification
-	errc := make(chan error, 1)
-	go func() {
-		errc <- control.ServeGroup(ctx, g, 1<<20, func(_ context.Context, n control.Notification) error {
-			mu.Lock()
-			defer mu.Unlock()
-			got = append(got, n)
-			return nil
-		})
-	}()
-	for {
-		if c, err := net.Dial("unix", g.GroupPath()); err == nil {
+	g := control.Group{Name: group, GID: gid, Dir: dir}
+	r := startRelay(t, options{
+		extra: fmt.Sprintf("notify: {group: %s, dir: %s}\n", group, dir),
+		commands: fmt.Sprintf(`  peek:
+    argv: [/bin/ls, %s]
+    sandbox: {read: [%s]}
+  forge:
+    argv: [/bin/true]
+    sandbox: {sockets: [%s]}
+`, dir, dir, g.GroupPath()),
+	})
+	waitUntil(t, "the group socket", func() bool {
+		c, err := net.Dial("unix", g.GroupPath())
+		if err == nil {
 			c.Close()
-			break
 		}
-		select {
-		case err := <-errc:
-			t.Fatalf("ServeGroup: %v", err)
-		case <-time.After(5 * time.Millisecond):
+		return err == nil
+	})
+	// The sender the owner reads is the group's name, whatever program
+	// sent it. (The relay's group socket names the group as the sender.)
+	got := func(text string) fakebotapi.Message {
+		t.Helper()
+		m := r.expect(text)
+		if !strings.HasPrefix(m.Text, chatfmt.NotifyHeader+" · "+group+"\n") {
+			t.Errorf("the chat shows %q, want it marked as from %s", m.Text, group)
 		}
+		return m
 	}
 	notifyCmd, shellCmd := haSnippet(t, g.GroupPath())
 	as := func(uid int, groups []uint32, stdin, script string) (string, string, int) {
@@ -394,45 +414,28 @@ func TestHomeAssistantNotifies(t *testing.T) {
 		}
 		return out.String(), errb.String(), code
 	}
-	last := func() control.Notification {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(got) == 0 {
-			t.Fatal("no notification arrived")
-		}
-		return got[len(got)-1]
-	}
-
 	// A templated message reaches relay notify on standard input: quotes,
 	// dashes and shell words in it stay text.
 	msg := `Outdoor temperature is -2 °C; it's "cold" --file /etc/shadow $(reboot)`
-	if _, stderr, code := as(haUID, []uint32{gid}, msg, notifyCmd); code != 0 {
+	if _, stderr, code := as(haUID, []uint32{uint32(gid)}, msg, notifyCmd); code != 0 {
 		t.Fatalf("notify.relay as Home Assistant: exit %d: %s", code, stderr)
 	}
-	n := last()
-	if n.Text != msg || n.File != nil || n.Peer.UID != haUID || n.Peer.Group != "homeassistant" || n.Peer.Program != "relay" {
-		t.Errorf("got %+v, want the message verbatim from uid %d (relay) via group homeassistant", n, haUID)
+	if m := got("Outdoor temperature"); !strings.HasSuffix(m.Text, "\n"+msg) {
+		t.Errorf("the chat shows %q, want the message verbatim", m.Text)
 	}
-	// What the owner sees: the group's name as the sender, under the
-	// header nothing else the relay says starts with.
-	if shown := chatfmt.Notify(n.Peer.Sender(), n.Text); !strings.HasPrefix(shown, "<i>"+chatfmt.NotifyHeader+" · homeassistant</i>\n") {
-		t.Errorf("the chat shows %q, want it marked as from homeassistant", shown)
+	if !strings.Contains(r.auditText(), fmt.Sprintf(`text from uid %d pid `, haUID)) || !strings.Contains(r.auditText(), `(\"relay\") via group `+group+`"`) {
+		t.Errorf("the audit log does not name the sender's uid, program and group:\n%s", r.auditText())
 	}
 
-	if _, stderr, code := as(haUID, []uint32{gid}, "", shellCmd); code != 0 {
+	if _, stderr, code := as(haUID, []uint32{uint32(gid)}, "", shellCmd); code != 0 {
 		t.Fatalf("shell_command.relay_front_door: exit %d: %s", code, stderr)
 	}
-	if n := last(); n.Text != "Front door opened" || n.Peer.Sender() != "homeassistant" {
-		t.Errorf("got %+v, want the fixed message from homeassistant", n)
-	}
-
-	mu.Lock()
-	before := len(got)
-	mu.Unlock()
+	got("Front door opened")
+	before := strings.Count(r.auditText(), `"type":"notify"`)
 	// A user outside the group, with Home Assistant's very command.
 	_, stderr, code := as(strangerU, []uint32{}, "hi", notifyCmd)
 	want := "relay: error: notify: the relay's socket " + g.GroupPath() + " does not accept uid 64202; add it to notify.group\n" +
-		"relay: hint: usermod -aG 64210 USER adds it to group 64210, which notify.group names; then restart the sending service, which reads its groups when it starts\n"
+		"relay: hint: usermod -aG " + group + " USER adds it to group " + group + ", which notify.group names; then restart the sending service, which reads its groups when it starts\n"
 	if code != 1 || stderr != want {
 		t.Errorf("a user outside the group: got exit %d, stderr\n%s\nwant exit 1, stderr\n%s", code, stderr, want)
 	}
@@ -446,16 +449,25 @@ func TestHomeAssistantNotifies(t *testing.T) {
 		state, filepath.Join(fx, "audit"), commandUser(), strconv.Itoa(gid), dir)), 0o644))
 	_, stderr, code = as(strangerU, []uint32{}, "", relayBin+" notify --config "+cfg+" 'backup done'")
 	want = "relay: error: notify: the relay's socket " + control.Path(state) + " does not accept uid 64202 (only the relay's user and root may use it)\n" +
-		"relay: hint: add uid 64202 to group 64210 (notify.group) and send with --socket " + g.GroupPath() + "\n"
+		"relay: hint: add uid 64202 to group " + strconv.Itoa(gid) + " (notify.group) and send with --socket " + g.GroupPath() + "\n"
 	if code != 1 || stderr != want {
 		t.Errorf("the relay's own socket: got exit %d, stderr\n%s\nwant exit 1, stderr\n%s", code, stderr, want)
 	}
 	if strings.Contains(strings.ToLower(stderr), "token") {
 		t.Errorf("the error mentions the token: %s", stderr)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got) != before {
-		t.Errorf("%d notifications arrived from users the relay must turn away", len(got)-before)
+	if n := strings.Count(r.auditText(), `"type":"notify"`); n != before {
+		t.Errorf("%d notifications arrived from users the relay must turn away", n-before)
+	}
+
+	// No command of the relay's reaches the group's directory, whatever
+	// its policy declares.
+	r.login()
+	for _, c := range []string{"peek", "forge"} {
+		r.say("/" + c)
+		r.expect("sandbox unavailable on this host; command refused")
+	}
+	if strings.Contains(r.auditText(), `"type":"exec_start","outcome":"ok"`) {
+		t.Error("a command that declares the group's directory ran")
 	}
 }

@@ -13,6 +13,11 @@ type session struct {
 
 // SessionInfo describes a live session.
 type SessionInfo struct {
+	// ID names the session: no two sessions of one Authenticator share
+	// it, so state keyed on it (a picker's buttons) dies with its session
+	// whatever ended it. It is not a secret and means nothing across
+	// restarts.
+	ID           uint64
 	ChatID       int64
 	Started      time.Time
 	LastActive   time.Time
@@ -62,6 +67,7 @@ func (a *Authenticator) sessionLocked(chatID int64) (SessionInfo, bool) {
 	}
 	abs := a.c.SessionMax - age
 	return SessionInfo{
+		ID:           s.id,
 		ChatID:       s.chatID,
 		Started:      s.started,
 		LastActive:   s.last,

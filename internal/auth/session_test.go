@@ -121,6 +121,17 @@ func TestNewLoginReplacesSession(t *testing.T) {
 	if !second.Started.After(first.Started) {
 		t.Errorf("got started %v, want a new session after %v", second.Started, first.Started)
 	}
+	if first.ID == 0 || second.ID == first.ID {
+		t.Errorf("got session IDs %d then %d, want a new one for the new session", first.ID, second.ID)
+	}
+	a.Logout(owner)
+	clk.Add(31 * time.Second)
+	if r := a.Login(owner, validCode(t, a, 0)); !r.OK {
+		t.Fatal(r.Event)
+	}
+	if third, _ := a.Session(owner); third.ID == second.ID || third.ID == first.ID {
+		t.Errorf("after a logout and a login: session ID %d, want one not used before (%d, %d)", third.ID, first.ID, second.ID)
+	}
 }
 
 // held is a Held that counts its releases.

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/relaychat/relay/internal/exec"
 	"github.com/relaychat/relay/internal/launch"
+	"github.com/relaychat/relay/internal/render"
 	"github.com/relaychat/relay/internal/sandbox"
 	"github.com/relaychat/relay/policy"
 )
@@ -26,7 +28,10 @@ to try a policy before trusting it from a phone.
 The command's output (stdout and stderr interleaved, capped at its
 max_output) goes to stdout as it arrives; a status line such as
 "exit 0, 1.2s, 345 bytes" goes to stderr. Interrupting relay exec kills the
-command's whole process group.
+command's whole process group. A command with a format (format.jq,
+format.table) that exits 0 is shown in the chat through it: that text
+follows the status line on stderr, indented, or the chat's note when the
+format fails on this output ("format failed (…); raw output shown").
 
 With --host, NAME runs on a member instead, through exactly the path the
 chat's /on uses: the hub's ssh option set, the member's own policy,
@@ -145,7 +150,41 @@ func runSpec(ctx context.Context, env *Env, cfg *policy.Config, cmd *policy.Comm
 		st += ", unsandboxed (sandbox: none)"
 	}
 	fmt.Fprintln(env.Stderr, st)
+	if commandExit(res) == ExitOK {
+		showFormatted(ctx, env, cmd, res)
+	}
 	return errSilentOrNil(commandExit(res))
+}
+
+// showFormatted prints what the chat shows for a command with a format
+// that exited 0: the output through the format, as the daemon renders it,
+// or the note the chat gives when the format fails on it. The text is the
+// command's, so control characters are dropped on the way to a terminal.
+func showFormatted(ctx context.Context, env *Env, cmd *policy.Command, res *exec.Result) {
+	prog, err := cmd.Renderer()
+	if err != nil || prog == nil {
+		return
+	}
+	r, err := res.Output.Open()
+	var text string
+	if err == nil {
+		text, err = prog.Render(ctx, r, render.Limits{Input: min(cmd.MaxOutput, render.MaxInput)})
+		r.Close()
+	}
+	if err != nil {
+		env.say(kindNote, "%s", render.Note(err))
+		return
+	}
+	env.say(kindNote, "the chat shows it through its format:")
+	text = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' || (r >= 0x20 && r != 0x7f && (r < 0x80 || r >= 0xa0)) {
+			return r
+		}
+		return -1
+	}, strings.TrimRight(text, "\n"))
+	for _, line := range strings.Split(text, "\n") {
+		fmt.Fprintln(env.Stderr, "  "+line)
+	}
 }
 
 // commandExit is relay exec's exit code for a command's result.

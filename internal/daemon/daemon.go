@@ -37,6 +37,7 @@ import (
 	"github.com/relaychat/relay/internal/control"
 	"github.com/relaychat/relay/internal/exec"
 	"github.com/relaychat/relay/internal/launch"
+	"github.com/relaychat/relay/internal/picker"
 	"github.com/relaychat/relay/internal/sdnotify"
 	"github.com/relaychat/relay/internal/telegram"
 	"github.com/relaychat/relay/policy"
@@ -62,6 +63,14 @@ type Options struct {
 	DrainTimeout time.Duration
 	// AuditKeys are secrets the audit writer must refuse to record.
 	Secrets [][]byte
+	// AuditWait bounds how long New waits for the audit log while another
+	// relay process holds it: relay serve-ssh or relay exec --host, which
+	// take the log's lock for one batch of records when no daemon runs.
+	// Default 5s.
+	AuditWait time.Duration
+	// Sleep pauses between two attempts to open the audit log, on the
+	// daemon's clock; nil sleeps for real.
+	Sleep func(time.Duration)
 }
 
 // Daemon is one running relay.
@@ -106,6 +115,18 @@ type Daemon struct {
 	// running maps job IDs to what started them, for /ps, /kill and the
 	// stop button.
 	running map[string]*jobInfo
+	// fanouts are the running /on fan-outs by ID ("f1"), numbered by
+	// fanSeq; guarded by mu.
+	fanouts map[string]*fanout
+	fanSeq  uint64
+
+	// picks are the picker keyboards shown, bound to their session.
+	picks *picker.Table[pickState]
+
+	fmu sync.Mutex
+	// fleet reaches the members of the config's hosts: nil without any;
+	// guarded by fmu.
+	fleet *fleetRef
 }
 
 // ErrAuditUnavailable means the audit log cannot be written, so the relay
@@ -124,11 +145,18 @@ func New(o Options) (*Daemon, error) {
 	if o.DrainTimeout == 0 {
 		o.DrainTimeout = 5 * time.Second
 	}
+	if o.AuditWait == 0 {
+		o.AuditWait = 5 * time.Second
+	}
+	if o.Sleep == nil {
+		o.Sleep = time.Sleep
+	}
 	cfg := o.Config
 	d := &Daemon{o: o, now: o.Now, started: o.Now(), owner: cfg.Auth.OwnerID, fixed: cfg,
-		running: map[string]*jobInfo{}, reloads: make(chan struct{}, 1), menus: make(chan *policy.Config, 1)}
+		running: map[string]*jobInfo{}, fanouts: map[string]*fanout{}, reloads: make(chan struct{}, 1), menus: make(chan *policy.Config, 1)}
 	d.cfg.Store(cfg)
 	d.unauth = newUnauthLimiter(d.now)
+	d.picks = picker.New[pickState](d.now, picker.DefaultTTL, picker.DefaultMax)
 	d.out = newOutbox(o.Log)
 
 	for _, dir := range []string{cfg.StateDir, launch.SpoolDir(cfg)} {
@@ -141,7 +169,7 @@ func New(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.floor = fl
-	al, err := audit.Open(cfg.Audit.Dir, audit.Options{RotateBytes: cfg.Audit.RotateBytes, Now: d.now})
+	al, err := d.openAudit(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrAuditUnavailable, err)
 	}
@@ -176,7 +204,32 @@ func New(o Options) (*Daemon, error) {
 	}
 	d.tg = tg
 	d.runner = exec.NewRunner(cfg.Limits.MaxConcurrent)
+	ref, err := d.buildFleet(cfg)
+	if err != nil {
+		a.Close()
+		al.Close()
+		return nil, err
+	}
+	d.swapFleet(ref)
 	return d, nil
+}
+
+// openAudit opens the audit log, waiting up to AuditWait while another
+// relay process holds it. Without a daemon, relay serve-ssh (on a member)
+// and relay exec --host (on a hub) hold the lock for one batch of records,
+// a few fsyncs long; a daemon started in that moment must wait for it
+// rather than fail to start. Any other error is final at once.
+func (d *Daemon) openAudit(cfg *policy.Config) (*audit.Log, error) {
+	deadline := d.now().Add(d.o.AuditWait)
+	pause := time.Millisecond
+	for {
+		al, err := audit.Open(cfg.Audit.Dir, audit.Options{RotateBytes: cfg.Audit.RotateBytes, Now: d.now})
+		if err == nil || !errors.Is(err, audit.ErrInUse) || !d.now().Before(deadline) {
+			return al, err
+		}
+		d.o.Sleep(pause)
+		pause = min(2*pause, 50*time.Millisecond)
+	}
 }
 
 // authConfig is what auth enforces for cfg, on the daemon's clock.
@@ -197,7 +250,23 @@ func (d *Daemon) launchConfig() *policy.Config {
 	c.StateDir = d.fixed.StateDir
 	c.Audit.Dir = d.fixed.Audit.Dir
 	c.Telegram.TokenFile = d.fixed.Telegram.TokenFile
+	c.Notify = d.fixed.Notify
 	return &c
+}
+
+// appendRemote is the control socket's audit op: a record of a remote
+// call made by another relay process of this host (relay serve-ssh on a
+// member, relay exec --host on a hub), appended to the daemon's chain so
+// that the log keeps one writer. The control package admits only those
+// record types, from the relay's own uid or root outside any job. The
+// error is the client's to show: it never quotes the record.
+func (d *Daemon) appendRemote(_ context.Context, r audit.Record) (audit.Head, error) {
+	h, err := d.audit.Append(r)
+	if err != nil {
+		d.o.Log.Error().Err(err).Str("type", r.Type).Msg("audit write failed for another relay process's record")
+		return audit.Head{}, errors.New("audit log unavailable")
+	}
+	return h, nil
 }
 
 // record appends r to the audit log. An error means the action r describes
@@ -251,10 +320,24 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer signal.Stop(hup)
 
 	go func() {
-		if err := control.Serve(pollCtx, cfg.StateDir, cfg.Telegram.MaxDocumentBytes, d.notify); err != nil {
-			d.o.Log.Warn().Err(err).Msg("control socket unavailable; relay notify will not reach this daemon")
+		hs := control.Handlers{Notify: d.notify, Audit: d.appendRemote}
+		if err := control.ServeHandlers(pollCtx, d.fixed.StateDir, d.fixed.Telegram.MaxDocumentBytes, hs); err != nil {
+			d.o.Log.Warn().Err(err).Msg("control socket unavailable; relay notify, relay serve-ssh and relay exec --host will not reach this daemon")
 		}
 	}()
+
+	if n := d.fixed.Notify; n.Group != "" {
+		// One local group's socket (notify.group). A directory that is
+		// not as ServeGroup requires is the owner's to fix; the bot runs
+		// on without it. It is served from the start only: notify.* need
+		// a restart (restartOnly).
+		go func() {
+			g := control.Group{Name: n.Group, GID: n.GID, Dir: n.Dir}
+			if err := control.ServeGroup(pollCtx, g, d.fixed.Telegram.MaxDocumentBytes, d.notify); err != nil {
+				d.o.Log.Error().Err(err).Msg("notify group socket not served; relay notify --socket from notify.group will not reach this daemon")
+			}
+		}()
+	}
 
 	_ = sdnotify.Ready()
 	stopWatchdog := d.watchdog()
@@ -301,6 +384,10 @@ loop:
 		_ = d.record(audit.Record{Type: "confirm", Outcome: "cancelled", Reason: fmt.Sprintf("shutdown: %d pending confirmations voided", n)})
 	}
 	d.drain()
+	// A fan-out's preflight may have asked for a confirmation while the
+	// relay was draining: void it too, so that nothing holds the fleet.
+	d.auth.VoidConfirms()
+	d.closeFleet()
 	if n := d.unauth.flush(); n > 0 {
 		_ = d.record(audit.Record{Type: "unauthorized", Outcome: "ignored", Count: n,
 			Reason: fmt.Sprintf("%d unauthorized updates since the last record, not recorded individually (rate limit)", n)})
@@ -452,6 +539,7 @@ func (d *Daemon) drain() {
 	case <-time.After(d.o.ShutdownGrace):
 		d.o.Log.Warn().Msg("shutdown grace elapsed; killing running jobs")
 		d.runner.CancelAll()
+		d.cancelFanouts()
 		<-procs
 	}
 	done := make(chan struct{})

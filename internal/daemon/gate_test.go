@@ -38,33 +38,44 @@ func TestBuiltinsTable(t *testing.T) {
 		t.Errorf("policy.MaxMenu %d, telegram.MaxCommands %d", policy.MaxMenu, telegram.MaxCommands)
 	}
 
-	h := newHarness(t, hopts{commands: echoCmd + napCmd})
-	h.say("/help")
-	help := h.expect("Commands")
-	for _, b := range policy.Builtins {
-		if shown := strings.Contains(help.Text, b.Usage()+" — "); shown == b.Hidden {
-			t.Errorf("/help shows /%s: %v, want %v", b.Name, shown, !b.Hidden)
-		}
-	}
-	var menu []string
-	h.waitFor("the owner's menu", func() bool {
-		menu = menu[:0]
-		for _, c := range h.api.VisibleCommands(ownerDM) {
-			menu = append(menu, c.Command)
-		}
-		return len(menu) > 0
-	})
-	want := []string{"echo", "nap"}
-	for _, b := range policy.Builtins {
-		if !b.Hidden {
-			want = append(want, b.Name)
-		}
-	}
-	if !slices.Equal(menu, want) {
-		t.Errorf("got menu %v, want %v", menu, want)
-	}
-	if others := h.api.VisibleCommands(fakebotapi.Private(stranger)); len(others) != 0 {
-		t.Errorf("a stranger sees the menu %v, want none", others)
+	// Without hosts the fleet's built-ins are answered but not listed;
+	// with some, every built-in but the hidden ones is.
+	for _, withHosts := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hosts %v", withHosts), func(t *testing.T) {
+			o := hopts{commands: echoCmd + napCmd}
+			if withHosts {
+				o.extra = deadHosts(t, t.TempDir(), "nas")
+			}
+			h := newHarness(t, o)
+			listed := func(b policy.Builtin) bool { return !b.Hidden && (!b.Fleet || withHosts) }
+			h.say("/help")
+			help := h.expect("Commands")
+			for _, b := range policy.Builtins {
+				if shown := strings.Contains(help.Text, b.Usage()+" — "); shown != listed(b) {
+					t.Errorf("/help shows /%s: %v, want %v", b.Name, shown, listed(b))
+				}
+			}
+			var menu []string
+			h.waitFor("the owner's menu", func() bool {
+				menu = menu[:0]
+				for _, c := range h.api.VisibleCommands(ownerDM) {
+					menu = append(menu, c.Command)
+				}
+				return len(menu) > 0
+			})
+			want := []string{"echo", "nap"}
+			for _, b := range policy.Builtins {
+				if listed(b) {
+					want = append(want, b.Name)
+				}
+			}
+			if !slices.Equal(menu, want) {
+				t.Errorf("got menu %v, want %v", menu, want)
+			}
+			if others := h.api.VisibleCommands(fakebotapi.Private(stranger)); len(others) != 0 {
+				t.Errorf("a stranger sees the menu %v, want none", others)
+			}
+		})
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/relaychat/relay/internal/auth"
 	"github.com/relaychat/relay/internal/chatfmt"
 	"github.com/relaychat/relay/internal/exec"
+	"github.com/relaychat/relay/internal/fleet"
 	"github.com/relaychat/relay/internal/launch"
 	"github.com/relaychat/relay/internal/telegram"
 	"github.com/relaychat/relay/policy"
@@ -31,6 +32,8 @@ var builtinHandlers = map[string]func(d *Daemon, u telegram.Update, args string)
 	"kill":   (*Daemon).kill,
 	"audit":  (*Daemon).auditTail,
 	"cancel": func(d *Daemon, u telegram.Update, _ string) { d.cancel(u) },
+	"on":     (*Daemon).on,
+	"hosts":  func(d *Daemon, u telegram.Update, _ string) { d.hostsList(u) },
 	"help":   func(d *Daemon, u telegram.Update, _ string) { d.help(u) },
 	"start":  func(d *Daemon, u telegram.Update, _ string) { d.help(u) },
 }
@@ -175,6 +178,13 @@ func carriesCode(cfg *policy.Config, u telegram.Update) bool {
 		if name == "login" {
 			return true
 		}
+		if name == fleet.OnCommand {
+			// /on TARGET COMMAND CODE …: whether the member's command
+			// takes a code is known only from its list, later, so a
+			// third word that looks like one is taken for one.
+			words, err := policy.SplitArgs(args)
+			return err == nil && len(words) >= 3 && auth.LooksLikeCode(words[2])
+		}
 		c := cfg.Lookup(name)
 		return c != nil && c.Reauth
 	}
@@ -212,6 +222,7 @@ func (d *Daemon) gate(u telegram.Update, denied audit.Record) (answer string, ok
 	}
 	answer = "not logged in: send /login CODE"
 	if e, ok := d.auth.TakeExpiry(u.ChatID); ok {
+		d.picks.Forget()
 		what := "idle for " + e.Limit.String()
 		if e.Reason == "lifetime" {
 			what = "reached its lifetime of " + e.Limit.String()
@@ -274,7 +285,11 @@ func (d *Daemon) help(u telegram.Update) {
 	}
 	for _, b := range policy.Builtins {
 		if b.Listed(d.config()) {
-			builtins = append(builtins, chatfmt.HelpEntry{Usage: b.Usage(), Description: b.Description})
+			e := chatfmt.HelpEntry{Usage: b.Usage(), Description: b.Description}
+			if desc, ok := d.onHelp(); ok && b.Name == fleet.OnCommand {
+				e.Description = desc
+			}
+			builtins = append(builtins, e)
 		}
 	}
 	for _, m := range chatfmt.Help(cmds, builtins) {
@@ -308,6 +323,7 @@ func (d *Daemon) login(u telegram.Update, args string) {
 		d.reply(u.ChatID, "login failed: "+res.Reason)
 		return
 	}
+	d.picks.Forget()
 	cfg := d.config()
 	msg := fmt.Sprintf("logged in; the session ends after %s idle or %s at most", cfg.Auth.SessionIdle, cfg.Auth.SessionMax)
 	if res.UsedRecovery {
@@ -318,6 +334,7 @@ func (d *Daemon) login(u telegram.Update, args string) {
 
 func (d *Daemon) logout(u telegram.Update) {
 	d.auth.Logout(u.ChatID)
+	d.picks.Forget()
 	_ = d.record(audit.Record{Type: "session", Outcome: "ended", Reason: "logout", UserID: u.UserID, ChatID: u.ChatID})
 	d.reply(u.ChatID, "logged out")
 }
@@ -329,7 +346,9 @@ func (d *Daemon) lock(u telegram.Update) {
 	// The jobs first: ending the session writes the auth state.
 	n := len(d.runner.Jobs())
 	d.runner.CancelAll()
+	n += d.cancelFanouts()
 	lockErr := d.auth.Lock(u.ChatID)
+	d.picks.Forget()
 	if lockErr != nil {
 		// The lock holds in memory; only a restart would lift it.
 		d.o.Log.Error().Err(lockErr).Msg("/lock not persisted; it holds until relay restarts")
@@ -349,7 +368,7 @@ func (d *Daemon) status(u telegram.Update) {
 	st := d.auth.Status()
 	now := d.now()
 	info := chatfmt.StatusInfo{Session: st.Session, IdleLeft: st.IdleLeft, AbsoluteLeft: st.AbsoluteLeft,
-		Failures: st.Failures, Locked: st.Locked, Jobs: len(d.runner.Jobs()),
+		Failures: st.Failures, Locked: st.Locked, Jobs: len(d.runner.Jobs()) + len(d.runningFanouts()),
 		AuditHealthy: d.audit.Healthy() == nil, AuditSeq: d.audit.Head().Seq,
 		Version: d.o.Version, Uptime: now.Sub(d.started)}
 	if st.LockedUntil.After(now) {
@@ -364,11 +383,21 @@ func (d *Daemon) ps(u telegram.Update) {
 	for _, j := range d.runner.Jobs() {
 		jobs = append(jobs, chatfmt.Job{ID: j.ID(), Command: j.Key(), Elapsed: d.now().Sub(j.Started())})
 	}
+	for _, fo := range d.runningFanouts() {
+		jobs = append(jobs, chatfmt.Job{ID: fo.id, Command: fo.title, Elapsed: d.now().Sub(fo.started)})
+	}
 	d.send(u.ChatID, chatfmt.PS(jobs))
 }
 
 func (d *Daemon) kill(u telegram.Update, args string) {
 	id := strings.TrimSpace(args)
+	d.mu.Lock()
+	fo := d.fanouts[id]
+	d.mu.Unlock()
+	if fo != nil {
+		d.killFanout(u, fo, "/kill")
+		return
+	}
 	j := d.runner.Get(id)
 	if id == "" || j == nil {
 		d.reply(u.ChatID, "no such job; /ps lists the running jobs")
@@ -489,22 +518,53 @@ func (d *Daemon) command(u telegram.Update, name, args string) {
 			return
 		}
 	}
+	d.proceed(u, cmd, words, cmd.Reauth, 0, deny)
+}
+
+// proceedResult is how proceed went.
+type proceedResult int
+
+const (
+	proceedRefused proceedResult = iota // denied, and answered
+	proceedPicked                       // a keyboard asks for the next parameter
+	proceedRan                          // bound: running, or waiting for its Run button
+)
+
+// proceed is a command's path once its words are known and its step-up
+// done, typed and picked alike: a keyboard for the next parameter when
+// the words stop short of one that offers choices; else binding, the
+// sandbox and confirmation, then the run. msgID is the picker's message a
+// press came from, which the next keyboard replaces; 0 when typed.
+func (d *Daemon) proceed(u telegram.Update, cmd *policy.Command, words []string, steppedUp bool, msgID int, deny func(reason, answer string)) proceedResult {
+	p, choices, complete, err := cmd.Next(words)
+	switch {
+	case err != nil:
+		// A refused word first, then the count: Bind's own errors.
+		deny(err.Error(), err.Error())
+		return proceedRefused
+	case !complete:
+		if d.askPick(u, msgID, cmd, words, p, choices, steppedUp) {
+			return proceedPicked
+		}
+		return proceedRefused
+	}
 	inv, err := cmd.Bind(words)
 	if err != nil {
 		deny(err.Error(), err.Error())
-		return
+		return proceedRefused
 	}
 	spec, done, err := launch.Spec(d.launchConfig(), inv, d.o.Launch)
 	if err != nil {
-		d.o.Log.Error().Err(err).Str("command", name).Msg("command refused")
+		d.o.Log.Error().Err(err).Str("command", cmd.Name).Msg("command refused")
 		deny(err.Error(), "sandbox unavailable on this host; command refused (see relay sandbox check)")
-		return
+		return proceedRefused
 	}
 	if cmd.Confirm {
 		d.askConfirm(u, inv, spec, done)
-		return
+		return proceedRan
 	}
 	d.start(u.ChatID, u.UserID, inv, spec, done)
+	return proceedRan
 }
 
 func paramsOf(inv *policy.Invocation) map[string]string {

@@ -93,6 +93,8 @@ type hopts struct {
 	limits   string // YAML under "limits:", indented two spaces
 	// top replaces the top-level state_dir and audit settings.
 	top string
+	// extra is more top-level YAML (hosts:, notify:).
+	extra string
 	// maxConcurrent is limits.max_concurrent; default 16.
 	maxConcurrent int
 	fake          []fakebotapi.Option
@@ -100,6 +102,8 @@ type hopts struct {
 	before func(h *harness)
 	grace  time.Duration // ShutdownGrace; default 200ms
 	drain  time.Duration // DrainTimeout; default 300ms
+	// options adjusts the daemon's Options before New.
+	options func(h *harness, o *Options)
 }
 
 // harness is one Daemon and its fake Bot API.
@@ -222,26 +226,37 @@ limits:
   max_concurrent: %d
   max_output: 1GiB
 %s
+%s
 commands:
 %s
-`, top, user, h.api.URL(), ownerID, o.auth, o.maxConcurrent, o.limits, o.commands)
+`, top, user, h.api.URL(), ownerID, o.auth, o.maxConcurrent, o.limits, o.extra, o.commands)
 	if err := os.WriteFile(h.cfg, []byte(cfg), 0o600); err != nil {
 		h.t.Fatal(err)
 	}
 }
 
-func (h *harness) start() {
+// newDaemon is New on the harness's config and clock.
+func (h *harness) newDaemon() (*Daemon, error) {
 	h.t.Helper()
 	cfg, err := policy.Load(h.cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	d, err := New(Options{
+	o := Options{
 		Config: cfg, Token: testToken, TOTP: []byte(totpSecret), Version: "test",
 		Log:    zerolog.New(h.log).With().Timestamp().Logger(),
 		Reload: func() (*policy.Config, error) { return policy.Load(h.cfg) },
 		Now:    h.clk.Now, ShutdownGrace: h.o.grace, DrainTimeout: h.o.drain,
-	})
+	}
+	if h.o.options != nil {
+		h.o.options(h, &o)
+	}
+	return New(o)
+}
+
+func (h *harness) start() {
+	h.t.Helper()
+	d, err := h.newDaemon()
 	if err != nil {
 		h.t.Fatal(err)
 	}

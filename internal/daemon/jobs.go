@@ -16,6 +16,8 @@ import (
 	"github.com/relaychat/relay/internal/auth"
 	"github.com/relaychat/relay/internal/chatfmt"
 	"github.com/relaychat/relay/internal/exec"
+	"github.com/relaychat/relay/internal/picker"
+	"github.com/relaychat/relay/internal/render"
 	"github.com/relaychat/relay/internal/telegram"
 	"github.com/relaychat/relay/policy"
 )
@@ -38,12 +40,14 @@ type jobInfo struct {
 
 // pendingRun is a confirm command waiting for its Run/Cancel press. auth
 // holds it (it is an auth.Held) with the token in the buttons, and hands
-// it back on the press, or releases it when the confirmation dies.
+// it back on the press, or releases it when the confirmation dies. It is
+// a local command with its sandbox built, or a fan-out with its fleet.
 type pendingRun struct {
-	d      *Daemon
-	inv    *policy.Invocation
-	spec   exec.Spec
-	done   func() // releases the sandbox's resources
+	d       *Daemon
+	command string // as the records name it: "danger", "on"
+	// run starts what was confirmed; it owns what done would release.
+	run    func()
+	done   func() // releases what the run holds: a sandbox, a fleet
 	chatID int64
 	userID int64
 
@@ -116,21 +120,31 @@ func (d *Daemon) askConfirm(u telegram.Update, inv *policy.Invocation, spec exec
 		d.reply(u.ChatID, "the command line is too long to show for confirmation; command not run")
 		return
 	}
-	p := &pendingRun{d: d, inv: inv, spec: spec, done: done, chatID: u.ChatID, userID: u.UserID}
-	token := d.auth.NewConfirm(u.ChatID, p)
-	if token == "" {
-		done()
-		d.reply(u.ChatID, "not logged in: send /login CODE")
-		return
-	}
+	chat, user := u.ChatID, u.UserID
+	p := &pendingRun{d: d, command: inv.Command.Name, done: done, chatID: chat, userID: user,
+		run: func() { d.start(chat, user, inv, spec, done) }}
 	r := base
 	r.Outcome, r.Params, r.Argv, r.Workdir, r.Sandbox = "confirm_pending", paramsOf(inv), inv.Argv, inv.Dir, inv.Command.Sandbox.String()
-	if err := d.record(r); err != nil {
-		d.auth.Void(token)
-		d.reply(u.ChatID, "audit log unavailable; command not run")
+	d.prompt(p, html, r)
+}
+
+// prompt registers p with auth, records r (its confirm_pending record)
+// and sends the Run/Cancel prompt html. Until the record is durable the
+// buttons do not exist.
+func (d *Daemon) prompt(p *pendingRun, html string, r audit.Record) {
+	done := p.done
+	token := d.auth.NewConfirm(p.chatID, p)
+	if token == "" {
+		done()
+		d.reply(p.chatID, "not logged in: send /login CODE")
 		return
 	}
-	chat := u.ChatID
+	if err := d.record(r); err != nil {
+		d.auth.Void(token)
+		d.reply(p.chatID, "audit log unavailable; command not run")
+		return
+	}
+	chat := p.chatID
 	d.out.post(chat, func(ctx context.Context) {
 		msgID, err := d.tg.SendText(ctx, chat, html, telegram.Buttons([]telegram.Button{
 			{Text: "Run", Data: "r:" + token, Style: telegram.StyleDanger},
@@ -164,6 +178,10 @@ func (d *Daemon) callback(u telegram.Update) {
 		_ = d.record(r)
 		answer(text)
 	}
+	if strings.HasPrefix(u.CallbackData, picker.Prefix) {
+		d.pickPressed(u)
+		return
+	}
 	action, token, ok := strings.Cut(u.CallbackData, ":")
 	if !ok || (action != "r" && action != "x") {
 		deny("malformed button data", "unknown button")
@@ -185,7 +203,7 @@ func (d *Daemon) callback(u telegram.Update) {
 		return
 	}
 	p := h.(*pendingRun)
-	base.Command = p.inv.Command.Name
+	base.Command = p.command
 	if action == "x" {
 		p.done()
 		base.Outcome = "cancelled"
@@ -207,28 +225,41 @@ func (d *Daemon) callback(u telegram.Update) {
 	}
 	answer("running")
 	d.markPressed(chat, u.MessageID, "✓ Run")
-	d.start(p.chatID, p.userID, p.inv, p.spec, p.done)
+	p.run()
 }
 
 // stopPressed handles a draft's stop button: exactly /kill of the job the
 // draft shows, behind the same session gate.
 func (d *Daemon) stopPressed(u telegram.Update) {
 	var info *jobInfo
+	var fo *fanout
 	d.mu.Lock()
 	for _, ji := range d.running {
 		if ji.draft.Load() == u.DraftID && ji.chatID == u.ChatID {
 			info = ji
 		}
 	}
+	for _, f := range d.fanouts {
+		if f.draft.Load() == u.DraftID && f.chatID == u.ChatID {
+			fo = f
+		}
+	}
 	d.mu.Unlock()
 	base := audit.Record{Type: "kill", Detail: "stop button"}
 	if answer, ok := d.gate(u, base); !ok {
+		// The phone has stopped showing that draft; the job goes on, so
+		// its progress goes on in a new one.
 		if info != nil {
-			// The phone has stopped showing that draft; the job goes on,
-			// so its progress goes on in a new one.
 			info.draft.Store(draftID())
 		}
+		if fo != nil {
+			fo.draft.Store(draftID())
+		}
 		d.reply(u.ChatID, answer)
+		return
+	}
+	if fo != nil {
+		d.killFanout(u, fo, "stop button")
 		return
 	}
 	if info == nil {
@@ -299,7 +330,8 @@ func draftID() int64 {
 // button where the server shows drafts, else as a message edited in place.
 type progress struct {
 	d       *Daemon
-	info    *jobInfo
+	chatID  int64
+	draft   *atomic.Int64 // the draft's ID, which a refused stop renews
 	name    string
 	useEdit bool // drafts are unsupported here
 	// msgID is the edited message, once sent; it is set from the chat's
@@ -310,22 +342,26 @@ type progress struct {
 }
 
 func (p *progress) update(job *exec.Job) {
+	p.show("/" + chatfmt.Escape(p.name) + " " + chatfmt.Progress(p.d.now().Sub(job.Started()), job.Tail(2048)))
+}
+
+// show puts text (HTML) on the phone as the job's progress.
+func (p *progress) show(text string) {
 	d := p.d
-	text := "/" + chatfmt.Escape(p.name) + " " + chatfmt.Progress(d.now().Sub(job.Started()), job.Tail(2048))
 	if text == p.last {
 		return
 	}
 	p.last = text
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	chat := p.info.chatID
+	chat := p.chatID
 	if !p.useEdit {
 		if time.Now().Before(p.skip) {
 			return
 		}
 		// A draft is superseded by the next one: it is sent directly, one
 		// attempt, never queued behind replies.
-		err := d.tg.SendDraft(ctx, telegram.Draft{ChatID: chat, ID: p.info.draft.Load(), HTML: text, CanStop: true})
+		err := d.tg.SendDraft(ctx, telegram.Draft{ChatID: chat, ID: p.draft.Load(), HTML: text, CanStop: true})
 		var e *telegram.Error
 		switch {
 		case err == nil:
@@ -369,7 +405,7 @@ func (d *Daemon) follow(info *jobInfo, inv *policy.Invocation, done func()) {
 		delete(d.running, job.ID())
 		d.mu.Unlock()
 	}()
-	p := &progress{d: d, info: info, name: inv.Command.Name}
+	p := &progress{d: d, chatID: info.chatID, draft: &info.draft, name: inv.Command.Name}
 	t := time.NewTicker(progressEvery)
 	defer t.Stop()
 wait:
@@ -398,8 +434,10 @@ wait:
 	go func() { recorded <- d.record(end) }()
 	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	// A format runs here, bounded, not in the chat's lane.
+	view := d.format(inv.Command, res)
 	err := d.out.call(dctx, info.chatID, func(ctx context.Context) error {
-		return d.deliver(ctx, info.chatID, int(p.msgID.Load()), inv, res)
+		return d.deliver(ctx, info.chatID, int(p.msgID.Load()), inv, res, view)
 	})
 	auditErr := <-recorded
 	d.recordDelivery("result of /"+inv.Command.Name, job.ID(), err)
@@ -419,29 +457,78 @@ func footer(name string, res *exec.Result) string {
 // smallOutput is the largest output read into memory to try a message.
 const smallOutput = 16 << 10
 
+// view is how a result is shown: its footer, and the output through the
+// command's format when it has one and it worked.
+type view struct {
+	foot     string
+	rendered *string // nil: the raw output
+}
+
+// format renders res through cmd's format, when cmd has one and exited 0
+// (a failed command's output is what the owner needs to see as it is).
+// A failure shows the raw output with a one-line note in the footer.
+func (d *Daemon) format(cmd *policy.Command, res *exec.Result) view {
+	v := view{foot: footer(cmd.Name, res)}
+	if res.Ending() != exec.EndOK {
+		return v
+	}
+	prog, err := cmd.Renderer()
+	if err != nil || prog == nil {
+		// A loaded command's format compiled at load; nil has none.
+		return v
+	}
+	r, err := res.Output.Open()
+	if err == nil {
+		var text string
+		text, err = prog.Render(context.Background(), r, render.Limits{Input: min(cmd.MaxOutput, render.MaxInput), Units: chatfmt.TextBudget(v.foot)})
+		r.Close()
+		if err == nil {
+			v.rendered = &text
+			return v
+		}
+	}
+	v.foot += " · " + render.Note(err)
+	return v
+}
+
 // deliver sends the result: a message when it fits, else a document
 // streamed from the spool. A message to the chat also ends the job's
 // draft; an edited progress message becomes the result.
-func (d *Daemon) deliver(ctx context.Context, chatID int64, progressID int, inv *policy.Invocation, res *exec.Result) error {
+func (d *Daemon) deliver(ctx context.Context, chatID int64, progressID int, inv *policy.Invocation, res *exec.Result, v view) error {
 	cfg := d.config()
-	foot := footer(inv.Command.Name, res)
+	foot := v.foot
+	sendText := func(text string) error {
+		if progressID != 0 {
+			if err := d.tg.EditText(ctx, chatID, progressID, text); err == nil {
+				return nil
+			}
+		}
+		_, err := d.tg.SendText(ctx, chatID, text)
+		return err
+	}
+	name := fmt.Sprintf("%s-%s.txt", inv.Command.Name, d.now().UTC().Format("20060102-150405"))
+	if v.rendered != nil {
+		out := []byte(*v.rendered)
+		if chatfmt.FitsMessage(out, foot) {
+			return sendText(chatfmt.Pre(out, foot))
+		}
+		// Formatted text longer than a message: a document of it.
+		open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(*v.rendered)), nil }
+		err := d.tg.SendDocument(ctx, chatID, name, open, chatfmt.Escape(foot+fmt.Sprintf(" · formatted, %d bytes", len(out))))
+		if progressID != 0 {
+			_ = d.tg.DeleteMessage(ctx, chatID, progressID)
+		}
+		return err
+	}
 	if res.Output.Size() <= smallOutput {
 		out, err := readAll(res.Output)
 		if err != nil {
 			return err
 		}
 		if chatfmt.FitsMessage(out, foot) {
-			text := chatfmt.Pre(out, foot)
-			if progressID != 0 {
-				if err := d.tg.EditText(ctx, chatID, progressID, text); err == nil {
-					return nil
-				}
-			}
-			_, err := d.tg.SendText(ctx, chatID, text)
-			return err
+			return sendText(chatfmt.Pre(out, foot))
 		}
 	}
-	name := fmt.Sprintf("%s-%s.txt", inv.Command.Name, d.now().UTC().Format("20060102-150405"))
 	limit := cfg.Telegram.MaxDocumentBytes
 	open := func() (io.ReadCloser, error) {
 		r, err := res.Output.Open()

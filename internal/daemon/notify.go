@@ -13,8 +13,11 @@ import (
 	"github.com/relaychat/relay/internal/telegram"
 )
 
-// notify delivers a `relay notify` message to the owner. It is audited
-// before it is sent, like everything else.
+// notify delivers a `relay notify` message to the owner, from the
+// relay's own socket or the notify group's. It is audited before it is
+// sent, like everything else, and marked with its sender: the group's
+// name for the group socket (the one name the relay vouches for), never
+// a program name such a peer chose.
 func (d *Daemon) notify(ctx context.Context, n control.Notification) error {
 	r := audit.Record{Type: "notify", Outcome: "requested", ChatID: d.owner, Detail: "text from " + n.Peer.String()}
 	if n.File != nil {
@@ -44,11 +47,11 @@ func (d *Daemon) notify(ctx context.Context, n control.Notification) error {
 			return io.NopCloser(io.NewSectionReader(f, 0, n.Size)), nil
 		}
 		err = send(func(ctx context.Context) error {
-			return d.tg.SendDocument(ctx, d.owner, n.FileName, open, chatfmt.Notify(n.Peer.Program, n.Text), opts...)
+			return d.tg.SendDocument(ctx, d.owner, n.FileName, open, chatfmt.Notify(n.Peer.Sender(), n.Text), opts...)
 		})
 	} else {
 		err = send(func(ctx context.Context) error {
-			_, err := d.tg.SendText(ctx, d.owner, chatfmt.Notify(n.Peer.Program, n.Text), opts...)
+			_, err := d.tg.SendText(ctx, d.owner, chatfmt.Notify(n.Peer.Sender(), n.Text), opts...)
 			return err
 		})
 	}

@@ -13,9 +13,13 @@ import (
 // built once at start holds them: the state directory and the audit log
 // (which the sandbox also protects: a reload that moved them would make it
 // protect paths the daemon does not use), the Telegram client and its
-// transport, the token's source, the secret store, and the owner. A reload
-// that changes any of them is refused whole, naming them; docs/reference.md
-// lists them. Every other key applies at once.
+// transport, the token's source, the secret store, the owner, and the
+// notify group's socket (served once from its directory, which the sandbox
+// protects like the state directory). A reload that changes any of them is
+// refused whole, naming them; docs/reference.md lists them. Every other key
+// applies at once: the commands (formats and pickers included), limits,
+// auth, and the fleet (fleet.*, hosts, groups), whose new hosts serve the
+// next /on.
 var restartOnly = []struct {
 	key string
 	get func(*policy.Config) any
@@ -32,6 +36,8 @@ var restartOnly = []struct {
 	{"audit.dir", func(c *policy.Config) any { return c.Audit.Dir }},
 	{"audit.rotate_bytes", func(c *policy.Config) any { return c.Audit.RotateBytes }},
 	{"secrets.keyring", func(c *policy.Config) any { return c.Secrets.NoKeyring }},
+	{"notify.group", func(c *policy.Config) any { return [2]any{c.Notify.Group, c.Notify.GID} }},
+	{"notify.dir", func(c *policy.Config) any { return c.Notify.Dir }},
 }
 
 // restartKeys names the restart-only settings that differ between the
@@ -68,6 +74,14 @@ func (d *Daemon) reload() {
 			err = cerr
 		}
 	}
+	var nextFleet *fleetRef
+	swap := false
+	if err == nil && fleetChanged(d.config(), cfg) {
+		// Built before anything changes: a fleet that cannot be built
+		// refuses the reload whole.
+		swap = true
+		nextFleet, err = d.buildFleet(cfg)
+	}
 	if err != nil {
 		d.o.Log.Error().Err(err).Msg("config reload refused; keeping the old config")
 		_ = d.record(audit.Record{Type: "config", Outcome: "failed", Reason: err.Error()})
@@ -87,6 +101,9 @@ func (d *Daemon) reload() {
 	}
 	d.runner.SetLimit(cfg.Limits.MaxConcurrent)
 	voided := d.auth.VoidConfirms()
+	if swap {
+		d.swapFleet(nextFleet)
+	}
 	d.serial.Unlock()
 	d.resetCheckpoints(cfg)
 	d.setMenu(cfg)

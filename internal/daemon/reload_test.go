@@ -77,9 +77,10 @@ func TestReloadRefusesRestartKeys(t *testing.T) {
 	// the refusal above rules out) launches with the paths in use.
 	wrong := *h.d.config()
 	wrong.StateDir, wrong.Audit.Dir, wrong.Telegram.TokenFile = "/elsewhere/state", "/elsewhere/audit", "/elsewhere/token"
+	wrong.Notify.Dir = "/elsewhere/notify"
 	h.d.cfg.Store(&wrong)
-	if lc := h.d.launchConfig(); lc.StateDir != state || lc.Audit.Dir != auditDir || lc.Telegram.TokenFile != "" {
-		t.Errorf("launch config paths %s %s %q, want the daemon's %s %s", lc.StateDir, lc.Audit.Dir, lc.Telegram.TokenFile, state, auditDir)
+	if lc := h.d.launchConfig(); lc.StateDir != state || lc.Audit.Dir != auditDir || lc.Telegram.TokenFile != "" || lc.Notify.Dir != policy.DefaultNotifyDir {
+		t.Errorf("launch config paths %s %s %q %s, want the daemon's %s %s", lc.StateDir, lc.Audit.Dir, lc.Telegram.TokenFile, lc.Notify.Dir, state, auditDir)
 	}
 }
 
@@ -99,6 +100,10 @@ func TestEveryKeyIsClassified(t *testing.T) {
 		"Audit.Dir": "audit.dir", "Audit.RotateBytes": "audit.rotate_bytes", "Audit.CheckpointInterval": "",
 		"Limits.MaxConcurrent": "", "Limits.DefaultTimeout": "", "Limits.MaxTimeout": "", "Limits.DefaultMaxOutput": "", "Limits.MaxOutput": "",
 		"Secrets.NoKeyring": "secrets.keyring",
+		"Notify.Group":      "notify.group", "Notify.GID": "notify.group", "Notify.Dir": "notify.dir",
+		"Member": "", "Hosts": "", "Groups": "",
+		"Fleet.SSH": "", "Fleet.Parallel": "", "Fleet.MaxCalls": "", "Fleet.Timeout": "", "Fleet.MaxOutput": "",
+		"Fleet.ConnectTimeout": "", "Fleet.AliveInterval": "", "Fleet.AliveCount": "", "Fleet.Persist": "",
 	}
 	seen := map[string]bool{}
 	var walk func(prefix string, v reflect.Value)
@@ -129,6 +134,10 @@ func TestEveryKeyIsClassified(t *testing.T) {
 				fv.SetBool(true)
 			case reflect.Int, reflect.Int64:
 				fv.SetInt(7)
+			case reflect.Pointer:
+				fv.Set(reflect.New(fv.Type().Elem()))
+			case reflect.Slice:
+				fv.Set(reflect.MakeSlice(fv.Type(), 1, 1))
 			default:
 				t.Fatalf("%s: kind %s", path, fv.Kind())
 			}

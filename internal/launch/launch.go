@@ -87,10 +87,16 @@ func (h *Host) Close() {
 }
 
 // Protected lists the paths no sandboxed command may read or write: the
-// relay's state, audit log, credentials, token file and config.
+// relay's state, audit log, credentials, token file and config, and the
+// notify group's socket directory when notify.group is set (a command
+// there could replace the socket, or reach it with the relay's uid).
 func Protected(cfg *policy.Config, e Env) []string {
 	var ps []string
-	for _, p := range []string{cfg.StateDir, cfg.Audit.Dir, e.CredentialsDir, cfg.Telegram.TokenFile, e.ConfigPath} {
+	notify := ""
+	if cfg.Notify.Group != "" {
+		notify = cfg.Notify.Dir
+	}
+	for _, p := range []string{cfg.StateDir, cfg.Audit.Dir, e.CredentialsDir, cfg.Telegram.TokenFile, e.ConfigPath, notify} {
 		if p == "" {
 			continue
 		}

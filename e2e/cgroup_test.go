@@ -83,10 +83,11 @@ func pidsWithArg(arg string) []int {
 	return pids
 }
 
-// waitUntil polls cond for up to 20 s.
+// waitUntil polls cond, a state another process reaches by itself, for
+// up to 30 s.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -392,15 +392,3 @@ func sleeping(seconds string) bool {
 	}
 	return false
 }
-
-// waitUntil polls cond: a state another process reaches by itself.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/relaychat/relay/internal/remote"
+	"github.com/relaychat/relay/policy"
 )
 
 // TestHostKeyChangedUnderTheHub: the member comes back with another host
@@ -214,4 +216,102 @@ func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestRepinnedKeyNeverReusesTheOldConnection: the owner finds the pinned
+// key was wrong (an impostor's, say) and pins another of the same type.
+// A connection ssh keeps open from before must not carry the next call:
+// the next call checks the new pin against the server, and here the
+// server still shows the old key, so it is refused as a mismatch.
+func TestRepinnedKeyNeverReusesTheOldConnection(t *testing.T) {
+	m := newMember(t, "nas", memberOpts{})
+	h := newHub(t, "", m)
+	if r := h.call(t, "nas", "hello", "before"); r.Kind != KindOK {
+		t.Fatalf("before: %s %q", r.Kind, r.Reason)
+	}
+	// Another key of the same type, pinned by a new config in the same
+	// state directory, as a reload or relay exec --host would read it;
+	// the first Fleet, and its connection, stay up.
+	other := filepath.Join(t.TempDir(), "other")
+	must(t, keygen(other, "root@other"))
+	cfg, err := os.ReadFile(h.cfgPath)
+	must(t, err)
+	repinned := strings.Replace(string(cfg), readPub(t, m.hostKey), readPub(t, other), 1)
+	if repinned == string(cfg) {
+		t.Fatal("the host key is not in the config")
+	}
+	must(t, os.WriteFile(h.cfgPath, []byte(repinned), 0o600))
+	c2, err := policy.Load(h.cfgPath)
+	must(t, err)
+	f2, err := New(c2, Options{})
+	must(t, err)
+	defer f2.Close()
+	before := len(m.records(t))
+	r := f2.Call(context.Background(), "nas", "hello", []string{"after"}, CallOptions{Audit: h.audit})
+	defer r.Close()
+	if r.Kind != KindHostKey {
+		t.Fatalf("after re-pinning: got %s %q, want a host key mismatch (the old connection was reused)", r.Kind, r.Reason)
+	}
+	if len(m.records(t)) != before {
+		t.Error("the call reached the member over the connection made under the old pin")
+	}
+}
+
+// TestCloseSparesCallsInFlight: closing a Fleet (a reload swaps it, relay
+// exec --host and the daemon share its connections) ends the connection
+// kept for reuse only once its calls are done: a call in flight over it
+// finishes.
+func TestCloseSparesCallsInFlight(t *testing.T) {
+	m := newMember(t, "nas", memberOpts{})
+	h := newHub(t, "", m)
+	if r := h.call(t, "nas", "hello", "warm"); r.Kind != KindOK { // the kept connection
+		t.Fatalf("warm: %s %q", r.Kind, r.Reason)
+	}
+	done := make(chan *Result, 1)
+	go func() { done <- h.f.Call(context.Background(), "nas", "slow", []string{"2"}, CallOptions{Audit: h.audit}) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !sleepingFor("2") {
+		if time.Now().After(deadline) {
+			t.Fatal("the member never started the call")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sock := h.f.conns["nas"].controlPath
+	if pidsMentioning(sock) == 0 {
+		t.Fatal("no ssh master kept the connection to begin with")
+	}
+	h.f.Close()
+	r := <-done
+	defer r.Close()
+	if r.Kind != KindOK {
+		t.Fatalf("a call in flight across Close: got %s %q, want it to finish", r.Kind, r.Reason)
+	}
+	// Then the master goes: ssh names it by its socket ("ssh: PATH [mux]").
+	for deadline := time.Now().Add(20 * time.Second); pidsMentioning(sock) > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("ssh's master outlived its last call after Close")
+		}
+	}
+}
+
+func pidsMentioning(s string) int {
+	n := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && strings.Contains(string(b), s) {
+			n++
+		}
+	}
+	return n
+}
+
+// sleepingFor reports whether a sleep(1) of exactly seconds runs.
+func sleepingFor(seconds string) bool {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && string(b) == "/bin/sleep\x00"+seconds+"\x00" {
+			return true
+		}
+	}
+	return false
 }

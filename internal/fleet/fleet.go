@@ -88,7 +88,7 @@ func New(cfg *policy.Config, o Options) (*Fleet, error) {
 		}
 		c.build(&cfg.Fleet)
 		if cfg.Fleet.Persist > 0 {
-			c.controlPath = controlPath(cmDir, h, c.opts)
+			c.controlPath = controlPath(cmDir, h, c.opts, pins(h))
 			if len(c.controlPath) > maxControlPath {
 				return nil, fmt.Errorf("fleet: state_dir %s is too long for ssh's control sockets (%d bytes, at most %d); set a shorter state_dir, or fleet.persist: 0s to open a connection per call", cfg.StateDir, len(c.controlPath), maxControlPath)
 			}
@@ -171,8 +171,10 @@ func (f *Fleet) unknown(t string) string {
 	return fmt.Sprintf("no host or group %s; hosts and groups: %s", shown, strings.Join(names, ", "))
 }
 
-// Close ends the connections kept for reuse. Members' jobs in flight are
-// not affected: their own calls hold their sessions.
+// Close ends the connections kept for reuse once their calls are done:
+// ssh's master stops taking new sessions ("-O stop", not "exit", which
+// would cut the calls in flight, this process's or another's sharing the
+// socket) and exits with its last one.
 func (f *Fleet) Close() {
 	for _, c := range f.conns {
 		if c.controlPath == "" {
@@ -181,7 +183,7 @@ func (f *Fleet) Close() {
 		if _, err := os.Stat(c.controlPath); err != nil {
 			continue
 		}
-		spec := exec.Spec{Argv: []string{f.cfg.Fleet.SSH, "-F", "none", "-o", "ControlPath=" + c.controlPath, "-O", "exit", "relay-host"},
+		spec := exec.Spec{Argv: []string{f.cfg.Fleet.SSH, "-F", "none", "-o", "ControlPath=" + c.controlPath, "-O", "stop", "relay-host"},
 			Dir: "/", Timeout: 5 * time.Second, MaxOutput: 4096, SpoolDir: f.spool}
 		if job, err := f.runner.Start(context.Background(), "close", f.cfg.Fleet.MaxCalls, spec); err == nil {
 			res := job.Wait()

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -118,16 +119,39 @@ func alias(h *policy.Host) string { return "relay-host-" + h.Name }
 func knownHostsLine(h *policy.Host) string { return alias(h) + " " + h.HostKey + "\n" }
 
 // controlName names a host's control socket by everything that decides
-// where the connection goes, so that a config change never reuses a
-// connection made under the old one.
-func controlName(h *policy.Host, opts []string) string {
+// where the connection goes and whom it trusts, so that a config change
+// never reuses a connection made under the old one: the destination, the
+// options, and pins, the pinned host keys and the identity (a re-pinned
+// key of the same type changes no option, but must not ride on a
+// connection checked against the old one).
+func controlName(h *policy.Host, opts []string, pins []byte) string {
 	s := sha256.New()
 	fmt.Fprintf(s, "%s\x00%s\x00%d\x00%s\x00", h.Name, h.Destination(), h.Port, strings.Join(opts, "\x00"))
+	s.Write(pins)
 	return hex.EncodeToString(s.Sum(nil))[:12]
 }
 
-func controlPath(dir string, h *policy.Host, opts []string) string {
-	return filepath.Join(dir, controlName(h, opts))
+func controlPath(dir string, h *policy.Host, opts []string, pins []byte) string {
+	return filepath.Join(dir, controlName(h, opts, pins))
+}
+
+// pins is what a connection to h trusts, for its control socket's name:
+// the pinned key, or the known_hosts file's content, and the identity's
+// (a hash of the private key file: a rotated hub key opens a new
+// connection too). A file that cannot be read counts as empty: ssh then
+// fails on it by itself.
+func pins(h *policy.Host) []byte {
+	s := sha256.New()
+	fmt.Fprintf(s, "%s\x00", h.HostKey)
+	for _, f := range []string{h.KnownHosts, h.Identity} {
+		if f == "" {
+			continue
+		}
+		b, _ := os.ReadFile(f)
+		fmt.Fprintf(s, "%d\x00", len(b))
+		s.Write(b)
+	}
+	return s.Sum(nil)
 }
 
 func seconds(d time.Duration) string { return strconv.FormatInt(int64(d/time.Second), 10) }

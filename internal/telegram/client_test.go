@@ -513,3 +513,35 @@ func TestStartCallsShareOneConnection(t *testing.T) {
 		t.Errorf("4 calls at start opened %d connections, want 1", conns)
 	}
 }
+
+// A call that gives up while it waits for the first call's connection must
+// close its request body, as every RoundTripper does. Left open, the
+// library's form writer wakes to the library's own error while the library
+// rewrites that error: a data race the race detector reports here.
+func TestCallGivingUpBeforeTheFirstConnection(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	base := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		select { // the first call never gets its connection
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil, errors.New("no network here")
+	}}
+	c, err := New(Options{Token: testToken, APIURL: "http://127.0.0.1:1", HTTPClient: &http.Client{Transport: base}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, stopFirst := context.WithCancel(context.Background())
+	defer stopFirst()
+	go c.SendText(first, 1, "first") //nolint:errcheck // it only holds the connection
+	time.Sleep(50 * time.Millisecond)
+	for range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, err := c.SendText(ctx, 1, strings.Repeat("x", 64<<10))
+		cancel()
+		if err == nil {
+			t.Fatal("a call with no connection succeeded")
+		}
+	}
+}

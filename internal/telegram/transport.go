@@ -108,11 +108,19 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if info == nil {
 		info = &callInfo{}
 	}
-	req, err := t.await(req)
+	held, err := t.await(req)
 	if err != nil {
+		// A RoundTripper closes the body on every path. Left open, the
+		// library's form writer stays blocked until the library closes
+		// the pipe with the returned error, and then formats that error
+		// while the library rewrites it: a data race, under -race a crash.
+		if req.Body != nil {
+			req.Body.Close()
+		}
 		info.netClass = netClass(err)
 		return nil, &transportError{msg: t.redact.String(err.Error()), cause: contextCause(err)}
 	}
+	req = held
 	resp, err := t.base.RoundTrip(req)
 	t.opened() // the first request's connection failed, or it is done
 	if err != nil {

@@ -268,7 +268,9 @@ func TestCloseSparesCallsInFlight(t *testing.T) {
 		t.Fatalf("warm: %s %q", r.Kind, r.Reason)
 	}
 	done := make(chan *Result, 1)
-	go func() { done <- h.f.Call(context.Background(), "nas", "slow", []string{"2"}, CallOptions{Audit: h.audit}) }()
+	go func() {
+		done <- h.f.Call(context.Background(), "nas", "slow", []string{"2"}, CallOptions{Audit: h.audit})
+	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for !sleepingFor("2") {
 		if time.Now().After(deadline) {

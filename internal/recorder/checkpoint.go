@@ -17,7 +17,8 @@ import (
 // is what relay serve-ssh --witness answers audit-head with: the head as
 // of the witness's call, not as of the last checkpoint the chat got. The
 // checkpoint is checked against the public key beside the log before it
-// is returned.
+// is returned. A log that does not open is signed as it is on disk
+// (audit.LatestCheckpoint), for the witness to judge.
 func (r *Recorder) Checkpoint(ctx context.Context) (audit.Checkpoint, error) {
 	now, sleep := r.Now, r.Sleep
 	if now == nil {
@@ -46,6 +47,13 @@ func (r *Recorder) Checkpoint(ctx context.Context) (audit.Checkpoint, error) {
 			return cp, err
 		}
 		if !errors.Is(err, audit.ErrInUse) {
+			// The log does not open (its key state disagrees with its
+			// files: a cut tail, a damaged file). The witness must still
+			// see what is on disk, or such a log would only look
+			// unreachable: sign the newest record there.
+			if cp, lerr := audit.LatestCheckpoint(r.Dir); lerr == nil {
+				return cp, nil
+			}
 			return audit.Checkpoint{}, err
 		}
 		if _, derr := os.Stat(control.Path(r.StateDir)); derr == nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -346,4 +347,74 @@ func TestWitnessKeysStayApart(t *testing.T) {
 	if l.Kind != KindRefused || l.List != nil {
 		t.Errorf("witness key asking to list: got %s %q, want refused", l.Kind, l.Reason)
 	}
+}
+
+// BenchmarkWitnessCatchUp is a witness's cost per 10k new records: each
+// iteration appends 10k records to a real member's log, then alternates
+// the library-only round (audit.WitnessStore with the host's RecordsSince
+// called directly) with the full round (the relay binary, ssh, sshd,
+// serve-ssh --witness, the framed stream), each catching up the same
+// records on a store of its own, and reports both and their ratio.
+//
+//	go test -run '^$' -bench WitnessCatchUp -benchtime 3x ./internal/fleet
+func BenchmarkWitnessCatchUp(b *testing.B) {
+	needHarness(b)
+	m := newMember(b, "wbench", memberOpts{})
+	rewriteKeys(b, m,
+		`restrict,command="`+relayBin+` serve-ssh --witness --config `+m.cfgPath+`",from="127.0.0.1" `+readPub(b, witnessKey(b)))
+	pub, err := audit.ReadPublicKey(m.auditDir)
+	must(b, err)
+	lib, err := audit.CreateWitnessStore(filepath.Join(b.TempDir(), "lib"), pub)
+	must(b, err)
+	defer lib.Close()
+	fetch := func(since uint64) (io.ReadCloser, error) {
+		var buf bytes.Buffer
+		files, _ := audit.ListFiles(m.auditDir)
+		if _, err := audit.RecordsSince(files, since, &buf); err != nil {
+			return nil, err
+		}
+		return io.NopCloser(&buf), nil
+	}
+	head := func() []byte {
+		cp, err := audit.LatestCheckpoint(m.auditDir)
+		must(b, err)
+		return cp.Note
+	}
+	store := filepath.Join(b.TempDir(), "store")
+	code, out, errOut := witnessRun(b, "--store", store, "--init", "--public-key", pub,
+		"--address", account.Username+"@127.0.0.1", "--port", fmt.Sprint(m.port),
+		"--host-key", readPub(b, m.hostKey), "--identity", witnessKey(b))
+	if code != 0 {
+		b.Fatalf("init: %d %s %s", code, out, errOut)
+	}
+	round := func() {
+		if code, out, errOut := witnessRun(b, "--store", store); code != 0 {
+			b.Fatalf("round: %d %s %s", code, out, errOut)
+		}
+	}
+	// First contact for both, outside the measurement.
+	if _, err := lib.Witness(head(), fetch); err != nil {
+		b.Fatal(err)
+	}
+	round()
+	var libTime, sshTime time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		m.appendRecords(b, 10000, "bench")
+		b.StartTimer()
+		start := time.Now()
+		res, err := lib.Witness(head(), fetch)
+		if err != nil || res.Records != 10000 {
+			b.Fatalf("library round: %+v %v", res, err)
+		}
+		libTime += time.Since(start)
+		start = time.Now()
+		round()
+		sshTime += time.Since(start)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(libTime.Nanoseconds())/float64(b.N), "ns/library-round")
+	b.ReportMetric(float64(sshTime.Nanoseconds())/float64(b.N), "ns/ssh-round")
+	b.ReportMetric(float64(sshTime)/float64(libTime), "ssh/library")
 }

@@ -20,6 +20,12 @@
 #                        key FILE may log in as relay from ADDR (an address,
 #                        CIDR or from= pattern) to run relay serve-ssh, and
 #                        nothing else (see member_setup below)
+#   --witness-key 'ssh-ed25519 AAAA… comment' --witness-address ADDR
+#                        also let a witness (relay audit witness, on another
+#                        machine) read this host's audit log: that public key
+#                        may log in as relay from ADDR to run relay serve-ssh
+#                        --witness (the log's signed head and its records),
+#                        and nothing else; its own authorized_keys line
 #
 # What it installs: the binary, the unit, the relay system user and the
 # dedicated command user relay-cmd (the identity of every command when relay
@@ -58,6 +64,8 @@ dry=false
 member=false
 hub_key=""
 hub_address=""
+witness_key=""
+witness_address=""
 token_stdin=false
 uninstall=false
 owner_id=""
@@ -85,6 +93,13 @@ while [ $# -gt 0 ]; do
 		shift
 		;;
 	--hub-key=*) hub_key="${1#--hub-key=}" ;;
+	--witness-key | --witness-address)
+		[ $# -ge 2 ] || die "$1 needs a value (see --help)"
+		if [ "$1" = --witness-key ]; then witness_key="$2"; else witness_address="$2"; fi
+		shift
+		;;
+	--witness-key=*) witness_key="${1#--witness-key=}" ;;
+	--witness-address=*) witness_address="${1#--witness-address=}" ;;
 	--hub-address=*) hub_address="${1#--hub-address=}" ;;
 	-h | --help)
 		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -115,11 +130,11 @@ done
 
 if $uninstall; then
 	[ -z "$bin" ] || die "--uninstall takes no binary"
-	if [ -n "$owner_id" ] || $token_stdin || $member || [ ${#actions[@]} != 0 ]; then
-		die "--uninstall takes no --owner-id, --token-stdin, --member or --with-action"
+	if [ -n "$owner_id$witness_key$witness_address" ] || $token_stdin || $member || [ ${#actions[@]} != 0 ]; then
+		die "--uninstall takes no --owner-id, --token-stdin, --member, --witness-key or --with-action"
 	fi
 else
-	[ -n "$bin" ] || die "usage: install.sh [--dry-run] [--owner-id ID] [--token-stdin] [--with-action NAME]... [--member --hub-key FILE --hub-address ADDR] RELAY_BINARY (build it with: CGO_ENABLED=0 go build -trimpath -o relay ./cmd/relay), or install.sh --uninstall"
+	[ -n "$bin" ] || die "usage: install.sh [--dry-run] [--owner-id ID] [--token-stdin] [--with-action NAME]... [--member --hub-key FILE --hub-address ADDR] [--witness-key KEY --witness-address ADDR] RELAY_BINARY (build it with: CGO_ENABLED=0 go build -trimpath -o relay ./cmd/relay), or install.sh --uninstall"
 	if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then
 		die "$bin is not an executable file: build it first with go build -o relay ./cmd/relay"
 	fi
@@ -131,6 +146,11 @@ if $member; then
 	{ [ -n "$hub_key" ] && [ -n "$hub_address" ]; } || die "--member needs --hub-key FILE (the hub's public key) and --hub-address ADDR (where the hub connects from)"
 elif [ -n "$hub_key$hub_address" ]; then
 	die "--hub-key and --hub-address go with --member"
+fi
+witness=false
+if [ -n "$witness_key$witness_address" ]; then
+	{ [ -n "$witness_key" ] && [ -n "$witness_address" ]; } || die "--witness-key KEY (the witness's public key line) and --witness-address ADDR (where the witness connects from) go together"
+	witness=true
 fi
 
 root="${DESTDIR:-}"
@@ -324,33 +344,53 @@ EOF
 # sshd runs a forced command through the account's shell, so relay's shell
 # becomes /bin/sh, and its password field "*" (no password, not "locked",
 # which sshd without PAM refuses for keys too).
-member_setup() {
-	local keyfile="$hub_key" from="$hub_address"
-	[ -f "$keyfile" ] || die "--hub-key $keyfile is not a file (copy the hub's public key, e.g. /etc/relay/hub_ed25519.pub, here)"
-	local type b64 comment
-	read -r type b64 comment _ <"$keyfile" || true
+# key_line WHAT ADDRFLAG FORCED FROM "type base64 [comment]" prints one restricted
+# authorized_keys line, or dies naming WHAT: a key of a known type in
+# base64, a from= that cannot break out of its quotes, a tame comment.
+key_line() {
+	local what="$1" addrflag="$2" forced="$3" from="$4" type b64 comment
+	case "$5" in *$'\n'* | *$'\r'*) die "$what: one key, on one line" ;; esac
+	read -r type b64 comment _ <<<"$5" || true
 	case "$type" in
 	ssh-ed25519 | ecdsa-sha2-nistp256 | ecdsa-sha2-nistp384 | ecdsa-sha2-nistp521 | ssh-rsa) ;;
-	*) die "--hub-key $keyfile: not an ssh public key line (want ssh-ed25519 AAAA… comment; the .pub file, not the private key)" ;;
+	*) die "$what: not an ssh public key line (want ssh-ed25519 AAAA… comment; the .pub file, not the private key)" ;;
 	esac
 	case "$b64" in
-	"" | *[!A-Za-z0-9+/=]*) die "--hub-key $keyfile: the key is not base64" ;;
+	"" | *[!A-Za-z0-9+/=]*) die "$what: the key is not base64" ;;
 	esac
-	[ "$(wc -l <"$keyfile")" -le 1 ] || die "--hub-key $keyfile: one key per file"
 	case "$from" in
-	"" | *[!A-Za-z0-9.:/*?,!-]*) die "--hub-address $from: want an address, a CIDR or an sshd from= pattern (letters, digits and . : / * ? , ! -)" ;;
+	"" | *[!A-Za-z0-9.:/*?,!-]*) die "$addrflag $from: want an address, a CIDR or an sshd from= pattern (letters, digits and . : / * ? , ! -)" ;;
 	esac
 	# The comment is kept at the end of the line, for people; only the
 	# characters a comment usually has.
 	comment="$(printf '%s' "$comment" | tr -cd 'A-Za-z0-9@._-')"
+	printf 'restrict,command="%s",from="%s" %s %s%s\n' "$forced" "$from" "$type" "$b64" "${comment:+ $comment}"
+}
 
+member_setup() {
+	local keyfile="$hub_key"
+	[ -f "$keyfile" ] || die "--hub-key $keyfile is not a file (copy the hub's public key, e.g. /etc/relay/hub_ed25519.pub, here)"
+	[ "$(wc -l <"$keyfile")" -le 1 ] || die "--hub-key $keyfile: one key per file"
+	hub_line="$(key_line "--hub-key $keyfile" --hub-address "/usr/local/bin/relay serve-ssh --config /etc/relay/relay.yaml" "$hub_address" "$(cat "$keyfile")")"
 	if [ ! -e "$root/etc/relay/relay.yaml" ]; then
 		put "$repo/policy/examples/member.yaml" /etc/relay/relay.yaml 0640 root:relay
 	fi
-	local keys
+}
+
+# ssh_setup lets the hub's key (--member) and the witness's (--witness-key)
+# in, each on its own line with its own forced command: the hub's runs
+# commands and never reads the audit log, the witness's reads the audit log
+# and never runs a command (relay serve-ssh refuses each the other's ops).
+ssh_setup() {
+	local keys witness_line=""
+	if $witness; then
+		witness_line="$(key_line "--witness-key" --witness-address "/usr/local/bin/relay serve-ssh --witness --config /etc/relay/relay.yaml" "$witness_address" "$witness_key")"
+	fi
 	keys="$(mktemp)"
-	printf 'restrict,command="/usr/local/bin/relay serve-ssh --config /etc/relay/relay.yaml",from="%s" %s %s%s\n' \
-		"$from" "$type" "$b64" "${comment:+ $comment}" >"$keys"
+	{
+		[ -z "$hub_line" ] || echo "$hub_line"
+		[ -z "$witness_line" ] || echo "$witness_line"
+	} >"$keys"
 	put "$keys" /etc/relay/authorized_keys 0640 root:relay
 	rm -f "$keys"
 	local dropin=/etc/ssh/sshd_config.d/relay-member.conf before=""
@@ -373,13 +413,15 @@ member_setup() {
 		fi
 	fi
 	if ! $dry && [ -r "$root/etc/ssh/ssh_host_ed25519_key.pub" ]; then
-		echo "for the hub's config (hosts:), this host's key:"
-		echo "    host_key: \"$(cut -d' ' -f1,2 "$root/etc/ssh/ssh_host_ed25519_key.pub")\""
+		echo "for the hub's config (hosts:) or the witness's --host-key, this host's key:"
+		echo "    \"$(cut -d' ' -f1,2 "$root/etc/ssh/ssh_host_ed25519_key.pub")\""
 	fi
 	if ! $dry && $system; then
 		echo "then, as root: runuser -u relay -- relay audit init --config /etc/relay/relay.yaml   # keep K0 off this host"
-		echo "and on the hub: relay doctor --config /etc/relay/relay.yaml"
+		$member && echo "and on the hub: relay doctor --config /etc/relay/relay.yaml"
+		$witness && echo "and on the witness: relay audit witness --store DIR --init ... (see relay audit witness -h)"
 	fi
+	return 0
 }
 # ---- fleet member: end ------------------------------------------------------
 
@@ -444,7 +486,9 @@ do_install() {
 	dir /var/log/relay 0700 relay:relay
 
 	# A member's config is member.yaml: put it in place before the bot's.
+	hub_line=""
 	if $member; then member_setup; fi
+	if $member || $witness; then ssh_setup; fi
 
 	local cfg=/etc/relay/relay.yaml
 	if [ ! -e "$root$cfg" ]; then

@@ -272,59 +272,78 @@ func (d *decoder) hosts(n *yaml.Node) []*hostSchema {
 	return out
 }
 
+// FieldError is a bad value of one field, with the fix: the policy
+// loader puts it at its position, the CLI prints it with its hint.
+type FieldError struct{ Msg, Hint string }
+
+func (e *FieldError) Error() string { return e.Msg }
+
 // address splits user@host and checks both halves: neither can begin with
 // '-' or hold anything ssh would read as more than a name.
 func (d *decoder) address(n *yaml.Node, what, s string, h *Host) {
-	user, host, ok := strings.Cut(s, "@")
-	if !ok || user == "" || host == "" {
-		d.errAt(n, `write the member account and the host: "relay@nas.lan"`, "%s.address: want user@host, got %s", what, show(s))
-		return
-	}
-	if !sshUser().MatchString(user) {
-		d.errAt(n, "a user name is a-z, 0-9, _, . and -, starting with a letter or _", "%s.address: invalid user %s", what, show(user))
-		return
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if net.ParseIP(host) == nil && (len(host) > 253 || !dnsName().MatchString(host)) {
-		d.errAt(n, "use a DNS name or an IP address", "%s.address: invalid host %s", what, show(host))
+	user, host, err := ParseAddress(s)
+	if err != nil {
+		d.errAt(n, err.Hint, "%s.address: %s", what, err.Msg)
 		return
 	}
 	h.User, h.Address = user, host
 }
 
-// hostKey accepts a public key line ("type base64 [comment]", as in
+// ParseAddress splits an ssh destination, "user@host", and checks both
+// halves as a host's address is checked.
+func ParseAddress(s string) (user, host string, err *FieldError) {
+	user, host, ok := strings.Cut(s, "@")
+	if !ok || user == "" || host == "" {
+		return "", "", &FieldError{fmt.Sprintf("want user@host, got %s", show(s)), `write the member account and the host: "relay@nas.lan"`}
+	}
+	if !sshUser().MatchString(user) {
+		return "", "", &FieldError{fmt.Sprintf("invalid user %s", show(user)), "a user name is a-z, 0-9, _, . and -, starting with a letter or _"}
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if net.ParseIP(host) == nil && (len(host) > 253 || !dnsName().MatchString(host)) {
+		return "", "", &FieldError{fmt.Sprintf("invalid host %s", show(host)), "use a DNS name or an IP address"}
+	}
+	return user, host, nil
+}
+
+// hostKey is ParseHostKey for the host_key key.
+func (d *decoder) hostKey(n *yaml.Node, what, s string) string {
+	k, err := ParseHostKey(s)
+	if err != nil {
+		d.errAt(n, err.Hint, "%s.host_key: %s", what, err.Msg)
+		return ""
+	}
+	return k
+}
+
+// ParseHostKey accepts a public key line ("type base64 [comment]", as in
 // /etc/ssh/ssh_host_ed25519_key.pub) or a known_hosts line (a host
 // pattern in front, which is dropped: the key is pinned to this entry)
 // and returns "type base64".
-func (d *decoder) hostKey(n *yaml.Node, what, s string) string {
+func ParseHostKey(s string) (string, *FieldError) {
 	const hint = "paste the member's /etc/ssh/ssh_host_ed25519_key.pub (its first two fields)"
 	f := strings.Fields(s)
 	if len(f) > 0 && strings.HasPrefix(f[0], "@") {
-		d.errAt(n, hint, "%s.host_key: a %s line does not pin a host key", what, show(f[0]))
-		return ""
+		return "", &FieldError{fmt.Sprintf("a %s line does not pin a host key", show(f[0])), hint}
 	}
 	if len(f) >= 3 && keyTypes[f[0]] == "" && keyTypes[f[1]] != "" {
 		f = f[1:]
 	}
 	if len(f) < 2 {
-		d.errAt(n, hint, "%s.host_key: want \"type base64\", got %s", what, show(s))
-		return ""
+		return "", &FieldError{fmt.Sprintf("want \"type base64\", got %s", show(s)), hint}
 	}
 	if keyTypes[f[0]] == "" {
-		d.errAt(n, "use an ssh-ed25519, ecdsa-sha2-nistp256/384/521 or ssh-rsa host key", "%s.host_key: unsupported key type %s", what, show(f[0]))
-		return ""
+		return "", &FieldError{fmt.Sprintf("unsupported key type %s", show(f[0])), "use an ssh-ed25519, ecdsa-sha2-nistp256/384/521 or ssh-rsa host key"}
 	}
 	blob, err := base64.StdEncoding.DecodeString(f[1])
 	if err != nil || len(blob) < 4 {
-		d.errAt(n, hint, "%s.host_key: the key is not valid base64", what)
-		return ""
+		return "", &FieldError{"the key is not valid base64", hint}
 	}
 	l := binary.BigEndian.Uint32(blob)
 	if int64(l) > int64(len(blob)-4) || string(blob[4:4+l]) != f[0] {
-		d.errAt(n, hint, "%s.host_key: the key data is not a %s key", what, f[0])
-		return ""
+		return "", &FieldError{fmt.Sprintf("the key data is not a %s key", f[0]), hint}
 	}
-	return f[0] + " " + f[1]
+	return f[0] + " " + f[1], nil
 }
 
 func (d *decoder) groups(n *yaml.Node) []*groupSchema {

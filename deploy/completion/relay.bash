@@ -7,7 +7,7 @@ _relay() {
 	fi
 	case $cmd in
 	audit)
-		if [ "$COMP_CWORD" -eq 2 ]; then words="init verify show archive report"
+		if [ "$COMP_CWORD" -eq 2 ]; then words="init verify show archive report witness"
 		else
 			case $sub in
 			init) words="--checkpoint-key --config --dir --force --no-store --origin" ;;
@@ -15,6 +15,7 @@ _relay() {
 			show) words="--command --config --dir --json --outcome --since --type --until -n" ;;
 			archive) words="--before --config --dir --force-unwitnessed --key --to" ;;
 			report) words="--archive --checkpoints --config --dir --key --public-key --since --until -o" ;;
+			witness) words="--address --alert-after --host-key --identity --init --notify-config --notify-socket --port --public-key --store --timeout" ;;
 			esac
 		fi
 		;;
@@ -60,7 +61,7 @@ _relay() {
 		fi
 		;;
 	serve-ssh)
-		words="--config --list --peer"
+		words="--config --list --peer --witness"
 		;;
 	token)
 		if [ "$COMP_CWORD" -eq 2 ]; then words="set status delete"

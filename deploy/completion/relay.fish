@@ -14,7 +14,7 @@ complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a serve-
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a token -d 'store, check or delete the bot token'
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a totp -d 'enrol or inspect the TOTP secret'
 complete -c relay -n "not __fish_seen_subcommand_from $relay_commands" -a version -d 'print the version, commit and Go version'
-complete -c relay -n "__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from init verify show archive report" -a 'init verify show archive report'
+complete -c relay -n "__fish_seen_subcommand_from audit; and not __fish_seen_subcommand_from init verify show archive report witness" -a 'init verify show archive report witness'
 complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from init" -l checkpoint-key -F
 complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from init" -l config -F
 complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from init" -l dir -F
@@ -54,6 +54,17 @@ complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcomm
 complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from report" -l since -F
 complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from report" -l until -F
 complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from report" -s o -F
+complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from witness" -l address -F
+complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from witness" -l alert-after -F
+complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from witness" -l host-key -F
+complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from witness" -l identity -F
+complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from witness" -l init -F
+complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from witness" -l notify-config -F
+complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from witness" -l notify-socket -F
+complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from witness" -l port -F
+complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from witness" -l public-key -F
+complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from witness" -l store -F
+complete -c relay -n "__fish_seen_subcommand_from audit; and __fish_seen_subcommand_from witness" -l timeout -F
 complete -c relay -n "__fish_seen_subcommand_from completion; and not __fish_seen_subcommand_from bash zsh fish" -a 'bash zsh fish'
 complete -c relay -n "__fish_seen_subcommand_from doctor" -l config -F
 complete -c relay -n "__fish_seen_subcommand_from doctor" -l offline -F
@@ -75,6 +86,7 @@ complete -c relay -n "__fish_seen_subcommand_from sandbox; and __fish_seen_subco
 complete -c relay -n "__fish_seen_subcommand_from serve-ssh" -l config -F
 complete -c relay -n "__fish_seen_subcommand_from serve-ssh" -l list -F
 complete -c relay -n "__fish_seen_subcommand_from serve-ssh" -l peer -F
+complete -c relay -n "__fish_seen_subcommand_from serve-ssh" -l witness -F
 complete -c relay -n "__fish_seen_subcommand_from token; and not __fish_seen_subcommand_from set status delete" -a 'set status delete'
 complete -c relay -n "__fish_seen_subcommand_from token; and __fish_seen_subcommand_from set" -l config -F
 complete -c relay -n "__fish_seen_subcommand_from token; and __fish_seen_subcommand_from set" -l file -F

@@ -24,7 +24,7 @@ _relay() {
 	fi
 	case $cmd in
 	audit)
-		if (( CURRENT == 3 )); then cands=(init verify show archive report)
+		if (( CURRENT == 3 )); then cands=(init verify show archive report witness)
 		else
 			case $sub in
 			init) cands=(--checkpoint-key --config --dir --force --no-store --origin) ;;
@@ -32,6 +32,7 @@ _relay() {
 			show) cands=(--command --config --dir --json --outcome --since --type --until -n) ;;
 			archive) cands=(--before --config --dir --force-unwitnessed --key --to) ;;
 			report) cands=(--archive --checkpoints --config --dir --key --public-key --since --until -o) ;;
+			witness) cands=(--address --alert-after --host-key --identity --init --notify-config --notify-socket --port --public-key --store --timeout) ;;
 			esac
 		fi
 		;;
@@ -77,7 +78,7 @@ _relay() {
 		fi
 		;;
 	serve-ssh)
-		cands=(--config --list --peer)
+		cands=(--config --list --peer --witness)
 		;;
 	token)
 		if (( CURRENT == 3 )); then cands=(set status delete)

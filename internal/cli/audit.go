@@ -32,6 +32,10 @@ const auditUsage = `Usage:
                         [--key K0|-] [--public-key KEY|FILE] [--checkpoints FILE|-]...
                         [--archive DIR] [FILE...]
     relay audit verify  [--config FILE] [--key K0|-] --host NAME [--member-key K0] MEMBER_LOG...
+    relay audit witness --store DIR --init --public-key KEY|FILE --address USER@HOST
+                        [--port N] --host-key 'KEY LINE' --identity FILE
+    relay audit witness --store DIR [--notify-socket PATH | --notify-config FILE]
+                        [--alert-after DURATION] [--timeout DURATION]
 
 init    starts a new audit log in audit.dir and prints its key K0 once, and
         the public checkpoint key. Keep K0 off this host: with it, verify
@@ -95,6 +99,10 @@ report  writes one self-contained HTML page to -o FILE (0600): what verify
         narrow what is plotted, not what is verified. It exits 4 when the
         chain is broken, after writing the page.
 
+witness, on another machine, checks that the host's log extends what it
+        witnessed before, over ssh to relay serve-ssh --witness; see
+        relay audit witness -h for its options and exit status.
+
 verify and report show their progress on large logs when stderr is a
 terminal.
 
@@ -111,7 +119,7 @@ func init() {
 }
 
 func auditCmd(ctx context.Context, env *Env, args []string) error {
-	sub, err := subcommand("audit", args, "init", "verify", "show", "archive", "report")
+	sub, err := subcommand("audit", args, "init", "verify", "show", "archive", "report", "witness")
 	if err != nil {
 		return err
 	}
@@ -124,6 +132,8 @@ func auditCmd(ctx context.Context, env *Env, args []string) error {
 		return auditArchive(env, args[1:])
 	case "report":
 		return auditReport(env, args[1:])
+	case "witness":
+		return auditWitness(ctx, env, args[1:])
 	}
 	return auditShow(env, args[1:])
 }

@@ -72,7 +72,7 @@ func TestCLIMessages(t *testing.T) {
 		{"--version", []string{"--version"}, ExitOK, versionLine() + "\n", ""},
 		{"version takes no argument", []string{"version", "extra"}, ExitUsage, "", usageLines(`version: unexpected argument "extra"`, "version")},
 
-		{"audit without a subcommand", []string{"audit"}, ExitUsage, "", usageLines("audit: missing subcommand (want init, verify, show, archive or report)", "audit")},
+		{"audit without a subcommand", []string{"audit"}, ExitUsage, "", usageLines("audit: missing subcommand (want init, verify, show, archive, report or witness)", "audit")},
 		{"audit subcommand typo", []string{"audit", "shwo"}, ExitUsage, "", usageLines(`unknown audit subcommand "shwo" (did you mean "show"?)`, "audit")},
 		{"audit show --type nosuch lists the types", []string{"audit", "show", "--dir", auditDir, "--type", "nosuch"}, ExitUsage, "",
 			usageLines(`audit show: --type: unknown record type "nosuch" (want `+orList(auditTypes)+`)`, "audit")},

@@ -79,7 +79,7 @@ func TestCompletionBash(t *testing.T) {
 	}{
 		{[]string{"relay", "au"}, "audit"},
 		{[]string{"relay", "co"}, "completion"},
-		{[]string{"relay", "audit", ""}, "init verify show archive report"},
+		{[]string{"relay", "audit", ""}, "init verify show archive report witness"},
 		{[]string{"relay", "audit", "show", "--js"}, "--json"},
 		{[]string{"relay", "doctor", "--o"}, "--offline"},
 		{[]string{"relay", "completion", "z"}, "zsh"},

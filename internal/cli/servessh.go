@@ -21,6 +21,7 @@ import (
 var serveSSHUsage = `Usage:
     relay serve-ssh --config FILE [--peer LABEL]
     relay serve-ssh --config FILE --list
+    relay serve-ssh --witness --config FILE [--peer LABEL]
 
 The member side of fleet control. sshd runs it as the forced command of
 the hub's key (authorized_keys: restrict,command="relay serve-ssh
@@ -35,12 +36,24 @@ command is killed. The config must say member: (see docs/reference.md).
 --list prints the allowlist the hub is offered (commands without
 hub: false), as the JSON document the hub receives, with its digest.
 
+--witness serves a witness (relay audit witness, on another machine)
+instead of a hub, as the forced command of the witness's own key
+(authorized_keys: restrict,command="relay serve-ssh --witness --config
+/etc/relay/relay.yaml",from="WITNESS" ssh-ed25519 …). It answers only
+audit-head (a checkpoint of the audit log's head, signed now: by the
+running daemon through its control socket, or by serve-ssh holding the
+log's lock) and audit-since SEQ (the record lines after SEQ, archived
+and live, as they are on disk); it runs nothing and lists nothing. The
+config need not say member:. Without --witness, audit requests are
+refused: a hub's key never reads the audit log.
+
 Options:
     --config FILE   the member's config
     --peer LABEL    a name for the hub key in this member's records (its
                     comment, say); the key's fingerprint is recorded too
                     when sshd has ExposeAuthInfo yes
     --list          print the offered allowlist and exit
+    --witness       serve the witness's key: audit requests only
 
 Exit status: 2 for a bad flag, as every relay command; otherwise read by
 the hub, not a person, so each refusal has its own code (nothing runs,
@@ -68,6 +81,7 @@ func serveSSHCmd(ctx context.Context, env *Env, args []string) error {
 	cfgFlag := fs.String("config", "", "")
 	peer := fs.String("peer", "", "")
 	list := fs.Bool("list", false, "")
+	witness := fs.Bool("witness", false, "")
 	// A flag error is the member admin's, while writing the forced
 	// command: it gets the CLI's usual manners (exit 2). What the hub
 	// sends gets serve-ssh's own codes.
@@ -91,7 +105,10 @@ func serveSSHCmd(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "relay serve-ssh: %s: %s\n", what, oneLine(err.Error()))
 		return serveSSHExit(remote.ExitConfig)
 	}
-	if cfg.Member == nil {
+	if *witness && *list {
+		return usageErr("serve-ssh: --witness and --list do not go together (the witness is offered no commands)")
+	}
+	if cfg.Member == nil && !*witness {
 		fmt.Fprintf(env.Stderr, "relay serve-ssh: %s is not a member's config (add member: {} to serve a hub)\n", path)
 		return serveSSHExit(remote.ExitConfig)
 	}
@@ -115,6 +132,10 @@ func serveSSHCmd(ctx context.Context, env *Env, args []string) error {
 		Peer:    *peer,
 		Version: versionLine(),
 		Audit:   rec,
+		// The witness's key is served the log and nothing else; the
+		// hub's key never the log.
+		Witness:    *witness,
+		Checkpoint: rec,
 	})
 	if code == remote.ExitRan {
 		return nil

@@ -110,3 +110,31 @@ func TestServeSSHExitCodesDocumented(t *testing.T) {
 		t.Error("relay serve-ssh -h lacks the codes")
 	}
 }
+
+// TestServeSSHWitness: --witness serves a bot's config as well as a
+// member's (any relay host has a log to witness), answers audit-head,
+// and refuses a run; without --witness the same audit request is refused.
+func TestServeSSHWitness(t *testing.T) {
+	cfg := execPolicy(t) // a bot's config: no member:
+	if _, err := audit.Init(filepath.Join(filepath.Dir(cfg), "audit"), nil); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := (&remote.Request{Op: remote.OpAuditHead, Call: remote.NewCallID()}).Encode()
+	code, out, errOut := cliRun(t, map[string]string{"SSH_ORIGINAL_COMMAND": head}, "", "serve-ssh", "--witness", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "relay-audit/") {
+		t.Errorf("audit-head: got %d %q %q", code, out, errOut)
+	}
+	member := memberPolicy(t)
+	code, out, errOut = cliRun(t, map[string]string{"SSH_ORIGINAL_COMMAND": head}, "", "serve-ssh", "--config", member)
+	if code != remote.ExitNotWitness || out != "" || !strings.HasPrefix(errOut, "relay serve-ssh: audit-head refused") {
+		t.Errorf("hub key asking audit-head: got %d %q %q", code, out, errOut)
+	}
+	run, _ := (&remote.Request{Op: remote.OpRun, Call: remote.NewCallID(), Command: "hi", Args: []string{"you"}, MaxOutput: 100}).Encode()
+	code, out, errOut = cliRun(t, map[string]string{"SSH_ORIGINAL_COMMAND": run}, "", "serve-ssh", "--witness", "--config", member)
+	if code != remote.ExitWitnessOnly || out != "" || !strings.HasPrefix(errOut, "relay serve-ssh: run refused") {
+		t.Errorf("witness key asking to run: got %d %q %q", code, out, errOut)
+	}
+	if code, _, _ := cliRun(t, nil, "", "serve-ssh", "--witness", "--list", "--config", member); code != 2 {
+		t.Errorf("--witness --list: got %d, want 2", code)
+	}
+}

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -58,5 +59,47 @@ func TestAuditRefusedByAnOlderDaemon(t *testing.T) {
 	_, err := Append(ctx, state, audit.Record{Type: "exec_end", Call: "0123"})
 	if err == nil || !strings.Contains(err.Error(), "does not accept audit records") {
 		t.Errorf("got %v, want the daemon to refuse audit records it has no handler for", err)
+	}
+}
+
+// TestCheckpointThroughTheDaemon: serve-ssh --witness gets the head the
+// daemon's log holds, signed, and a daemon without the handler says so.
+func TestCheckpointThroughTheDaemon(t *testing.T) {
+	state, logDir := t.TempDir(), t.TempDir()+"/audit"
+	if _, err := audit.Init(logDir, nil); err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.Open(logDir, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Append(audit.Record{Type: "start", Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ServeHandlers(ctx, state, 1<<20, Handlers{Checkpoint: func(context.Context) ([]byte, error) {
+		cp, err := l.Checkpoint()
+		return cp.Note, err
+	}})
+	waitSocket(t, state)
+	note, err := Checkpoint(ctx, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := audit.OpenCheckpoint(note, l.PublicKey())
+	if err != nil || cp.Seq != l.Head().Seq || cp.HashHex() != l.Head().Hash {
+		t.Errorf("got %v, %v; want the log's head %+v signed", cp, err, l.Head())
+	}
+
+	older := t.TempDir()
+	go Serve(ctx, older, 1<<20, func(context.Context, Notification) error { return nil })
+	waitSocket(t, older)
+	if _, err := Checkpoint(ctx, older); err == nil || !strings.Contains(err.Error(), "does not sign checkpoints") {
+		t.Errorf("got %v, want a daemon without the handler to refuse", err)
+	}
+	if _, err := Checkpoint(ctx, t.TempDir()); !errors.Is(err, ErrNoDaemon) {
+		t.Errorf("got %v, want ErrNoDaemon", err)
 	}
 }

@@ -1,7 +1,8 @@
 // Package control is the relay daemon's local control socket, through which
 // `relay notify` hands a message to the running daemon, and `relay
 // serve-ssh` and `relay exec --host` hand it the audit records of remote
-// calls. The daemon owns the audit log exclusively, so a second process must
+// calls, and `relay serve-ssh --witness` asks it for a signed checkpoint.
+// The daemon owns the audit log exclusively, so a second process must
 // not append to it; going through the daemon keeps one writer and one chain.
 //
 // It must never accept a request from another user, nor from a command the
@@ -128,6 +129,8 @@ type response struct {
 	// Seq and MAC are the audit head after an appended record.
 	Seq uint64 `json:"seq,omitempty"`
 	MAC string `json:"mac,omitempty"`
+	// Note is the signed checkpoint a checkpoint op asked for.
+	Note string `json:"note,omitempty"`
 }
 
 // Handler serves notifications. Its error text is returned to the client.
@@ -145,7 +148,14 @@ type Handlers struct {
 	// record of another type, or naming neither a call ID nor a peer, is
 	// refused before it reaches the handler.
 	Audit AuditHandler
+	// Checkpoint signs the head of the daemon's audit log, for relay
+	// serve-ssh --witness: the daemon owns the log while it runs.
+	Checkpoint CheckpointHandler
 }
+
+// CheckpointHandler returns a signed checkpoint (its note) of the head of
+// the daemon's audit log. Its error text is returned to the client.
+type CheckpointHandler func(ctx context.Context) ([]byte, error)
 
 // RemoteTypes are the record types the audit op accepts: those relay
 // serve-ssh writes on a member and relay exec --host writes on a hub.
@@ -320,8 +330,13 @@ func serveConn(ctx context.Context, c *net.UnixConn, maxBody int64, hs Handlers,
 		return
 	}
 	var req request
-	if err := json.Unmarshal(line, &req); err != nil || (req.Op != "notify" && req.Op != "audit") {
+	if err := json.Unmarshal(line, &req); err != nil || (req.Op != "notify" && req.Op != "audit" && req.Op != "checkpoint") {
 		answer(errors.New("malformed request"))
+		return
+	}
+	if req.Op == "checkpoint" {
+		// One signature per witness round: cheap, and it writes nothing.
+		serveCheckpoint(ctx, c, hs.Checkpoint)
 		return
 	}
 	if req.Op == "audit" {
@@ -375,6 +390,18 @@ func serveAudit(ctx context.Context, c *net.UnixConn, h AuditHandler, r *audit.R
 	default:
 		answer(h(ctx, *r))
 	}
+}
+
+func serveCheckpoint(ctx context.Context, c *net.UnixConn, h CheckpointHandler) {
+	resp := response{}
+	if h == nil {
+		resp.Error = "this socket does not sign checkpoints"
+	} else if note, err := h(ctx); err != nil {
+		resp.Error = err.Error()
+	} else {
+		resp = response{OK: true, Note: string(note)}
+	}
+	_ = json.NewEncoder(c).Encode(resp)
 }
 
 func readLine(br *bufio.Reader) ([]byte, error) {
@@ -505,4 +532,31 @@ func Append(ctx context.Context, stateDir string, r audit.Record) (audit.Head, e
 		return audit.Head{}, err
 	}
 	return audit.Head{Seq: resp.Seq, MAC: resp.MAC}, nil
+}
+
+// Checkpoint asks the running daemon for a signed checkpoint of its audit
+// log's head, as a note to be verified (audit.OpenCheckpoint). It fails
+// with ErrNoDaemon when nothing listens.
+func Checkpoint(ctx context.Context, stateDir string) ([]byte, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", Path(stateDir))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoDaemon, err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	hdr, _ := json.Marshal(request{Op: "checkpoint"})
+	if _, err := c.Write(append(hdr, '\n')); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	resp, err := readResponse(json.NewDecoder(c))
+	if err != nil {
+		return nil, err
+	}
+	if resp.Note == "" {
+		return nil, errors.New("control socket: the daemon answered no checkpoint")
+	}
+	return []byte(resp.Note), nil
 }

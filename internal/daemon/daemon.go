@@ -320,7 +320,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer signal.Stop(hup)
 
 	go func() {
-		hs := control.Handlers{Notify: d.notify, Audit: d.appendRemote}
+		hs := control.Handlers{Notify: d.notify, Audit: d.appendRemote, Checkpoint: d.signCheckpoint}
 		if err := control.ServeHandlers(pollCtx, d.fixed.StateDir, d.fixed.Telegram.MaxDocumentBytes, hs); err != nil {
 			d.o.Log.Warn().Err(err).Msg("control socket unavailable; relay notify, relay serve-ssh and relay exec --host will not reach this daemon")
 		}

@@ -124,3 +124,60 @@ func TestMemberDropInWithRealSshd(t *testing.T) {
 		t.Errorf("the drop-in reaches other accounts: %v", other["authorizedkeysfile"])
 	}
 }
+
+const witnessPub = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP8X9y0mYp3nHrZ6xSw8c8hKJrVQmJ9gq3v0j9kq1Xb2 witness@vault"
+
+// TestInstallWitness: --witness-key writes the witness's own line, with
+// serve-ssh --witness as its forced command, beside the hub's (or alone
+// on a host that is not a member), and the same sshd drop-in.
+func TestInstallWitness(t *testing.T) {
+	in := newInstall(t)
+	key := in.hubKey(t, hubPub)
+	in.mustRun("--member", "--hub-key", key, "--hub-address", "192.0.2.10", "--witness-key", witnessPub, "--witness-address", "198.51.100.7", in.bin)
+	got, err := os.ReadFile(filepath.Join(in.root, "etc/relay/authorized_keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `restrict,command="/usr/local/bin/relay serve-ssh --config /etc/relay/relay.yaml",from="192.0.2.10" ` + hubPub + "\n" +
+		`restrict,command="/usr/local/bin/relay serve-ssh --witness --config /etc/relay/relay.yaml",from="198.51.100.7" ` + witnessPub + "\n"
+	if string(got) != want {
+		t.Errorf("authorized_keys:\ngot  %q\nwant %q", got, want)
+	}
+	if out := in.mustRun("--member", "--hub-key", key, "--hub-address", "192.0.2.10", "--witness-key", witnessPub, "--witness-address", "198.51.100.7", in.bin); !strings.Contains(out, "nothing to do") {
+		t.Errorf("second run: %s", out)
+	}
+
+	alone := newInstall(t)
+	alone.mustRun("--witness-key", witnessPub, "--witness-address", "198.51.100.7", alone.bin)
+	got, _ = os.ReadFile(filepath.Join(alone.root, "etc/relay/authorized_keys"))
+	if want := `restrict,command="/usr/local/bin/relay serve-ssh --witness --config /etc/relay/relay.yaml",from="198.51.100.7" ` + witnessPub + "\n"; string(got) != want {
+		t.Errorf("a witnessed host that is no member: got %q, want %q", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(alone.root, "etc/ssh/sshd_config.d/relay-member.conf")); err != nil {
+		t.Errorf("no sshd drop-in for the witness's key: %v", err)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(alone.root, "etc/relay/relay.yaml"))
+	example, _ := os.ReadFile("../../policy/examples/member.yaml")
+	if string(cfg) == string(example) {
+		t.Error("a witnessed host that is no member got the member's config")
+	}
+}
+
+func TestInstallWitnessRefuses(t *testing.T) {
+	in := newInstall(t)
+	for name, c := range map[string]struct{ key, from string }{
+		"a private key":           {"-----BEGIN OPENSSH PRIVATE KEY-----", "192.0.2.10"},
+		"two keys":                {witnessPub + "\n" + witnessPub, "192.0.2.10"},
+		"a key with options":      {`command="/bin/sh" ` + witnessPub, "192.0.2.10"},
+		"a from= that breaks out": {witnessPub, `192.0.2.10",command="/bin/sh`},
+		"no address":              {witnessPub, ""},
+	} {
+		out, err := in.run("", "--witness-key", c.key, "--witness-address", c.from, in.bin)
+		if err == nil {
+			t.Errorf("%s: accepted:\n%s", name, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(in.root, "etc/relay/authorized_keys")); err == nil {
+		t.Error("a refused run wrote authorized_keys")
+	}
+}

@@ -435,3 +435,36 @@ func TestNoDropInBesideUnit(t *testing.T) {
 		t.Errorf("%s.d exists; move optional drop-ins to %s/drop-ins", unitPath, systemdDir)
 	}
 }
+
+// TestWitnessUnit: the witness's template unit scores as the relay's does,
+// runs as relay (whose control socket takes the alert), keeps its stores
+// 0700, and its timer is installable.
+func TestWitnessUnit(t *testing.T) {
+	needTool(t, "systemd-analyze")
+	src, err := os.ReadFile(filepath.Join(systemdDir, "relay-witness@.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := filepath.Join(t.TempDir(), "relay-witness@web1.service")
+	if err := os.WriteFile(inst, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	score, out, err := exposure(t, inst, "--threshold=25")
+	if err != nil || score > maxExposure {
+		t.Fatalf("got exposure %.1f (%v), want at most %.1f\n%s", score, err, maxExposure, out)
+	}
+	u := parseUnit(t, filepath.Join(systemdDir, "relay-witness@.service"))
+	for _, w := range []struct{ key, value string }{
+		{"Type", "oneshot"}, {"User", "relay"}, {"StateDirectoryMode", "0700"}, {"UMask", "0077"},
+		{"NoNewPrivileges", "yes"}, {"ProtectSystem", "strict"}, {"CapabilityBoundingSet", ""},
+	} {
+		if got, _ := u.last("Service", w.key); got != w.value {
+			t.Errorf("got %s=%q, want %q", w.key, got, w.value)
+		}
+	}
+	timer := parseUnit(t, filepath.Join(systemdDir, "relay-witness@.timer"))
+	if got, _ := timer.last("Install", "WantedBy"); got != "timers.target" {
+		t.Errorf("timer: got WantedBy=%q, want timers.target", got)
+	}
+	t.Logf("relay-witness@.service exposure %.1f", score)
+}

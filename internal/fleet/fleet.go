@@ -27,7 +27,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/relaychat/relay/internal/atomicfile"
 	"github.com/relaychat/relay/internal/exec"
 	"github.com/relaychat/relay/internal/launch"
 	"github.com/relaychat/relay/internal/suggest"
@@ -81,9 +80,9 @@ func New(cfg *policy.Config, o Options) (*Fleet, error) {
 	for _, h := range cfg.Hosts {
 		c := &conn{host: h, knownHosts: h.KnownHosts}
 		if h.HostKey != "" {
-			c.knownHosts = filepath.Join(khDir, h.Name)
-			if err := atomicfile.WriteFile(c.knownHosts, []byte(knownHostsLine(h)), 0o600); err != nil {
-				return nil, fmt.Errorf("fleet: pin the host key of %s: %w", h.Name, err)
+			var err error
+			if c.knownHosts, err = PinKnownHosts(filepath.Join(khDir, h.Name), h); err != nil {
+				return nil, fmt.Errorf("fleet: %w", err)
 			}
 		}
 		c.build(&cfg.Fleet)

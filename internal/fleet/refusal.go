@@ -1,8 +1,10 @@
 package fleet
 
 import (
-	"github.com/relaychat/relay/internal/lazyre"
 	"strings"
+
+	"github.com/relaychat/relay/internal/exec"
+	"github.com/relaychat/relay/internal/lazyre"
 )
 
 // fingerprintLine finds the key ssh saw in its host key warning.
@@ -60,3 +62,16 @@ func sshFailure(r *Result, log string, midRun bool) {
 	}
 	r.Kind, r.Reason = KindUnreachable, "ssh failed: "+last
 }
+
+// SSHFailureReason says, in words safe to show, why ssh exited 255, from
+// its log (-E): the host key, the key refused, unreachable. For other
+// relay commands that reach a host through SSHArgv.
+func SSHFailureReason(log string) string {
+	var r Result
+	sshFailure(&r, log, false)
+	return r.Reason
+}
+
+// RefusalLine is the one-line refusal of relay serve-ssh at the end of
+// what came back, cleaned of control characters and cut short.
+func RefusalLine(s *exec.Spool) string { return memberLine(s) }

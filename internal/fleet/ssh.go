@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relaychat/relay/internal/atomicfile"
 	"github.com/relaychat/relay/policy"
 )
 
@@ -155,3 +156,29 @@ func pins(h *policy.Host) []byte {
 }
 
 func seconds(d time.Duration) string { return strconv.FormatInt(int64(d/time.Second), 10) }
+
+// PinKnownHosts writes the relay-managed known_hosts entry for h's pinned
+// key (h.HostKey) to path, 0600, and returns path: ssh looks the pin up by
+// h's alias, never by a name or an address the network controls.
+func PinKnownHosts(path string, h *policy.Host) (string, error) {
+	if h.HostKey == "" {
+		return "", fmt.Errorf("pin the host key of %s: no host key", h.Name)
+	}
+	if err := atomicfile.WriteFile(path, []byte(knownHostsLine(h)), 0o600); err != nil {
+		return "", fmt.Errorf("pin the host key of %s: %w", h.Name, err)
+	}
+	return path, nil
+}
+
+// SSHArgv is the whole ssh command that sends one remote command to h, with
+// the hub's audited option set (see build) and a connection of its own:
+// the known_hosts file knownHosts pins the host key (PinKnownHosts writes
+// one for h.HostKey), StrictHostKeyChecking, BatchMode, IdentitiesOnly, no
+// ssh_config, agent, X11, port forwarding or tty. ssh logs to logFile.
+// Other relay commands that reach a host over ssh (relay audit witness)
+// use it, so that there is one option list to audit.
+func SSHArgv(f *policy.Fleet, h *policy.Host, knownHosts, remoteCmd, logFile string) []string {
+	c := &conn{host: h, knownHosts: knownHosts}
+	c.build(f)
+	return c.argv(f, remoteCmd, logFile, false)
+}

@@ -315,6 +315,9 @@ func Relay1() string {
 		{"/var/lib/relay", "the state directory: auth state, audit key state, secrets files, output spool"},
 		{"/var/log/relay", "the audit log"},
 		{"/etc/systemd/system/relay.service", "the hardened unit"},
+		{"/etc/relay/authorized_keys", "a member's or witnessed host's keys: the hub's line (`relay serve-ssh`) and the witness's (`relay serve-ssh --witness`), each with its own forced command and `from=`"},
+		{"/var/lib/relay-witness/NAME", "a witness's store (`relay audit witness --store`): the pinned keys, every accepted checkpoint, the hashes witnessed, `rejected.jsonl` (evidence)"},
+		{"relay-witness@NAME.timer", "runs `relay-witness@NAME.service`, one witness round, every 15 minutes; or cron: `*/15 * * * * relay relay audit witness --store /var/lib/relay-witness/NAME --notify-config /etc/relay/relay.yaml`"},
 	} {
 		fmt.Fprintf(&b, ".TP\n.I %s\n%s\n", f[0], roff(f[1]))
 	}

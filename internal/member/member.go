@@ -10,7 +10,9 @@
 // own chat, never run a command whose request is not durably recorded,
 // never read a request from anywhere but SSH_ORIGINAL_COMMAND, and never
 // leave a job running once the hub is gone: a hangup of the channel kills
-// the job. Anything unexpected is one line on stderr and a distinct exit
+// the job. The witness's key (serve-ssh --witness) is served the audit log's
+// signed head and its record lines, and nothing else; a hub's key is
+// served neither. Anything unexpected is one line on stderr and a distinct exit
 // code (remote.Exit*), with no frame written and nothing run.
 package member
 
@@ -68,6 +70,17 @@ type Options struct {
 	Audit Auditor
 	// Keepalive: 0 means DefaultKeepalive.
 	Keepalive time.Duration
+	// Witness serves the witness's key (serve-ssh --witness): audit-head
+	// and audit-since, and nothing else. Without it those are refused.
+	Witness bool
+	// Checkpoint signs the log's head for audit-head, through whoever
+	// holds the log (a *recorder.Recorder).
+	Checkpoint Checkpointer
+}
+
+// Checkpointer signs the head of the member's audit log.
+type Checkpointer interface {
+	Checkpoint(ctx context.Context) (audit.Checkpoint, error)
 }
 
 // Auditor records to the member's audit log; *recorder.Recorder is one.
@@ -137,7 +150,10 @@ func (s *server) serve(ctx context.Context) int {
 	if !ok {
 		return s.refuse(ctx, remote.ExitUsage, audit.Record{}, "no request: serve-ssh answers only a hub's relay requests (SSH_ORIGINAL_COMMAND is not set: an interactive login, or a forced command run by hand)")
 	}
-	if keys := cfg.Member; keys != nil && len(keys.HubKeys) > 0 {
+	// member.hub_keys names the hub's keys; the witness's key is told
+	// apart by its own forced command (--witness), which serves it
+	// nothing a hub may ask for.
+	if keys := cfg.Member; keys != nil && len(keys.HubKeys) > 0 && !s.o.Witness {
 		if s.fp == "" {
 			return s.refuse(ctx, remote.ExitPeer, denied, "member.hub_keys is set but sshd did not name the key (set ExposeAuthInfo yes for this account)")
 		}
@@ -154,7 +170,16 @@ func (s *server) serve(ctx context.Context) int {
 		}
 		return s.refuse(ctx, code, denied, "%v", err)
 	}
-	if req.Op == remote.OpList {
+	switch {
+	case req.Op.IsAudit() && !s.o.Witness:
+		denied.Call = req.Call.String()
+		return s.refuse(ctx, remote.ExitNotWitness, denied, "%s refused: this key's forced command is not relay serve-ssh --witness, and a hub's key never reads the audit log", req.Op)
+	case !req.Op.IsAudit() && s.o.Witness:
+		denied.Call, denied.Command = req.Call.String(), req.Command
+		return s.refuse(ctx, remote.ExitWitnessOnly, denied, "%s refused: this is the witness's key (relay serve-ssh --witness), which never runs or lists commands", req.Op)
+	case req.Op.IsAudit():
+		return s.witness(ctx, req)
+	case req.Op == remote.OpList:
 		return s.list()
 	}
 	denied.Call, denied.Command = req.Call.String(), req.Command

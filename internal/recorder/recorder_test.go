@@ -164,3 +164,47 @@ func TestMissingLogIsAnError(t *testing.T) {
 		t.Errorf("got %v, want the open error", err)
 	}
 }
+
+// TestCheckpointByWhoeverHoldsTheLog: with no daemon the recorder opens
+// the log and signs its head; while a daemon holds it, the daemon signs.
+// Either way the witness gets the head as of its call: a record appended
+// just before is covered.
+func TestCheckpointByWhoeverHoldsTheLog(t *testing.T) {
+	dir, state, _ := newLog(t)
+	r := &Recorder{Dir: dir, StateDir: state}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := r.Record(ctx, audit.Record{Type: "request", Outcome: "allowed", Call: "c0"}); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := r.Checkpoint(ctx)
+	if err != nil || cp.Seq != 2 {
+		t.Fatalf("alone: got %v, %v; want seq 2", cp, err)
+	}
+	l, err := audit.Open(dir, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	signed := 0
+	go control.ServeHandlers(ctx, state, 1<<20, control.Handlers{Checkpoint: func(context.Context) ([]byte, error) {
+		signed++
+		c, err := l.Checkpoint()
+		return c.Note, err
+	}})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(control.Path(state)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no control socket")
+		}
+	}
+	if _, err := l.Append(audit.Record{Type: "start", Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	cp, err = r.Checkpoint(ctx)
+	if err != nil || cp.Seq != 3 || cp.HashHex() != l.Head().Hash || signed != 1 {
+		t.Fatalf("through the daemon: got %v, %v (signed %d); want the daemon's head %+v", cp, err, signed, l.Head())
+	}
+}

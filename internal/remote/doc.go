@@ -15,8 +15,9 @@
 //
 // The payload is binary and every field is length-checked:
 //
-//	op        1 byte   'R' run a command, 'L' list the allowlist
-//	call      16 bytes the hub's call ID, recorded in both audit logs
+//	op        1 byte   'R' run a command, 'L' list the allowlist;
+//	                   'H' audit-head, 'S' audit-since (the witness's)
+//	call      16 bytes the caller's call ID, recorded in both audit logs
 //	op R only:
 //	  name      u8 length (1-32), then [a-z0-9_]
 //	  nargs     u8 (0-32)
@@ -24,6 +25,12 @@
 //	            control characters
 //	  max_out   u64 big-endian, 1 to 2^40: the most output bytes the hub
 //	            accepts; the member streams no more than that
+//	op S only:
+//	  since     u64 big-endian: the seq after which records are asked
+//
+// The hub's key is served R and L only, the witness's key (serve-ssh
+// --witness) H and S only; each refuses the other's with a code of its
+// own.
 //
 // Nothing may follow the last field, the encoding must be the canonical one
 // (one string per request), and the whole request is at most
@@ -43,8 +50,12 @@
 //	'K' keepalive empty; sent while a command is silent
 //	'L' list      1 byte to 1 MiB: the allowlist document (JSON, see List)
 //	'T' trailer   1-1024 bytes (see Trailer); the last frame of a run
+//	'C' checkpoint 1-4096 bytes: a signed checkpoint (a C2SP signed note)
+//	'A' audit     1-65536 bytes of audit record lines, as in the log
+//	'E' end       8 bytes: u64 big-endian, the number of record lines sent
 //
-// A run answers H, then O and K frames, then T; a list answers H, L. A
+// A run answers H, then O and K frames, then T; a list answers H, L; an
+// audit-head H, C; an audit-since H, A frames (a line may span two), E. A
 // member that refuses writes no frame at all: one line on stderr and one of
 // the exit codes below. Anything else (a frame out of order, a length out
 // of bounds, bytes after the trailer, a stream that ends before it) is a

@@ -36,6 +36,13 @@ const (
 	ExitFailed = 74
 	// ExitPeer: the hub's key is not among the member's member.hub_keys.
 	ExitPeer = 75
+	// ExitNotWitness: an audit request (audit-head, audit-since) on a key
+	// whose forced command is not serve-ssh --witness: a hub's key never
+	// reads the audit log.
+	ExitNotWitness = 76
+	// ExitWitnessOnly: a run or list request on the witness's key
+	// (serve-ssh --witness): a witness's key never runs a command.
+	ExitWitnessOnly = 77
 )
 
 // ExitCodes is the table the docs and `relay serve-ssh -h` print, in order.
@@ -56,7 +63,9 @@ var ExitCodes = []struct {
 	{ExitConfig, "the member's config is missing or invalid"},
 	{ExitFailed, "the command could not be started, or its output not sent"},
 	{ExitPeer, "the hub's key is not in member.hub_keys"},
+	{ExitNotWitness, "an audit request on a key whose forced command lacks --witness: nothing is read"},
+	{ExitWitnessOnly, "a run or list request on the witness's key (serve-ssh --witness): nothing runs"},
 }
 
 // IsRefusal reports whether code is one of serve-ssh's refusals.
-func IsRefusal(code int) bool { return code >= ExitUsage && code <= ExitPeer }
+func IsRefusal(code int) bool { return code >= ExitUsage && code <= ExitWitnessOnly }

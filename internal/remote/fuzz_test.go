@@ -15,6 +15,8 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add(s)
 	f.Add("true")
 	f.Add(s + "; rm -rf /")
+	s, _ = (&Request{Op: OpAuditSince, Call: CallID{4}, Since: 41}).Encode()
+	f.Add(s)
 	f.Fuzz(func(t *testing.T, s string) {
 		r, err := ParseRequest(s)
 		if err != nil {
@@ -63,6 +65,11 @@ func FuzzDecodeStream(f *testing.F) {
 	w.Trailer(sampleTrailer())
 	f.Add(b.Bytes(), uint8(3))
 	f.Add([]byte("Filesystem\n"), uint8(1))
+	b.Reset()
+	w.Hello("v1")
+	w.AuditWriter().Write([]byte(`{"seq":2}` + "\n"))
+	w.End(1)
+	f.Add(b.Bytes(), uint8(2))
 	f.Fuzz(func(t *testing.T, data []byte, step uint8) {
 		n := int(step%64) + 1
 		var out []byte
@@ -77,6 +84,18 @@ func FuzzDecodeStream(f *testing.F) {
 			List: func(doc []byte) error {
 				if len(doc) == 0 || len(doc) > MaxListBytes {
 					t.Fatalf("list of %d bytes", len(doc))
+				}
+				return nil
+			},
+			Checkpoint: func(note []byte) error {
+				if len(note) == 0 || len(note) > MaxNoteBytes {
+					t.Fatalf("checkpoint of %d bytes", len(note))
+				}
+				return nil
+			},
+			Audit: func(p []byte) error {
+				if len(p) == 0 || len(p) > MaxChunkBytes {
+					t.Fatalf("audit piece of %d bytes", len(p))
 				}
 				return nil
 			},

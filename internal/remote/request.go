@@ -34,7 +34,29 @@ type Op byte
 const (
 	OpRun  Op = 'R' // run one allowlisted command
 	OpList Op = 'L' // answer the allowlist
+	// The witness's ops, served only by serve-ssh --witness (and by it
+	// only): they read the audit log and run nothing.
+	OpAuditHead  Op = 'H' // audit-head: the newest signed checkpoint
+	OpAuditSince Op = 'S' // audit-since SEQ: the record lines after Since
 )
+
+// IsAudit reports whether op is one of the witness's.
+func (op Op) IsAudit() bool { return op == OpAuditHead || op == OpAuditSince }
+
+// String names op as the docs do.
+func (op Op) String() string {
+	switch op {
+	case OpRun:
+		return "run"
+	case OpList:
+		return "list"
+	case OpAuditHead:
+		return "audit-head"
+	case OpAuditSince:
+		return "audit-since"
+	}
+	return show(string([]byte{byte(op)}))
+}
 
 // CallID names one remote call in both audit logs: 16 random bytes,
 // shown as 32 lower-case hex digits.
@@ -59,6 +81,8 @@ type Request struct {
 	Args    []string // OpRun: one element per argument, never split again
 	// MaxOutput is, for OpRun, the most output bytes the hub accepts.
 	MaxOutput int64
+	// Since is, for OpAuditSince, the seq after which records are asked.
+	Since uint64
 }
 
 // Error is a request the member must refuse, with the exit code that says
@@ -96,6 +120,9 @@ func (r *Request) Encode() (string, error) {
 		}
 		b = binary.BigEndian.AppendUint64(b, uint64(r.MaxOutput))
 	}
+	if r.Op == OpAuditSince {
+		b = binary.BigEndian.AppendUint64(b, r.Since)
+	}
 	s := RequestPrefix + enc.EncodeToString(b)
 	if len(s) > MaxRequestBytes {
 		return "", malformed("%d bytes encoded, at most %d", len(s), MaxRequestBytes)
@@ -106,12 +133,18 @@ func (r *Request) Encode() (string, error) {
 // check applies every rule on the fields, for Encode and Parse alike.
 func (r *Request) check() *Error {
 	switch r.Op {
-	case OpList:
+	case OpList, OpAuditHead, OpAuditSince:
 		if r.Command != "" || len(r.Args) > 0 || r.MaxOutput != 0 {
-			return malformed("a list request carries no command")
+			return malformed("a %s request carries no command", r.Op)
+		}
+		if r.Since != 0 && r.Op != OpAuditSince {
+			return malformed("a %s request carries no seq", r.Op)
 		}
 		return nil
 	case OpRun:
+		if r.Since != 0 {
+			return malformed("a run request carries no seq")
+		}
 	default:
 		return malformed("unknown op %q", show(string([]byte{byte(r.Op)})))
 	}
@@ -217,6 +250,11 @@ func ParseRequest(s string) (*Request, error) {
 			return nil, malformed("output cap %d is more than %d", m, uint64(MaxOutputLimit))
 		}
 		r.MaxOutput = int64(m)
+	}
+	if r.Op == OpAuditSince {
+		if r.Since, ok = p.uint64(); !ok {
+			return nil, malformed("truncated seq")
+		}
 	}
 	if len(p.b) > 0 {
 		return nil, malformed("%d bytes after the last field", len(p.b))

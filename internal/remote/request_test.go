@@ -26,6 +26,9 @@ func TestRequestRoundTrip(t *testing.T) {
 		{Op: OpRun, Call: NewCallID(), Command: "logs_2", Args: hostile, MaxOutput: 16 << 20},
 		{Op: OpRun, Call: NewCallID(), Command: strings.Repeat("a", 32), Args: []string{strings.Repeat("x", MaxArgBytes)}, MaxOutput: MaxOutputLimit},
 		{Op: OpList, Call: NewCallID()},
+		{Op: OpAuditHead, Call: NewCallID()},
+		{Op: OpAuditSince, Call: NewCallID(), Since: 0},
+		{Op: OpAuditSince, Call: NewCallID(), Since: 1<<64 - 1},
 	} {
 		s, err := r.Encode()
 		if err != nil {
@@ -98,6 +101,12 @@ func TestRequestRefusesSmuggling(t *testing.T) {
 		{"too many arguments", payload('R', "disk", tooMany, 1), ExitMalformed},
 		{"zero output cap", payload('R', "disk", nil, 0), ExitMalformed},
 		{"huge output cap", payload('R', "disk", nil, 1<<63), ExitMalformed},
+		{"audit-head with a seq", RequestPrefix + base64.RawURLEncoding.EncodeToString(append(append([]byte{'H'}, make([]byte, 16)...), make([]byte, 8)...)), ExitMalformed},
+		{"audit-since without its seq", RequestPrefix + base64.RawURLEncoding.EncodeToString(append([]byte{'S'}, make([]byte, 16)...)), ExitMalformed},
+		{"audit-since with a short seq", RequestPrefix + base64.RawURLEncoding.EncodeToString(append([]byte{'S'}, make([]byte, 16+7)...)), ExitMalformed},
+		{"audit-since with bytes after its seq", RequestPrefix + base64.RawURLEncoding.EncodeToString(append([]byte{'S'}, make([]byte, 16+9)...)), ExitMalformed},
+		{"audit-since carrying a command", payload('S', "disk", nil, 1), ExitMalformed},
+		{"lower-case audit op", RequestPrefix + base64.RawURLEncoding.EncodeToString(append([]byte{'h'}, make([]byte, 16)...)), ExitMalformed},
 		{"another version", "relay-v2.AAAA", ExitVersion},
 		{"too long", RequestPrefix + strings.Repeat("A", MaxRequestBytes), ExitMalformed},
 	}
@@ -139,6 +148,10 @@ func TestEncodeRefusesWhatParseRefuses(t *testing.T) {
 		{Op: OpRun, Command: "disk", Args: []string{"a\x00b"}, MaxOutput: 1},
 		{Op: OpRun, Command: "disk"},
 		{Op: OpList, Command: "disk"},
+		{Op: OpList, Since: 3},
+		{Op: OpAuditHead, Since: 3},
+		{Op: OpAuditSince, Command: "disk", Since: 3},
+		{Op: OpRun, Command: "disk", MaxOutput: 1, Since: 3},
 		{Op: 'x'},
 	} {
 		if s, err := r.Encode(); err == nil {

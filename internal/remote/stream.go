@@ -15,6 +15,10 @@ const (
 	FrameKeepalive = 'K'
 	FrameList      = 'L'
 	FrameTrailer   = 'T'
+	// The witness's answers.
+	FrameCheckpoint = 'C'
+	FrameAudit      = 'A'
+	FrameEnd        = 'E'
 )
 
 // Frame limits.
@@ -23,7 +27,11 @@ const (
 	MaxHelloBytes = 256
 	MaxChunkBytes = 64 << 10
 	MaxListBytes  = 1 << 20
-	headerBytes   = 5
+	// MaxNoteBytes bounds a signed checkpoint: three short lines and a
+	// few signatures.
+	MaxNoteBytes = 4096
+	endBytes     = 8
+	headerBytes  = 5
 )
 
 // FrameOverhead is what framing adds to n bytes of output sent in chunks
@@ -88,6 +96,45 @@ func (w *Writer) List(doc []byte) error {
 	return w.frame(FrameList, doc)
 }
 
+// Checkpoint writes a signed checkpoint: the whole of an audit-head answer.
+func (w *Writer) Checkpoint(note []byte) error {
+	if len(note) == 0 || len(note) > MaxNoteBytes {
+		return fmt.Errorf("stream: checkpoint of %d bytes", len(note))
+	}
+	return w.frame(FrameCheckpoint, note)
+}
+
+// Audit writes record lines as audit frames of at most MaxChunkBytes.
+func (w *Writer) Audit(p []byte) error {
+	for len(p) > 0 {
+		n := min(len(p), MaxChunkBytes)
+		if err := w.frame(FrameAudit, p[:n]); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// End writes the last frame of an audit-since answer: how many record
+// lines were sent. Without it the witness takes the records as cut off,
+// not as the log's end.
+func (w *Writer) End(lines uint64) error {
+	return w.frame(FrameEnd, binary.BigEndian.AppendUint64(nil, lines))
+}
+
+// AuditWriter is an io.Writer of audit frames, for audit.RecordsSince.
+func (w *Writer) AuditWriter() io.Writer { return auditWriter{w} }
+
+type auditWriter struct{ w *Writer }
+
+func (a auditWriter) Write(p []byte) (int, error) {
+	if err := a.w.Audit(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
 // Trailer writes the last frame.
 func (w *Writer) Trailer(t *Trailer) error {
 	s, err := t.Format()
@@ -112,6 +159,12 @@ type Handler struct {
 	List func(doc []byte) error
 	// Trailer receives the parsed trailer.
 	Trailer func(t *Trailer) error
+	// Checkpoint receives an audit-head's signed checkpoint, unverified.
+	Checkpoint func(note []byte) error
+	// Audit receives record lines as they arrive (a line may come in
+	// several pieces); End the count of lines the member says it sent.
+	Audit func(p []byte) error
+	End   func(lines uint64) error
 }
 
 // Decoder reads a member's stream incrementally and strictly: Write feeds
@@ -126,7 +179,7 @@ type Decoder struct {
 	remain int    // payload bytes of the current frame still to come
 	whole  []byte // payload of a frame delivered whole (H, L, T)
 	hello  bool
-	body   byte // FrameOutput or FrameList once the body's kind is known
+	body   byte // FrameOutput, FrameList, FrameCheckpoint or FrameAudit once the body's kind is known
 	done   bool // the trailer was read
 	err    error
 }
@@ -174,14 +227,22 @@ func (d *Decoder) Write(p []byte) (int, error) {
 		}
 		c := min(len(p), d.remain)
 		chunk := p[:c]
-		if d.typ == FrameOutput {
+		switch d.typ {
+		case FrameOutput:
 			if d.h.Output != nil {
 				if err := d.h.Output(chunk, d.off); err != nil {
 					d.err = err
 					return 0, err
 				}
 			}
-		} else {
+		case FrameAudit:
+			if d.h.Audit != nil {
+				if err := d.h.Audit(chunk); err != nil {
+					d.err = err
+					return 0, err
+				}
+			}
+		default:
 			d.whole = append(d.whole, chunk...)
 		}
 		d.off += int64(c)
@@ -211,8 +272,8 @@ func (d *Decoder) begin() error {
 		}
 		lo, hi = uint32(len(HelloPrefix)), MaxHelloBytes
 	case FrameOutput, FrameKeepalive:
-		if d.body == FrameList {
-			return d.fail("%s in a list answer", frameName(d.typ))
+		if d.body != 0 && d.body != FrameOutput {
+			return d.fail("%s in a %s answer", frameName(d.typ), frameName(d.body))
 		}
 		d.body = FrameOutput
 		lo, hi = 1, MaxChunkBytes
@@ -226,10 +287,28 @@ func (d *Decoder) begin() error {
 		d.body = FrameList
 		lo, hi = 1, MaxListBytes
 	case FrameTrailer:
-		if d.body == FrameList {
-			return d.fail("a trailer after a list")
+		if d.body != 0 && d.body != FrameOutput {
+			return d.fail("a trailer in a %s answer", frameName(d.body))
 		}
 		lo, hi = 1, MaxTrailerBytes
+	case FrameCheckpoint:
+		if d.body != 0 {
+			return d.fail("a checkpoint frame after the answer began")
+		}
+		d.body = FrameCheckpoint
+		lo, hi = 1, MaxNoteBytes
+	case FrameAudit:
+		if d.body != 0 && d.body != FrameAudit {
+			return d.fail("an audit frame in a %s answer", frameName(d.body))
+		}
+		d.body = FrameAudit
+		lo, hi = 1, MaxChunkBytes
+	case FrameEnd:
+		if d.body != 0 && d.body != FrameAudit {
+			return d.fail("an end frame in a %s answer", frameName(d.body))
+		}
+		d.body = FrameAudit
+		lo, hi = endBytes, endBytes
 	default:
 		return d.fail("unknown frame type %s", frameName(d.typ))
 	}
@@ -266,6 +345,18 @@ func (d *Decoder) end() error {
 		if d.h.List != nil {
 			err = d.h.List(append([]byte(nil), d.whole...))
 		}
+	case FrameCheckpoint:
+		// An audit-head answer is complete with its checkpoint.
+		d.done = true
+		if d.h.Checkpoint != nil {
+			err = d.h.Checkpoint(append([]byte(nil), d.whole...))
+		}
+	case FrameEnd:
+		// No records after seq is an answer too: hello then end.
+		d.done = true
+		if d.h.End != nil {
+			err = d.h.End(binary.BigEndian.Uint64(d.whole))
+		}
 	case FrameTrailer:
 		// A command may print nothing: hello then trailer is a run.
 		t, perr := ParseTrailer(string(d.whole))
@@ -284,7 +375,8 @@ func (d *Decoder) end() error {
 	return err
 }
 
-// Close reports a stream that ended before its trailer.
+// Close reports a stream that ended before its last frame (a trailer, a
+// list, a checkpoint or an end).
 func (d *Decoder) Close() error {
 	if d.err != nil {
 		return d.err
@@ -317,6 +409,12 @@ func frameName(t byte) string {
 		return "list"
 	case FrameTrailer:
 		return "trailer"
+	case FrameCheckpoint:
+		return "checkpoint"
+	case FrameAudit:
+		return "audit"
+	case FrameEnd:
+		return "end"
 	}
 	return fmt.Sprintf("0x%02x", t)
 }

@@ -143,6 +143,49 @@ func TestStreamRoundTrip(t *testing.T) {
 	}
 }
 
+// TestStreamAudit: the witness's answers come back whole, however the
+// stream is cut: a checkpoint, and record lines (a line split across two
+// frames) with the end frame's count.
+func TestStreamAudit(t *testing.T) {
+	note := []byte("origin\n3\nAAAA\n\n— origin sig\n")
+	head := stream(t, func(w *Writer) { w.Hello("v1"); w.Checkpoint(note) })
+	lines := bytes.Repeat([]byte(`{"seq":1}`+"\n"), 10000)
+	since := stream(t, func(w *Writer) {
+		w.Hello("v1")
+		w.AuditWriter().Write(lines)
+		w.End(10000)
+	})
+	for _, step := range []int{1, 7, 4096, len(since)} {
+		var cp, got []byte
+		var end uint64
+		dec := NewDecoder(Handler{
+			Checkpoint: func(n []byte) error { cp = n; return nil },
+			Audit:      func(p []byte) error { got = append(got, p...); return nil },
+			End:        func(n uint64) error { end = n; return nil },
+		})
+		for _, data := range [][]byte{head, since} {
+			for rest := data; len(rest) > 0; {
+				k := min(step, len(rest))
+				if _, err := dec.Write(rest[:k]); err != nil {
+					t.Fatalf("step %d: %v", step, err)
+				}
+				rest = rest[k:]
+			}
+			if err := dec.Close(); err != nil {
+				t.Fatalf("step %d: %v", step, err)
+			}
+			dec = NewDecoder(dec.h)
+		}
+		if !bytes.Equal(cp, note) || !bytes.Equal(got, lines) || end != 10000 {
+			t.Errorf("step %d: got checkpoint %q, %d record bytes, end %d", step, cp, len(got), end)
+		}
+	}
+	// Nothing after seq is an answer: hello, then end.
+	if _, err := decode(stream(t, func(w *Writer) { w.Hello("v1"); w.End(0) }), 3); err != nil {
+		t.Errorf("an empty audit-since: %v", err)
+	}
+}
+
 func TestStreamStrict(t *testing.T) {
 	frame := func(typ byte, n int) []byte {
 		var b bytes.Buffer
@@ -170,6 +213,21 @@ func TestStreamStrict(t *testing.T) {
 		"bad hello":               cat(frame(FrameHello, 20), out, tr),
 		"truncated header":        cat(hello, out[:3]),
 		"huge length":             cat(hello, []byte{FrameList, 0xff, 0xff, 0xff, 0xff}),
+		// The witness's answers: a cut-off record stream is never the
+		// log's end, and nothing mixes with a run.
+		"records without their end":   cat(hello, frame(FrameAudit, 3)),
+		"records after the end":       cat(hello, frame(FrameEnd, 8), frame(FrameAudit, 3)),
+		"short end":                   cat(hello, frame(FrameAudit, 3), frame(FrameEnd, 7)),
+		"records inside a run":        cat(hello, out, frame(FrameAudit, 3), tr),
+		"output inside records":       cat(hello, frame(FrameAudit, 3), out, frame(FrameEnd, 8)),
+		"trailer ending records":      cat(hello, frame(FrameAudit, 3), tr),
+		"end after a checkpoint":      cat(hello, frame(FrameCheckpoint, 3), frame(FrameEnd, 8)),
+		"checkpoint inside records":   cat(hello, frame(FrameAudit, 3), frame(FrameCheckpoint, 3), frame(FrameEnd, 8)),
+		"two checkpoints":             cat(hello, frame(FrameCheckpoint, 3), frame(FrameCheckpoint, 3)),
+		"oversized checkpoint":        cat(hello, frame(FrameCheckpoint, MaxNoteBytes+1)),
+		"empty checkpoint":            cat(hello, frame(FrameCheckpoint, 0)),
+		"checkpoint before the hello": cat(frame(FrameCheckpoint, 3)),
+		"empty audit frame":           cat(hello, frame(FrameAudit, 0), frame(FrameEnd, 8)),
 	} {
 		if _, err := decode(data, 7); err == nil {
 			t.Errorf("%s: accepted", name)

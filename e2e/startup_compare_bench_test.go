@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -164,8 +166,11 @@ func mitmProxy(b *testing.B) (caFile, proxyURL string) {
 		t := proxyTarget
 		proxyMu.Unlock()
 		pr.SetURL(t)
-	}, FlushInterval: -1}
-	go (&http.Server{Handler: rp}).Serve(inner)
+	}, FlushInterval: -1,
+		// Each round kills both bots mid-poll: their cut requests are
+		// expected, and not worth a line each.
+		ErrorLog: log.New(io.Discard, "", 0)}
+	go (&http.Server{Handler: rp, ErrorLog: log.New(io.Discard, "", 0)}).Serve(inner)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(b, err)

@@ -152,6 +152,10 @@ type LoginResult struct {
 	Err error
 }
 
+// SafeToShow is Reason, which this package writes from a fixed
+// vocabulary and a lockout's length, never from the code or an error.
+func (r LoginResult) SafeToShow() string { return r.Reason }
+
 // Status is a snapshot for /status and 'relay totp status'.
 type Status struct {
 	Session      bool          // a live session exists

@@ -651,12 +651,3 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
-
-func firstLine(s string) string {
-	for i, r := range s {
-		if r == '\n' {
-			return s[:i]
-		}
-	}
-	return s
-}

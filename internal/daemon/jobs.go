@@ -117,7 +117,7 @@ func (d *Daemon) askConfirm(u telegram.Update, inv *policy.Invocation, spec exec
 		done()
 		base.Outcome, base.Reason = "denied", "argv too long to show for confirmation"
 		_ = d.record(base)
-		d.reply(u.ChatID, "the command line is too long to show for confirmation; command not run")
+		d.reply(u.ChatID, chatfmt.Say("the command line is too long to show for confirmation; command not run"))
 		return
 	}
 	chat, user := u.ChatID, u.UserID
@@ -136,12 +136,12 @@ func (d *Daemon) prompt(p *pendingRun, html string, r audit.Record) {
 	token := d.auth.NewConfirm(p.chatID, p)
 	if token == "" {
 		done()
-		d.reply(p.chatID, "not logged in: send /login CODE")
+		d.reply(p.chatID, chatfmt.Say("not logged in: send /login CODE"))
 		return
 	}
 	if err := d.record(r); err != nil {
 		d.auth.Void(token)
-		d.reply(p.chatID, "audit log unavailable; command not run")
+		d.reply(p.chatID, chatfmt.Say("audit log unavailable; command not run"))
 		return
 	}
 	chat := p.chatID
@@ -164,15 +164,15 @@ func (d *Daemon) prompt(p *pendingRun, html string, r audit.Record) {
 // longer run disables its buttons.
 func (d *Daemon) callback(u telegram.Update) {
 	qid, chat := u.CallbackID, u.ChatID
-	answer := func(text string) {
+	answer := func(r chatfmt.Reply) {
 		d.out.post(chat, func(ctx context.Context) {
-			if err := d.tg.AnswerCallback(ctx, qid, text); err != nil {
+			if err := d.tg.AnswerCallback(ctx, qid, r.String()); err != nil {
 				d.o.Log.Warn().Err(err).Msg("answerCallbackQuery failed")
 			}
 		})
 	}
 	base := audit.Record{Type: "confirm", UserID: u.UserID, ChatID: u.ChatID}
-	deny := func(reason, text string) {
+	deny := func(reason string, text chatfmt.Reply) {
 		r := base
 		r.Outcome, r.Reason = "denied", reason
 		_ = d.record(r)
@@ -184,7 +184,7 @@ func (d *Daemon) callback(u telegram.Update) {
 	}
 	action, token, ok := strings.Cut(u.CallbackData, ":")
 	if !ok || (action != "r" && action != "x") {
-		deny("malformed button data", "unknown button")
+		deny("malformed button data", chatfmt.Say("unknown button"))
 		return
 	}
 	if text, ok := d.gate(u, base); !ok {
@@ -196,9 +196,9 @@ func (d *Daemon) callback(u telegram.Update) {
 	}
 	h, err := d.auth.Confirm(u.UserID, u.ChatID, token)
 	if err != nil {
-		deny(err.Error(), err.Error())
+		deny(err.Error(), chatfmt.Refusal(err, refused))
 		if u.MessageID != 0 {
-			d.markPressed(chat, u.MessageID, "✗ "+err.Error())
+			d.markPressed(chat, u.MessageID, "✗ "+chatfmt.Refusal(err, "void").String())
 		}
 		return
 	}
@@ -208,22 +208,22 @@ func (d *Daemon) callback(u telegram.Update) {
 		p.done()
 		base.Outcome = "cancelled"
 		_ = d.record(base)
-		answer("cancelled")
+		answer(chatfmt.Say("cancelled"))
 		d.markPressed(chat, u.MessageID, "✗ Cancelled")
 		return
 	}
 	if d.draining.Load() {
 		p.done()
-		deny("shutting down", "relay is shutting down; command not run")
+		deny("shutting down", chatfmt.Say("relay is shutting down; command not run"))
 		return
 	}
 	base.Outcome = "confirmed"
 	if err := d.record(base); err != nil {
 		p.done()
-		answer("audit log unavailable; command not run")
+		answer(chatfmt.Say("audit log unavailable; command not run"))
 		return
 	}
-	answer("running")
+	answer(chatfmt.Say("running"))
 	d.markPressed(chat, u.MessageID, "✓ Run")
 	p.run()
 }
@@ -281,7 +281,7 @@ func (d *Daemon) start(chatID, userID int64, inv *policy.Invocation, spec exec.S
 	if d.draining.Load() {
 		d.mu.Unlock()
 		done()
-		d.reply(chatID, "relay is shutting down; command not run")
+		d.reply(chatID, chatfmt.Say("relay is shutting down; command not run"))
 		return
 	}
 	d.jobs.Add(1)
@@ -291,7 +291,7 @@ func (d *Daemon) start(chatID, userID int64, inv *policy.Invocation, spec exec.S
 		d.procs.Done()
 		d.jobs.Done()
 		done()
-		d.reply(chatID, "audit log unavailable; command not run")
+		d.reply(chatID, chatfmt.Say("audit log unavailable; command not run"))
 		return
 	}
 	job, err := d.runner.Start(context.Background(), cmd.Name, cmd.Concurrency, spec)
@@ -299,10 +299,10 @@ func (d *Daemon) start(chatID, userID int64, inv *policy.Invocation, spec exec.S
 		d.procs.Done()
 		d.jobs.Done()
 		done()
-		answer := "could not start /" + cmd.Name
+		answer := chatfmt.Say("could not start /%s", chatfmt.Name(cmd.Name))
 		var le *exec.LimitError
 		if errors.As(err, &le) {
-			answer = le.Error()
+			answer = chatfmt.Refusal(le, "")
 		}
 		d.o.Log.Warn().Err(err).Str("command", cmd.Name).Msg("job not started")
 		_ = d.record(audit.Record{Type: "exec_start", Outcome: "failed", Reason: err.Error(), Command: cmd.Name, UserID: userID, ChatID: chatID})
@@ -442,7 +442,7 @@ wait:
 	auditErr := <-recorded
 	d.recordDelivery("result of /"+inv.Command.Name, job.ID(), err)
 	if auditErr != nil {
-		d.reply(info.chatID, "⚠️ audit log unavailable: the result above is not recorded; new commands are refused until the log is healthy")
+		d.reply(info.chatID, chatfmt.Say("⚠️ audit log unavailable: the result above is not recorded; new commands are refused until the log is healthy"))
 	}
 }
 

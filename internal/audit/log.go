@@ -210,7 +210,7 @@ func InitWith(dir string, ks KeyStore, o InitOptions) (k0 []byte, err error) {
 	defer w.Close()
 	s := newSealer(k0)
 	defer s.zero()
-	body, _ := encodeBody(&Record{Type: "init", Outcome: "ok", Detail: "new audit log"})
+	body, _ := encodeBody(&Record{Type: KindInit, Outcome: OutcomeOK, Detail: "new audit log"})
 	line, _, err := appendLine(nil, s, newLinkHash(), 1, o.Now(), nil, &[sha256.Size]byte{}, body)
 	if err != nil {
 		return nil, fmt.Errorf("audit init: %w", err)
@@ -540,7 +540,8 @@ func (l *Log) redactLocked(r *Record) {
 		}
 		return s
 	}
-	for _, p := range []*string{&r.Type, &r.Outcome, &r.Reason, &r.Command, &r.Workdir, &r.Sandbox,
+	r.Type, r.Outcome = Kind(fix(string(r.Type))), Outcome(fix(string(r.Outcome)))
+	for _, p := range []*string{&r.Reason, &r.Command, &r.Workdir, &r.Sandbox,
 		&r.Job, &r.Signal, &r.OutputSHA256, &r.Detail, &r.TornSHA256,
 		&r.Host, &r.Call, &r.Peer, &r.RemoteMAC} {
 		*p = fix(*p)
@@ -563,7 +564,7 @@ func (l *Log) redactLocked(r *Record) {
 	}
 }
 
-var reserved = map[string]bool{"init": true, "rotate": true, "recovery": true, "archive": true}
+var reserved = map[Kind]bool{KindInit: true, KindRotate: true, KindRecovery: true, KindArchive: true}
 
 // Append writes r as the next record: one write(2), then fsync. When it
 // returns an error the action r describes must not happen, and the log is
@@ -674,7 +675,7 @@ func (l *Log) rotateLocked() error {
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return l.setFailedLocked(fmt.Errorf("rotate: %w", err))
 	}
-	body, _ := encodeBody(&Record{Type: "rotate", Outcome: "ok", Detail: fmt.Sprintf("continues %s (%d bytes)", prev, prevSize)})
+	body, _ := encodeBody(&Record{Type: KindRotate, Outcome: OutcomeOK, Detail: fmt.Sprintf("continues %s (%d bytes)", prev, prevSize)})
 	_, err = l.writeLocked(body, "")
 	return err
 }
@@ -715,7 +716,7 @@ func (l *Log) resyncLocked() error {
 		l.c.resetRegion()
 		return l.setFailedLocked(fmt.Errorf("write key state: %w", err))
 	}
-	rec := Record{Type: "recovery", Outcome: "ok", Reason: cause.Error()}
+	rec := Record{Type: KindRecovery, Outcome: OutcomeOK, Reason: cause.Error()}
 	if adopted {
 		rec.Detail = "records written before the failure were adopted; the actions they describe were refused"
 	} else {

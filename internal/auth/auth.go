@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/subtle"
 	"fmt"
+	"github.com/relaychat/relay/internal/audit"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -119,17 +120,18 @@ type Update struct {
 	Press bool
 }
 
-// Audit events returned in LoginResult.Event.
+// Audit events returned in LoginResult.Event: the outcomes of a login
+// record, which internal/audit owns.
 const (
-	EventLoginOK      = "login_ok"
-	EventLoginFailed  = "login_failed"     // verified and wrong
-	EventLockout      = "lockout"          // refused by the limiter, code not verified
-	EventRecoveryUsed = "recovery_used"    // login with a recovery code, now spent
-	EventReplay       = "replay"           // a code from an already used step, or a spent recovery code
-	EventLocked       = "locked"           // refused: /lock is in force and needs a TOTP login
-	EventStepUpOK     = "stepup_ok"        // a fresh code for a reauth command
-	EventStepUpFailed = "stepup_failed"    // verified and wrong
-	EventStateError   = "auth_state_error" // the state could not be persisted: refused
+	EventLoginOK      = audit.OutcomeLoginOK
+	EventLoginFailed  = audit.OutcomeLoginFailed  // verified and wrong
+	EventLockout      = audit.OutcomeLockout      // refused by the limiter, code not verified
+	EventRecoveryUsed = audit.OutcomeRecoveryUsed // login with a recovery code, now spent
+	EventReplay       = audit.OutcomeReplay       // a code from an already used step, or a spent recovery code
+	EventLocked       = audit.OutcomeLocked       // refused: /lock is in force and needs a TOTP login
+	EventStepUpOK     = audit.OutcomeStepUpOK     // a fresh code for a reauth command
+	EventStepUpFailed = audit.OutcomeStepUpFailed // verified and wrong
+	EventStateError   = audit.OutcomeStateError   // the state could not be persisted: refused
 )
 
 // LoginResult is the outcome of Login or StepUp. Nothing in it ever
@@ -139,7 +141,7 @@ type LoginResult struct {
 	// Reason is short and safe to show in the chat ("invalid code").
 	Reason string
 	// Event names the outcome for the audit log (Event* constants).
-	Event string
+	Event audit.Outcome
 	// LockedUntil is when the next attempt will be verified, if a lockout
 	// is in force after this attempt; zero otherwise.
 	LockedUntil time.Time
@@ -489,7 +491,7 @@ func (a *Authenticator) beginLocked() (res LoginResult, ok bool) {
 
 // verifyTOTPLocked matches code against the window and enforces the
 // strictly-later-step rule, advancing LastStep in memory on success.
-func (a *Authenticator) verifyTOTPLocked(code string, now time.Time, okEvent, failEvent string) LoginResult {
+func (a *Authenticator) verifyTOTPLocked(code string, now time.Time, okEvent, failEvent audit.Outcome) LoginResult {
 	steps, err := matchTOTP(a.secret, code, now)
 	if err != nil {
 		return LoginResult{Reason: "internal error, see the relay log", Event: EventStateError, Err: err}

@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/rand"
 	"errors"
+	"github.com/relaychat/relay/internal/audit"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +50,7 @@ func TestLoginCodes(t *testing.T) {
 		code  func(t *testing.T, a *Authenticator) string
 		chat  int64
 		ok    bool
-		event string
+		event audit.Outcome
 	}{
 		{"current step", func(t *testing.T, a *Authenticator) string { return validCode(t, a, 0) }, owner, true, EventLoginOK},
 		{"previous step", func(t *testing.T, a *Authenticator) string { return validCode(t, a, -1) }, owner, true, EventLoginOK},
@@ -88,7 +89,7 @@ func TestReplay(t *testing.T) {
 		name   string
 		first  int64 // step offset of the accepted code
 		second int64 // step offset tried afterwards
-		want   string
+		want   audit.Outcome
 	}{
 		{"same code", 0, 0, EventReplay},
 		{"older step", 0, -1, EventReplay},

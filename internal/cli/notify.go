@@ -215,7 +215,7 @@ func notifyDirect(ctx context.Context, env *Env, auditDir, apiURL string, owner 
 	}
 	defer al.Close()
 	al.ForbidSecret(token)
-	r := audit.Record{Type: "notify", Outcome: "requested", ChatID: owner, Detail: "text (no daemon)"}
+	r := audit.Record{Type: audit.KindNotify, Outcome: audit.OutcomeRequested, ChatID: owner, Detail: "text (no daemon)"}
 	if n.FileName != "" {
 		r.Detail, r.OutputBytes = "file "+n.FileName+" (no daemon)", n.Size
 	}
@@ -244,9 +244,9 @@ func notifyDirect(ctx context.Context, env *Env, auditDir, apiURL string, owner 
 	} else {
 		_, err = tg.SendText(ctx, owner, chatfmt.Notify("", n.Text), opts...)
 	}
-	d := audit.Record{Type: "delivery", Outcome: "sent", Detail: "notify", ChatID: owner}
+	d := audit.Record{Type: audit.KindDelivery, Outcome: audit.OutcomeSent, Detail: "notify", ChatID: owner}
 	if err != nil {
-		d.Outcome, d.Reason = "failed", err.Error()
+		d.Outcome, d.Reason = audit.OutcomeFailed, err.Error()
 	}
 	if _, aerr := al.Append(d); aerr != nil && err == nil {
 		err = fmt.Errorf("delivered, but the delivery record failed: %w", aerr)

@@ -242,7 +242,7 @@ func (d *Daemon) cancelFanouts() int {
 // killFanout is /kill and the stop button for a fan-out.
 func (d *Daemon) killFanout(u telegram.Update, fo *fanout, via string) {
 	fo.cancel()
-	_ = d.record(audit.Record{Type: "kill", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Job: fo.id, Command: fleet.OnCommand, Detail: via})
+	_ = d.record(audit.Record{Type: audit.KindKill, Outcome: audit.OutcomeOK, UserID: u.UserID, ChatID: u.ChatID, Job: fo.id, Command: fleet.OnCommand, Detail: via})
 	d.reply(u.ChatID, chatfmt.Say("killing %s (%s)", chatfmt.Name(fo.id), chatfmt.Name(fo.title)))
 }
 
@@ -263,7 +263,7 @@ func (d *Daemon) watch(fo *fanout, p *progress, done <-chan struct{}) {
 
 // hostsList answers /hosts: every host with its address, and the groups.
 func (d *Daemon) hostsList(u telegram.Update) {
-	_ = d.record(audit.Record{Type: "update", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Detail: fleet.HostsCommand})
+	_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeOK, UserID: u.UserID, ChatID: u.ChatID, Detail: fleet.HostsCommand})
 	cfg := d.config()
 	if len(cfg.Hosts) == 0 {
 		d.reply(u.ChatID, noHosts)
@@ -289,10 +289,10 @@ func (d *Daemon) hostsList(u telegram.Update) {
 // the target's members offer. What needs the network (the members'
 // lists, the calls) runs off the update loop, as a fan-out.
 func (d *Daemon) on(u telegram.Update, args string) {
-	base := audit.Record{Type: "request", UserID: u.UserID, ChatID: u.ChatID, Command: fleet.OnCommand}
+	base := audit.Record{Type: audit.KindRequest, UserID: u.UserID, ChatID: u.ChatID, Command: fleet.OnCommand}
 	deny := func(reason string, answer chatfmt.Reply) {
 		r := base
-		r.Outcome, r.Reason = "denied", reason
+		r.Outcome, r.Reason = audit.OutcomeDenied, reason
 		_ = d.record(r)
 		d.reply(u.ChatID, answer)
 	}
@@ -343,7 +343,7 @@ func (d *Daemon) on(u telegram.Update, args string) {
 	// code, which no record may hold. The hub's remote_request records
 	// and the member's own hold the arguments sent.
 	r := base
-	r.Outcome, r.Job, r.Detail = "requested", fo.id, fmt.Sprintf("%s on %s", title, strings.Join(hosts, ", "))
+	r.Outcome, r.Job, r.Detail = audit.OutcomeRequested, fo.id, fmt.Sprintf("%s on %s", title, strings.Join(hosts, ", "))
 	if err := d.record(r); err != nil {
 		release()
 		d.endFanout(fo)
@@ -464,10 +464,10 @@ func (d *Daemon) preflight(fo *fanout, ref *fleetRef, release func(), req *onRun
 			d.endFanout(fo)
 		}
 	}()
-	base := audit.Record{Type: "request", UserID: fo.userID, ChatID: fo.chatID, Command: fleet.OnCommand, Job: fo.id}
+	base := audit.Record{Type: audit.KindRequest, UserID: fo.userID, ChatID: fo.chatID, Command: fleet.OnCommand, Job: fo.id}
 	deny := func(reason string, answer chatfmt.Reply) {
 		r := base
-		r.Outcome, r.Reason = "denied", reason
+		r.Outcome, r.Reason = audit.OutcomeDenied, reason
 		_ = d.record(r)
 		d.reply(fo.chatID, answer)
 	}
@@ -513,7 +513,7 @@ func (d *Daemon) preflight(fo *fanout, ref *fleetRef, release func(), req *onRun
 			d.o.Log.Error().Err(res.Err).Msg("step-up refused: auth state")
 		}
 		if !res.OK {
-			deny("step-up failed: "+res.Event, chatfmt.Say("step-up failed: %s", chatfmt.Shown(res)))
+			deny("step-up failed: "+string(res.Event), chatfmt.Say("step-up failed: %s", chatfmt.Shown(res)))
 			return
 		}
 	}
@@ -533,7 +533,7 @@ func (d *Daemon) preflight(fo *fanout, ref *fleetRef, release func(), req *onRun
 		pr := &pendingRun{d: d, command: fleet.OnCommand, chatID: chat, userID: user, done: release,
 			run: func() { d.launchFanOut(chat, user, ref, release, req) }}
 		r := base
-		r.Outcome, r.Detail, r.Args = "confirm_pending", title+" on "+strings.Join(req.hosts, ", "), req.args
+		r.Outcome, r.Detail, r.Args = audit.OutcomeConfirmPending, title+" on "+strings.Join(req.hosts, ", "), req.args
 		handedOver = true
 		d.endFanout(fo)
 		d.prompt(pr, html, r)

@@ -77,7 +77,7 @@ func (d *Daemon) handle(_ context.Context, u telegram.Update) {
 	cfg := d.config()
 	d.deleteIfCode(cfg, u)
 	if d.floor.seen(u.ID) {
-		_ = d.record(audit.Record{Type: "update", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind,
+		_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeIgnored, UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind,
 			Reason: "already handled before a restart (update_id at or below the floor)"})
 		return
 	}
@@ -101,12 +101,12 @@ func (d *Daemon) handle(_ context.Context, u telegram.Update) {
 		}()
 	} else if err := d.floor.save(); err != nil {
 		d.o.Log.Error().Err(err).Msg("update_id floor not saved")
-		_ = d.record(audit.Record{Type: "update", Outcome: "denied", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind, Reason: "update_id floor not saved"})
+		_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeDenied, UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind, Reason: "update_id floor not saved"})
 		d.reply(u.ChatID, chatfmt.Say("relay cannot write its state directory; only /lock and /logout work until it can (see the relay log)"))
 		return
 	}
 	if u.Indirect != "" {
-		_ = d.record(audit.Record{Type: "update", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind, Reason: indirectReasons[u.Indirect]})
+		_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeIgnored, UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind, Reason: indirectReasons[u.Indirect]})
 		return
 	}
 	if verdict == auth.Stale {
@@ -122,23 +122,23 @@ func (d *Daemon) handle(_ context.Context, u telegram.Update) {
 		return
 	case telegram.KindMessage:
 	default:
-		_ = d.record(audit.Record{Type: "update", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind})
+		_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeIgnored, UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind})
 		return
 	}
 	name, args, ok := telegram.ParseCommand(u.Text)
 	if !ok {
-		_ = d.record(audit.Record{Type: "update", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: "message without a command"})
+		_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeIgnored, UserID: u.UserID, ChatID: u.ChatID, Detail: "message without a command"})
 		d.reply(u.ChatID, chatfmt.Say("send /help for the commands"))
 		return
 	}
 	if _, _, ours := telegram.ParseCommandFor(u.Text, d.name()); !ours {
-		_ = d.record(audit.Record{Type: "update", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Command: name,
+		_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeIgnored, UserID: u.UserID, ChatID: u.ChatID, Command: name,
 			Reason: "command addressed to another bot"})
 		return
 	}
 	if b := policy.LookupBuiltin(name); b != nil {
 		if b.Session {
-			if answer, ok := d.gate(u, audit.Record{Type: "request", Command: name}); !ok {
+			if answer, ok := d.gate(u, audit.Record{Type: audit.KindRequest, Command: name}); !ok {
 				d.reply(u.ChatID, answer)
 				return
 			}
@@ -227,11 +227,11 @@ func (d *Daemon) gate(u telegram.Update, denied audit.Record) (answer chatfmt.Re
 		if e.Reason == "lifetime" {
 			what = chatfmt.Say("reached its lifetime of %s", chatfmt.Dur(e.Limit))
 		}
-		_ = d.record(audit.Record{Type: "session", Outcome: "expired", Reason: e.Reason, UserID: u.UserID, ChatID: u.ChatID,
+		_ = d.record(audit.Record{Type: audit.KindSession, Outcome: audit.OutcomeExpired, Reason: e.Reason, UserID: u.UserID, ChatID: u.ChatID,
 			Detail: "expired at " + e.At.UTC().Format(time.RFC3339)})
 		answer = chatfmt.Say("session expired (%s): send /login CODE", what)
 	}
-	denied.Outcome, denied.Reason, denied.UserID, denied.ChatID = "denied", "no session", u.UserID, u.ChatID
+	denied.Outcome, denied.Reason, denied.UserID, denied.ChatID = audit.OutcomeDenied, "no session", u.UserID, u.ChatID
 	_ = d.record(denied)
 	return answer, false
 }
@@ -260,16 +260,16 @@ func (d *Daemon) send(chatID int64, html string, opts ...telegram.SendOpt) {
 }
 
 func (d *Daemon) recordDelivery(what, job string, err error) {
-	r := audit.Record{Type: "delivery", Outcome: "sent", Detail: what, Job: job, ChatID: d.owner}
+	r := audit.Record{Type: audit.KindDelivery, Outcome: audit.OutcomeSent, Detail: what, Job: job, ChatID: d.owner}
 	if err != nil {
-		r.Outcome, r.Reason = "failed", err.Error()
+		r.Outcome, r.Reason = audit.OutcomeFailed, err.Error()
 	}
 	_ = d.record(r)
 }
 
 func (d *Daemon) unauthorized(u telegram.Update) {
 	if n, ok := d.unauth.allow(); ok {
-		r := audit.Record{Type: "unauthorized", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind}
+		r := audit.Record{Type: audit.KindUnauthorized, Outcome: audit.OutcomeIgnored, UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind}
 		if n > 0 {
 			r.Count = n
 			r.Reason = fmt.Sprintf("%d earlier unauthorized updates not recorded individually (rate limit)", n)
@@ -279,7 +279,7 @@ func (d *Daemon) unauthorized(u telegram.Update) {
 }
 
 func (d *Daemon) stale(u telegram.Update) {
-	_ = d.record(audit.Record{Type: "stale", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind})
+	_ = d.record(audit.Record{Type: audit.KindStale, Outcome: audit.OutcomeIgnored, UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind})
 	if d.auth.FirstStale() {
 		age := d.config().Auth.MaxMessageAge
 		d.reply(u.ChatID, chatfmt.Say("ignored messages sent before relay started or older than %s; send them again if you still want them", chatfmt.Dur(age)))
@@ -287,7 +287,7 @@ func (d *Daemon) stale(u telegram.Update) {
 }
 
 func (d *Daemon) help(u telegram.Update) {
-	_ = d.record(audit.Record{Type: "update", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Detail: "help"})
+	_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeOK, UserID: u.UserID, ChatID: u.ChatID, Detail: "help"})
 	var cmds, builtins []chatfmt.HelpEntry
 	for _, c := range d.config().Commands {
 		cmds = append(cmds, chatfmt.HelpEntry{Usage: c.Usage(), Description: c.Description})
@@ -316,7 +316,7 @@ func (d *Daemon) login(u telegram.Update, args string) {
 	if res.Err != nil {
 		d.o.Log.Error().Err(res.Err).Msg("login refused: auth state")
 	}
-	r := audit.Record{Type: "login", Outcome: res.Event, UserID: u.UserID, ChatID: u.ChatID}
+	r := audit.Record{Type: audit.KindLogin, Outcome: res.Event, UserID: u.UserID, ChatID: u.ChatID}
 	if !res.OK {
 		r.Reason = res.Reason
 	}
@@ -344,7 +344,7 @@ func (d *Daemon) login(u telegram.Update, args string) {
 func (d *Daemon) logout(u telegram.Update) {
 	d.auth.Logout(u.ChatID)
 	d.picks.Forget()
-	_ = d.record(audit.Record{Type: "session", Outcome: "ended", Reason: "logout", UserID: u.UserID, ChatID: u.ChatID})
+	_ = d.record(audit.Record{Type: audit.KindSession, Outcome: audit.OutcomeEnded, Reason: "logout", UserID: u.UserID, ChatID: u.ChatID})
 	d.reply(u.ChatID, chatfmt.Say("logged out"))
 }
 
@@ -362,18 +362,18 @@ func (d *Daemon) lock(u telegram.Update) {
 		// The lock holds in memory; only a restart would lift it.
 		d.o.Log.Error().Err(lockErr).Msg("/lock not persisted; it holds until relay restarts")
 	}
-	_ = d.record(audit.Record{Type: "session", Outcome: "locked", Reason: fmt.Sprintf("lock: %d jobs killed", n), UserID: u.UserID, ChatID: u.ChatID})
+	_ = d.record(audit.Record{Type: audit.KindSession, Outcome: audit.OutcomeLocked, Reason: fmt.Sprintf("lock: %d jobs killed", n), UserID: u.UserID, ChatID: u.ChatID})
 	d.reply(u.ChatID, chatfmt.Say("locked: session ended, %d jobs killed; log in with a fresh code to unlock", chatfmt.Num(n)))
 }
 
 func (d *Daemon) cancel(u telegram.Update) {
 	n := d.auth.VoidConfirms()
-	_ = d.record(audit.Record{Type: "confirm", Outcome: "cancelled", UserID: u.UserID, ChatID: u.ChatID, Reason: fmt.Sprintf("/cancel: %d pending confirmations voided", n)})
+	_ = d.record(audit.Record{Type: audit.KindConfirm, Outcome: audit.OutcomeCancelled, UserID: u.UserID, ChatID: u.ChatID, Reason: fmt.Sprintf("/cancel: %d pending confirmations voided", n)})
 	d.reply(u.ChatID, chatfmt.Say("%d pending confirmations voided", chatfmt.Num(n)))
 }
 
 func (d *Daemon) status(u telegram.Update) {
-	_ = d.record(audit.Record{Type: "update", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Detail: "status"})
+	_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeOK, UserID: u.UserID, ChatID: u.ChatID, Detail: "status"})
 	st := d.auth.Status()
 	now := d.now()
 	info := chatfmt.StatusInfo{Session: st.Session, IdleLeft: st.IdleLeft, AbsoluteLeft: st.AbsoluteLeft,
@@ -387,7 +387,7 @@ func (d *Daemon) status(u telegram.Update) {
 }
 
 func (d *Daemon) ps(u telegram.Update) {
-	_ = d.record(audit.Record{Type: "update", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Detail: "ps"})
+	_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeOK, UserID: u.UserID, ChatID: u.ChatID, Detail: "ps"})
 	var jobs []chatfmt.Job
 	for _, j := range d.runner.Jobs() {
 		jobs = append(jobs, chatfmt.Job{ID: j.ID(), Command: j.Key(), Elapsed: d.now().Sub(j.Started())})
@@ -419,7 +419,7 @@ func (d *Daemon) kill(u telegram.Update, args string) {
 // once, then the kill recorded and answered.
 func (d *Daemon) killJob(u telegram.Update, j *exec.Job, via string) {
 	j.Cancel()
-	_ = d.record(audit.Record{Type: "kill", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Job: j.ID(), Command: j.Key(), Detail: via})
+	_ = d.record(audit.Record{Type: audit.KindKill, Outcome: audit.OutcomeOK, UserID: u.UserID, ChatID: u.ChatID, Job: j.ID(), Command: j.Key(), Detail: via})
 	d.reply(u.ChatID, chatfmt.Say("killing job %s", chatfmt.Name(j.ID())))
 }
 
@@ -435,7 +435,7 @@ func (d *Daemon) auditTail(u telegram.Update, args string) {
 		}
 		n = min(v, 50)
 	}
-	_ = d.record(audit.Record{Type: "update", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Detail: "audit"})
+	_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeOK, UserID: u.UserID, ChatID: u.ChatID, Detail: "audit"})
 	dir, chat := d.fixed.Audit.Dir, u.ChatID
 	d.out.post(chat, func(ctx context.Context) {
 		lines, err := audit.Summarize(audit.Files(dir), audit.Filter{}, n)
@@ -471,10 +471,10 @@ func cutWord(s string) (word, rest string) {
 // confirmation, in that order, before anything runs.
 func (d *Daemon) command(u telegram.Update, name, args string) {
 	cfg := d.config()
-	base := audit.Record{Type: "request", UserID: u.UserID, ChatID: u.ChatID, Command: name}
+	base := audit.Record{Type: audit.KindRequest, UserID: u.UserID, ChatID: u.ChatID, Command: name}
 	deny := func(reason string, answer chatfmt.Reply) {
 		r := base
-		r.Outcome, r.Reason = "denied", reason
+		r.Outcome, r.Reason = audit.OutcomeDenied, reason
 		_ = d.record(r)
 		d.reply(u.ChatID, answer)
 	}
@@ -495,7 +495,7 @@ func (d *Daemon) command(u telegram.Update, name, args string) {
 			if res.Err != nil {
 				d.o.Log.Error().Err(res.Err).Msg("step-up code spent without a session: auth state")
 			}
-			_ = d.record(audit.Record{Type: "login", Outcome: res.Event, UserID: u.UserID, ChatID: u.ChatID, Command: name,
+			_ = d.record(audit.Record{Type: audit.KindLogin, Outcome: res.Event, UserID: u.UserID, ChatID: u.ChatID, Command: name,
 				Reason: "step-up code sent without a session: spent, nothing run"})
 		}
 		d.reply(u.ChatID, answer)
@@ -526,7 +526,7 @@ func (d *Daemon) command(u telegram.Update, name, args string) {
 			d.o.Log.Error().Err(res.Err).Msg("step-up refused: auth state")
 		}
 		if !res.OK {
-			deny("step-up failed: "+res.Event, chatfmt.Say("step-up failed: %s", chatfmt.Shown(res)))
+			deny("step-up failed: "+string(res.Event), chatfmt.Say("step-up failed: %s", chatfmt.Shown(res)))
 			return
 		}
 	}

@@ -112,10 +112,10 @@ func (d *Daemon) markPressed(chatID int64, msgID int, label string) {
 func (d *Daemon) askConfirm(u telegram.Update, inv *policy.Invocation, spec exec.Spec, done func()) {
 	html, whole := chatfmt.ConfirmPrompt(chatfmt.Prompt{Command: inv.Command.Name, Argv: inv.Argv, Workdir: inv.Dir,
 		Timeout: inv.Command.Timeout, Sandbox: inv.Command.Sandbox.String(), TTL: auth.ConfirmTTL})
-	base := audit.Record{Type: "request", UserID: u.UserID, ChatID: u.ChatID, Command: inv.Command.Name}
+	base := audit.Record{Type: audit.KindRequest, UserID: u.UserID, ChatID: u.ChatID, Command: inv.Command.Name}
 	if !whole {
 		done()
-		base.Outcome, base.Reason = "denied", "argv too long to show for confirmation"
+		base.Outcome, base.Reason = audit.OutcomeDenied, "argv too long to show for confirmation"
 		_ = d.record(base)
 		d.reply(u.ChatID, chatfmt.Say("the command line is too long to show for confirmation; command not run"))
 		return
@@ -124,7 +124,7 @@ func (d *Daemon) askConfirm(u telegram.Update, inv *policy.Invocation, spec exec
 	p := &pendingRun{d: d, command: inv.Command.Name, done: done, chatID: chat, userID: user,
 		run: func() { d.start(chat, user, inv, spec, done) }}
 	r := base
-	r.Outcome, r.Params, r.Argv, r.Workdir, r.Sandbox = "confirm_pending", paramsOf(inv), inv.Argv, inv.Dir, inv.Command.Sandbox.String()
+	r.Outcome, r.Params, r.Argv, r.Workdir, r.Sandbox = audit.OutcomeConfirmPending, paramsOf(inv), inv.Argv, inv.Dir, inv.Command.Sandbox.String()
 	d.prompt(p, html, r)
 }
 
@@ -171,10 +171,10 @@ func (d *Daemon) callback(u telegram.Update) {
 			}
 		})
 	}
-	base := audit.Record{Type: "confirm", UserID: u.UserID, ChatID: u.ChatID}
+	base := audit.Record{Type: audit.KindConfirm, UserID: u.UserID, ChatID: u.ChatID}
 	deny := func(reason string, text chatfmt.Reply) {
 		r := base
-		r.Outcome, r.Reason = "denied", reason
+		r.Outcome, r.Reason = audit.OutcomeDenied, reason
 		_ = d.record(r)
 		answer(text)
 	}
@@ -206,7 +206,7 @@ func (d *Daemon) callback(u telegram.Update) {
 	base.Command = p.command
 	if action == "x" {
 		p.done()
-		base.Outcome = "cancelled"
+		base.Outcome = audit.OutcomeCancelled
 		_ = d.record(base)
 		answer(chatfmt.Say("cancelled"))
 		d.markPressed(chat, u.MessageID, "✗ Cancelled")
@@ -217,7 +217,7 @@ func (d *Daemon) callback(u telegram.Update) {
 		deny("shutting down", chatfmt.Say("relay is shutting down; command not run"))
 		return
 	}
-	base.Outcome = "confirmed"
+	base.Outcome = audit.OutcomeConfirmed
 	if err := d.record(base); err != nil {
 		p.done()
 		answer(chatfmt.Say("audit log unavailable; command not run"))
@@ -245,7 +245,7 @@ func (d *Daemon) stopPressed(u telegram.Update) {
 		}
 	}
 	d.mu.Unlock()
-	base := audit.Record{Type: "kill", Detail: "stop button"}
+	base := audit.Record{Type: audit.KindKill, Detail: "stop button"}
 	if answer, ok := d.gate(u, base); !ok {
 		// The phone has stopped showing that draft; the job goes on, so
 		// its progress goes on in a new one.
@@ -264,7 +264,7 @@ func (d *Daemon) stopPressed(u telegram.Update) {
 	}
 	if info == nil {
 		r := base
-		r.Outcome, r.Reason, r.UserID, r.ChatID = "denied", "no running job shows that draft", u.UserID, u.ChatID
+		r.Outcome, r.Reason, r.UserID, r.ChatID = audit.OutcomeDenied, "no running job shows that draft", u.UserID, u.ChatID
 		_ = d.record(r)
 		return
 	}
@@ -275,7 +275,7 @@ func (d *Daemon) stopPressed(u telegram.Update) {
 // job.
 func (d *Daemon) start(chatID, userID int64, inv *policy.Invocation, spec exec.Spec, done func()) {
 	cmd := inv.Command
-	r := audit.Record{Type: "request", Outcome: "allowed", UserID: userID, ChatID: chatID, Command: cmd.Name,
+	r := audit.Record{Type: audit.KindRequest, Outcome: audit.OutcomeAllowed, UserID: userID, ChatID: chatID, Command: cmd.Name,
 		Params: paramsOf(inv), Argv: inv.Argv, Workdir: inv.Dir, Sandbox: cmd.Sandbox.String()}
 	d.mu.Lock()
 	if d.draining.Load() {
@@ -305,7 +305,7 @@ func (d *Daemon) start(chatID, userID int64, inv *policy.Invocation, spec exec.S
 			answer = chatfmt.Refusal(le, "")
 		}
 		d.o.Log.Warn().Err(err).Str("command", cmd.Name).Msg("job not started")
-		_ = d.record(audit.Record{Type: "exec_start", Outcome: "failed", Reason: err.Error(), Command: cmd.Name, UserID: userID, ChatID: chatID})
+		_ = d.record(audit.Record{Type: audit.KindExecStart, Outcome: audit.OutcomeFailed, Reason: err.Error(), Command: cmd.Name, UserID: userID, ChatID: chatID})
 		d.reply(chatID, answer)
 		return
 	}
@@ -420,7 +420,7 @@ wait:
 	d.procs.Done()
 	res := job.Wait()
 	defer res.Output.Close()
-	end := audit.Record{Type: "exec_end", Outcome: res.Ending().String(), Command: inv.Command.Name, Job: job.ID(), ChatID: info.chatID,
+	end := audit.Record{Type: audit.KindExecEnd, Outcome: endOutcomes[res.Ending()], Command: inv.Command.Name, Job: job.ID(), ChatID: info.chatID,
 		Signal: res.Signal, TimedOut: res.TimedOut, DurationMS: res.Duration.Milliseconds(),
 		OutputBytes: res.OutputBytes, OutputSHA256: res.SHA256,
 		CPUMS: res.CPU.Milliseconds(), MaxRSS: res.MaxRSS, MemoryPeak: max(res.MemoryPeak, 0), OOMKills: max(res.OOMKills, 0)}
@@ -559,4 +559,10 @@ func readAll(s *exec.Spool) ([]byte, error) {
 	}
 	defer r.Close()
 	return io.ReadAll(io.LimitReader(r, smallOutput+1))
+}
+
+// endOutcomes are the exec_end outcomes for how a job ended.
+var endOutcomes = map[exec.Ending]audit.Outcome{
+	exec.EndOK: audit.OutcomeOK, exec.EndFailed: audit.OutcomeFailed, exec.EndSignal: audit.OutcomeSignal,
+	exec.EndTimeout: audit.OutcomeTimeout, exec.EndKilled: audit.OutcomeKilled,
 }

@@ -19,7 +19,7 @@ import (
 // name for the group socket (the one name the relay vouches for), never
 // a program name such a peer chose.
 func (d *Daemon) notify(ctx context.Context, n control.Notification) error {
-	r := audit.Record{Type: "notify", Outcome: "requested", ChatID: d.owner, Detail: "text from " + n.Peer.String()}
+	r := audit.Record{Type: audit.KindNotify, Outcome: audit.OutcomeRequested, ChatID: d.owner, Detail: "text from " + n.Peer.String()}
 	if n.File != nil {
 		r.Detail = "file " + n.FileName + " from " + n.Peer.String()
 		r.OutputBytes = n.Size

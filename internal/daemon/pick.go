@@ -55,7 +55,7 @@ func (d *Daemon) askPick(u telegram.Update, msgID int, cmd *policy.Command, word
 		d.reply(u.ChatID, chatfmt.Say("could not make the buttons; type the arguments instead"))
 		return false
 	}
-	_ = d.record(audit.Record{Type: "update", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Command: cmd.Name,
+	_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeOK, UserID: u.UserID, ChatID: u.ChatID, Command: cmd.Name,
 		Detail: "picker for " + p.Name})
 	line := "/" + cmd.Name
 	for _, w := range words {
@@ -111,10 +111,10 @@ func (d *Daemon) pickPressed(u telegram.Update) {
 			d.markPressed(chat, msg, label)
 		}
 	}
-	base := audit.Record{Type: "request", UserID: u.UserID, ChatID: u.ChatID}
+	base := audit.Record{Type: audit.KindRequest, UserID: u.UserID, ChatID: u.ChatID}
 	refuse := func(reason string, text chatfmt.Reply) {
 		r := base
-		r.Outcome, r.Reason = "denied", reason
+		r.Outcome, r.Reason = audit.OutcomeDenied, reason
 		_ = d.record(r)
 		answer(text)
 	}
@@ -149,7 +149,7 @@ func (d *Daemon) pickPressed(u telegram.Update) {
 	shown := "/" + st.command + " " + strings.Join(quoted(words), " ")
 	deny := func(reason string, text chatfmt.Reply) {
 		r := base
-		r.Outcome, r.Reason = "denied", reason
+		r.Outcome, r.Reason = audit.OutcomeDenied, reason
 		_ = d.record(r)
 		answer(chatfmt.Say("not run"))
 		dead("✗ " + st.choices[i].Label)

@@ -95,11 +95,11 @@ func (d *Daemon) reload() {
 	}
 	if err != nil {
 		d.o.Log.Error().Err(err).Msg("config reload refused; keeping the old config")
-		_ = d.record(audit.Record{Type: "config", Outcome: "failed", Reason: err.Error()})
+		_ = d.record(audit.Record{Type: audit.KindConfig, Outcome: audit.OutcomeFailed, Reason: err.Error()})
 		d.notifyOwner(chatfmt.Say("⚠️ config reload failed, keeping the old one: %s", chatfmt.Refusal(err, "see the relay log")))
 		return
 	}
-	if rerr := d.record(audit.Record{Type: "config", Outcome: "ok", Detail: "reloaded " + cfgName(cfg)}); rerr != nil {
+	if rerr := d.record(audit.Record{Type: audit.KindConfig, Outcome: audit.OutcomeOK, Detail: "reloaded " + cfgName(cfg)}); rerr != nil {
 		d.notifyOwner(chatfmt.Say("⚠️ config not reloaded: audit log unavailable"))
 		return
 	}

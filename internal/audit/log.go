@@ -108,7 +108,7 @@ func (o *Options) defaults() {
 func checkDir(dir string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return fmt.Errorf("audit directory: %w (run relay audit init, or check audit.dir)", err)
+		return fmt.Errorf("audit directory: %w: %w (or check audit.dir)", ErrNotInitialized, err)
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("audit directory %s is not a directory (check audit.dir)", dir)
@@ -274,11 +274,11 @@ const LockFile = "lock"
 func lockDir(dir string) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open audit log: %w (run relay audit init first)", err)
+		return nil, fmt.Errorf("open audit log: %w: %w", ErrNotInitialized, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open audit log: %s is %w (stop it, or use relay notify, which goes through it)", dir, ErrInUse)
+		return nil, fmt.Errorf("open audit log: %s is %w", dir, ErrInUse)
 	}
 	return f, nil
 }
@@ -304,7 +304,7 @@ func open(dir string, o Options) (*Log, error) {
 		}
 	}
 	if idx < 0 {
-		return nil, fmt.Errorf("open audit log: the key state names %s, which is not in %s (restore the file, then run relay audit verify)", st.File, dir)
+		return nil, fmt.Errorf("open audit log: %w: the key state names %s, which is not in %s (restore the file)", ErrDoesNotVerify, st.File, dir)
 	}
 	for _, f := range files {
 		fi, err := os.Stat(f)
@@ -317,11 +317,11 @@ func open(dir string, o Options) (*Log, error) {
 	}
 	headHash, err := checkHead(o.FS, files[idx], st)
 	if err != nil {
-		return nil, fmt.Errorf("open audit log: %w (run relay audit verify; to start over, move %s aside and run relay audit init)", err, dir)
+		return nil, fmt.Errorf("open audit log: %w: %w (to start over, move %s aside)", ErrDoesNotVerify, err, dir)
 	}
 
 	sg, err := loadSigner(dir)
-	if err != nil && !errors.Is(err, errNoCheckpointKey) {
+	if err != nil && !errors.Is(err, ErrNoCheckpointKey) {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
 	l := &Log{dir: dir, o: o, fs: o.FS, persist: st.Seq, sdone: make(chan struct{}), skick: make(chan struct{}, 1), signer: sg}
@@ -374,7 +374,7 @@ func open(dir string, o Options) (*Log, error) {
 			if err == nil {
 				err = verr
 			}
-			return nil, fmt.Errorf("open audit log: the records after seq %d do not verify: %w (run relay audit verify; to start over, move %s aside and run relay audit init)", st.Seq, err, dir)
+			return nil, fmt.Errorf("open audit log: %w: the records after seq %d: %w (to start over, move %s aside)", ErrDoesNotVerify, st.Seq, err, dir)
 		}
 	}
 	torn := l.c.suspect()
@@ -726,7 +726,7 @@ func (l *Log) resyncLocked() error {
 	start := l.size
 	if l.c.suspect() {
 		if l.c.foreign {
-			err := fmt.Errorf("the tail of %s holds a record that does not extend the chain (%v): it was not left by a crash (run relay audit verify)", l.file, l.c.finish())
+			err := fmt.Errorf("%w: the tail of %s holds a record that does not extend the chain (%v): it was not left by a crash", ErrDoesNotVerify, l.file, l.c.finish())
 			l.c.resetRegion()
 			return l.setFailedLocked(err)
 		}
@@ -764,7 +764,7 @@ func (l *Log) scanTailLocked(path string, adopted *bool) error {
 		return fmt.Errorf("read back %s: %w", l.file, err)
 	}
 	if fi.Size() < l.size {
-		return fmt.Errorf("%s shrank from %d to %d bytes: it was truncated (run relay audit verify)", l.file, l.size, fi.Size())
+		return fmt.Errorf("%w: %s shrank from %d to %d bytes: it was truncated", ErrDoesNotVerify, l.file, l.size, fi.Size())
 	}
 	if fi.Size() > l.size {
 		last := make([]byte, 1)
@@ -780,7 +780,7 @@ func (l *Log) scanTailLocked(path string, adopted *bool) error {
 				dry.s.zero()
 			}
 			if foreign {
-				return fmt.Errorf("the tail of %s holds a record that does not extend the chain (%v): it was not left by a crash (run relay audit verify)", l.file, dry.finish())
+				return fmt.Errorf("%w: the tail of %s holds a record that does not extend the chain (%v): it was not left by a crash", ErrDoesNotVerify, l.file, dry.finish())
 			}
 			if completes {
 				if _, err := l.w.Write([]byte("\n")); err != nil {
@@ -798,7 +798,7 @@ func (l *Log) scanTailLocked(path string, adopted *bool) error {
 		return nil
 	})
 	if err == nil && verr != nil {
-		err = fmt.Errorf("the tail of %s does not verify: %w (run relay audit verify)", l.file, verr)
+		err = fmt.Errorf("%w: the tail of %s: %w", ErrDoesNotVerify, l.file, verr)
 	}
 	return err
 }

@@ -222,7 +222,7 @@ var newline = []byte("\n")
 // unreadableLine is what show prints for line lineNo of file that does not
 // parse.
 func unreadableLine(file string, lineNo int) Line {
-	return Line{File: file, Entry: Entry{Record: Record{Type: kindUnreadable, Detail: "line " + strconv.Itoa(lineNo) + ": unreadable (torn or damaged; run relay audit verify)"}}}
+	return Line{File: file, Entry: Entry{Record: Record{Type: kindUnreadable, Detail: "line " + strconv.Itoa(lineNo) + ": unreadable (torn or damaged)"}}}
 }
 
 func scanShow(path string, q *query, fn func(Line) error) error {

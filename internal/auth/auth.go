@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"github.com/relaychat/relay/internal/audit"
 	"path/filepath"
@@ -63,12 +64,28 @@ func ConfigFrom(p policy.Auth, stateDir string) Config {
 	}
 }
 
+// Errors that say what is wrong with the TOTP secret or the auth state;
+// internal/cli says which command fixes each.
+var (
+	// ErrNoSecret: no TOTP secret is stored (or it is empty).
+	ErrNoSecret = errors.New("no totp secret")
+	// ErrSecretUnusable: the stored secret cannot be used.
+	ErrSecretUnusable = errors.New("totp secret unusable")
+	// ErrStateCorrupt: the auth state file cannot be read. Starting with
+	// a fresh state instead would silently reopen replay and reset the
+	// lockout, so New refuses.
+	ErrStateCorrupt = errors.New("auth state corrupt")
+	// ErrResetIncomplete: a new secret was saved but the state was not
+	// reset to go with it.
+	ErrResetIncomplete = errors.New("the new totp secret is saved but the auth state was not reset")
+)
+
 // LoadSecret reads the TOTP secret from store, with a hint when it is
 // missing. The error never contains the secret.
 func LoadSecret(store SecretStore) ([]byte, error) {
 	b, err := store.Get(SecretName)
 	if err != nil {
-		return nil, fmt.Errorf("read totp secret: %w (hint: run 'relay totp enroll')", err)
+		return nil, fmt.Errorf("read totp secret: %w: %w", ErrNoSecret, err)
 	}
 	if _, err := parseSecret(b); err != nil {
 		return nil, err

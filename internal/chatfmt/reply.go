@@ -83,6 +83,11 @@ func Refusal(err error, fallback format) Reply {
 	return Reply{string(fallback)}
 }
 
+// SandboxUnavailable answers a command the sandbox cannot launch; the
+// cause is in the log. Chat replies are a boundary like the CLI's, so the
+// hint naming the command that says more lives here.
+var SandboxUnavailable = Say("sandbox unavailable on this host; command refused (see relay sandbox check)")
+
 // Join is r followed by more.
 func (r Reply) Join(sep format, more Reply) Reply {
 	return Reply{r.text + string(sep) + more.text}

@@ -243,10 +243,6 @@ func (d *Daemon) reply(chatID int64, r chatfmt.Reply) { d.send(chatID, r.HTML())
 
 func (d *Daemon) notifyOwner(r chatfmt.Reply) { d.reply(d.owner, r) }
 
-// sandboxUnavailable answers a command launch.Spec refused; the cause is
-// in the log.
-var sandboxUnavailable = chatfmt.Say("sandbox unavailable on this host; command refused (see relay sandbox check)")
-
 // refused is the answer to a refusal whose cause is not safe to show.
 const refused = "command refused; see the relay log"
 
@@ -568,7 +564,7 @@ func (d *Daemon) proceed(u telegram.Update, cmd *policy.Command, words []string,
 	spec, done, err := launch.Spec(d.launchConfig(), inv, d.o.Launch)
 	if err != nil {
 		d.o.Log.Error().Err(err).Str("command", cmd.Name).Msg("command refused")
-		deny(err.Error(), sandboxUnavailable)
+		deny(err.Error(), chatfmt.SandboxUnavailable)
 		return proceedRefused
 	}
 	if cmd.Confirm {

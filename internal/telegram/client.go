@@ -118,13 +118,17 @@ type secret struct{ token string }
 func (secret) String() string   { return redacted }
 func (secret) GoString() string { return redacted }
 
+// ErrTokenMalformed: the bot token does not have a token's shape; it is
+// never quoted.
+var ErrTokenMalformed = errors.New("bot token is malformed")
+
 var tokenFormat = lazyre.New(`^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$`)
 
 // New checks the options and builds a Client. It makes no request.
 func New(o Options) (*Client, error) {
 	if !tokenFormat().MatchString(o.Token) {
 		// Never quote the token, even a malformed one.
-		return nil, errors.New("telegram: bot token is malformed (want <digits>:<secret> as given by @BotFather; run relay token set)")
+		return nil, fmt.Errorf("telegram: %w (want <digits>:<secret> as given by @BotFather)", ErrTokenMalformed)
 	}
 	if o.APIURL == "" {
 		o.APIURL = DefaultAPIURL

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/relaychat/relay/internal/lazyre"
 	"io"
 	"net"
 	"net/url"
@@ -19,8 +18,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/relaychat/relay/internal/lazyre"
 	"github.com/relaychat/relay/internal/render"
 	"github.com/relaychat/relay/internal/sandbox/trampoline"
+	"github.com/relaychat/relay/internal/telegram"
 )
 
 // maxFileBytes caps a config file: a policy is hand-written, and a huge
@@ -917,20 +918,12 @@ func CheckAPIURL(s string) error {
 }
 
 // apiURLProblem is the reason s is not an acceptable api_url, with a hint;
-// "" when it is.
+// "" when it is. The rule is internal/telegram's, which sends the token.
 func apiURLProblem(s string) (msg, hint string) {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "telegram.api_url: invalid URL " + show(s), `use a base URL such as "https://api.telegram.org"`
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return "telegram.api_url: plain http to a non-loopback host", "the bot token travels in the URL: use https, or http only to a local Bot API server on loopback"
-		}
-	default:
-		return "telegram.api_url: want an https URL, got scheme " + show(u.Scheme), ""
+	_, _, err := telegram.CheckAPIURL(s, false)
+	var e *telegram.APIURLError
+	if errors.As(err, &e) {
+		return "telegram.api_url: " + e.Reason, e.Hint
 	}
 	return "", ""
 }

@@ -122,3 +122,42 @@ func TestHintsTable(t *testing.T) {
 		})
 	}
 }
+
+// TestOneSecretStoreConstructor: secrets.New is called in one place of
+// the CLI, secretStore, so that no command builds a store that looks
+// somewhere relay run does not (setup used to build its own Options).
+func TestOneSecretStoreConstructor(t *testing.T) {
+	fset := token.NewFileSet()
+	pkgs, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls []string
+	for _, p := range pkgs {
+		if strings.HasSuffix(p, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, p, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if c, ok := n.(*ast.CallExpr); ok {
+				if sel, ok := c.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "New" && exprIdent(sel.X) == "secrets" {
+					calls = append(calls, fset.Position(c.Pos()).String())
+				}
+			}
+			return true
+		})
+	}
+	if len(calls) != 1 || !strings.HasPrefix(calls[0], "config.go:") {
+		t.Errorf("secrets.New is called at %v, want once, in config.go's secretStore", calls)
+	}
+}
+
+func exprIdent(e ast.Expr) string {
+	if id, ok := e.(*ast.Ident); ok {
+		return id.Name
+	}
+	return ""
+}

@@ -161,7 +161,7 @@ func (l *Log) Archive(o ArchiveOptions) (ArchiveResult, error) {
 	if res.Record, err = l.appendLocked(&rec, false); err != nil {
 		return res, fmt.Errorf("audit archive: %w (the copies are in %s; nothing was removed)", err, o.Dir)
 	}
-	if err := l.flushState(); err != nil {
+	if err := l.state.flush(); err != nil {
 		return res, fmt.Errorf("audit archive: write key state: %w (nothing was removed)", err)
 	}
 

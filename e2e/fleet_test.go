@@ -372,7 +372,7 @@ func (m *sshMember) entries(t *testing.T) []audit.Entry {
 func (m *sshMember) call(t *testing.T, typ, command string) string {
 	id := ""
 	for _, e := range m.entries(t) {
-		if e.Type == typ && e.Command == command {
+		if string(e.Type) == typ && e.Command == command {
 			id = e.Call
 		}
 	}

@@ -42,6 +42,15 @@ func (e *Error) Error() string {
 // Parse never stop at the first error, so the owner fixes a file in one pass.
 type ErrorList []*Error
 
+// SafeToShow is the first problem: a position in the owner's own policy
+// file and what the loader found there, the value quoted short by show.
+func (l *ErrorList) SafeToShow() string {
+	if l == nil || len(*l) == 0 {
+		return ""
+	}
+	return (*l)[0].Error()
+}
+
 func (l *ErrorList) Error() string {
 	if l == nil {
 		return ""
@@ -64,6 +73,9 @@ type UsageError struct {
 
 func (e *UsageError) Error() string { return e.Reason + "; usage: " + e.Usage }
 
+// SafeToShow is the message, built from the schema only.
+func (e *UsageError) SafeToShow() string { return e.Error() }
+
 // ArgError reports a chat argument that fails its parameter's type. Its
 // message names the parameter and why, quotes at most a short, escaped
 // prefix of the value, and is safe to show in the chat.
@@ -74,11 +86,17 @@ type ArgError struct {
 
 func (e *ArgError) Error() string { return fmt.Sprintf("argument %q: %s", e.Param, e.Reason) }
 
+// SafeToShow is the message: the parameter, why, and a short quoted prefix.
+func (e *ArgError) SafeToShow() string { return e.Error() }
+
 // SplitError reports a chat argument string that cannot be tokenized. It
 // never echoes the input.
 type SplitError struct{ Reason string }
 
 func (e *SplitError) Error() string { return "cannot read the arguments: " + e.Reason }
+
+// SafeToShow is the message, which never echoes the input.
+func (e *SplitError) SafeToShow() string { return e.Error() }
 
 // maxShown is how many bytes of an offending value an error quotes.
 const maxShown = 32

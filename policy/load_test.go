@@ -385,8 +385,10 @@ func TestCheckAPIURL(t *testing.T) {
 		{"http://[::1]:8081", ""},
 		{"http://192.168.1.2:8081", "telegram.api_url: plain http to a non-loopback host (the bot token travels in the URL: use https, or http only to a local Bot API server on loopback)"},
 		{"ftp://example.org", `telegram.api_url: want an https URL, got scheme "ftp"`},
-		{"api.telegram.org", `telegram.api_url: invalid URL "api.telegram.org" (use a base URL such as "https://api.telegram.org")`},
-		{"https://user:pw@example.org", `telegram.api_url: invalid URL "https://user:pw@example.org" (use a base URL such as "https://api.telegram.org")`},
+		{"api.telegram.org", `telegram.api_url: invalid URL "api.telegram.org": want scheme://host[:port][/path], without credentials, query or fragment (use a base URL such as "https://api.telegram.org")`},
+		{"https://user:pw@example.org", `telegram.api_url: invalid URL "https://user:xxxxx@example.org": want scheme://host[:port][/path], without credentials, query or fragment (use a base URL such as "https://api.telegram.org")`},
+		// The password is never quoted back.
+		{"https://user:hunter2@example.org/?q", `telegram.api_url: invalid URL "https://user:xxxxx@example.org/?q": want scheme://host[:port][/path], without credentials, query or fragment (use a base URL such as "https://api.telegram.org")`},
 	} {
 		err := CheckAPIURL(tc.url)
 		got := ""

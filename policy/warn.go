@@ -261,7 +261,7 @@ func (c *Config) Summary(w io.Writer) {
 		}
 	}
 	if c.Member != nil {
-		fmt.Fprintf(w, "\nmember: served to a hub by relay serve-ssh")
+		fmt.Fprintf(w, "\nmember: served to a hub over ssh (serve-ssh)")
 		if len(c.Member.HubKeys) > 0 {
 			fmt.Fprintf(w, " for %s", strings.Join(c.Member.HubKeys, ", "))
 		}

@@ -156,12 +156,12 @@ func (l *Log) Archive(o ArchiveOptions) (ArchiveResult, error) {
 		}
 	}
 	first := res.Files[0].First
-	rec := Record{Type: "archive", Outcome: "ok", Archived: a,
+	rec := Record{Type: KindArchive, Outcome: OutcomeOK, Archived: a,
 		Detail: fmt.Sprintf("archived records %d-%d (%d file(s)) to %s", first, last.seq, len(res.Files), o.Dir)}
 	if res.Record, err = l.appendLocked(&rec, false); err != nil {
 		return res, fmt.Errorf("audit archive: %w (the copies are in %s; nothing was removed)", err, o.Dir)
 	}
-	if err := l.flushState(); err != nil {
+	if err := l.state.flush(); err != nil {
 		return res, fmt.Errorf("audit archive: write key state: %w (nothing was removed)", err)
 	}
 

@@ -74,15 +74,13 @@ type signer struct {
 	skey string
 }
 
-var errNoCheckpointKey = errors.New("this audit log has no checkpoint key (run relay audit init --checkpoint-key)")
-
-// loadSigner reads dir's checkpoint key; errNoCheckpointKey when there is
+// loadSigner reads dir's checkpoint key; ErrNoCheckpointKey when there is
 // none.
 func loadSigner(dir string) (*signer, error) {
 	p := filepath.Join(dir, CheckpointKeyFile)
 	b, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, errNoCheckpointKey
+		return nil, ErrNoCheckpointKey
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read the checkpoint key: %w", err)
@@ -96,7 +94,7 @@ func loadSigner(dir string) (*signer, error) {
 	s, err := note.NewSigner(skey)
 	if err != nil {
 		// The error of NewSigner never quotes the key.
-		return nil, fmt.Errorf("checkpoint key %s is corrupt (restore it, or make a new one with relay audit init --checkpoint-key --force and give the new public key to your witness)", p)
+		return nil, fmt.Errorf("%w: %s", ErrCheckpointKeyCorrupt, p)
 	}
 	return &signer{s: s, skey: skey}, nil
 }
@@ -192,7 +190,7 @@ func AddCheckpointKey(dir, origin string, rnd io.Reader, force bool) (publicKey 
 func ReadPublicKey(dir string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(dir, CheckpointPubFile))
 	if err != nil {
-		return "", fmt.Errorf("read the public checkpoint key: %w (pass --public-key, as relay audit init printed it)", err)
+		return "", fmt.Errorf("read the public checkpoint key: %w: %w", ErrPublicKey, err)
 	}
 	return ParsePublicKey(string(b))
 }
@@ -202,11 +200,11 @@ func ReadPublicKey(dir string) (string, error) {
 func ParsePublicKey(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if strings.HasPrefix(s, "PRIVATE+KEY") {
-		return "", errors.New("that is the private checkpoint key: pass the public one (checkpoint.pub, as relay audit init printed it)")
+		return "", fmt.Errorf("%w: that is the private one", ErrPublicKey)
 	}
 	v, err := note.NewVerifier(s)
 	if err != nil || !validOrigin(v.Name()) {
-		return "", errors.New(`not a public checkpoint key: want "<origin>+<8 hex>+<base64>", as relay audit init printed it`)
+		return "", fmt.Errorf(`%w: want "<origin>+<8 hex>+<base64>"`, ErrPublicKey)
 	}
 	return s, nil
 }
@@ -218,7 +216,7 @@ func ParsePublicKey(s string) (string, error) {
 func OpenCheckpoint(msg []byte, publicKey string) (Checkpoint, error) {
 	v, err := note.NewVerifier(strings.TrimSpace(publicKey))
 	if err != nil {
-		return Checkpoint{}, errors.New("bad public checkpoint key (want the one relay audit init printed)")
+		return Checkpoint{}, fmt.Errorf("%w: it does not parse", ErrPublicKey)
 	}
 	n, err := note.Open(msg, note.VerifierList(v))
 	var unv *note.UnverifiedNoteError
@@ -391,7 +389,7 @@ func (l *Log) checkpoint() (Checkpoint, Head, error) {
 	l.mu.Unlock()
 	switch {
 	case l.signer == nil:
-		return Checkpoint{}, head, errNoCheckpointKey
+		return Checkpoint{}, head, ErrNoCheckpointKey
 	case !hashed:
 		return Checkpoint{}, head, errors.New("the head is a format-1 record, which has no h: append a record first")
 	}

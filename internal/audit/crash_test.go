@@ -163,7 +163,7 @@ func TestOpenRefuses(t *testing.T) {
 	}{
 		{"missing state", func(t *testing.T, dir string) {
 			os.Remove(filepath.Join(dir, StateFile))
-		}, "relay audit init"},
+		}, "audit log not initialized"},
 		{"state from another log", func(t *testing.T, dir string) {
 			other, _, l := newLog(t, Options{})
 			l.Close()

@@ -66,7 +66,20 @@
 //
 // verify recomputes h and the MAC from the raw bytes without
 // re-serializing anything, and no two distinct lines share a T and h.
-
+//
+// # Record kinds
+//
+// A record's type is a Kind and its outcome an Outcome, constants of this
+// package (vocab.go); writers name them, never spell them. The kinds:
+//
+//	init, rotate, recovery, archive          written by the log itself
+//	start, stop, config                      the daemon's life and reloads
+//	update, unauthorized, stale              updates that ran no command
+//	login, session                           logins, step-ups, sessions
+//	request, confirm, exec_start, exec_end   a command, from asking to its end
+//	kill, delivery, notify                   /kill, what was sent, relay notify
+//	remote_request, remote_end               a hub's record of a remote call
+//
 // # Keys
 //
 // K0 is 32 random bytes made by Init, shown to the owner once to keep off
@@ -128,7 +141,7 @@
 // names the record before it with that mac and an h its first record chains
 // from, and verify over archived and live files together checks the whole
 // history, each archive record against the chain at the file end it names.
-
+//
 // The copy of K0 in the host's secret store is a convenience: whoever can
 // read that store (root) can reseal everything, and then only checkpoints
 // off the host protect history (and the checkpoint key on the host signs

@@ -37,7 +37,7 @@ func FuzzParseRecord(f *testing.F) {
 			ln = append(append([]byte(nil), line...), '\n')
 		}
 		h, reason := parseHeader(ln)
-		if reason != "" || h.seq != e.Seq || string(h.prev) != e.Prev || string(h.mac) != e.MAC || string(h.typ) != e.Type || string(h.hash) != e.Hash {
+		if reason != "" || h.seq != e.Seq || string(h.prev) != e.Prev || string(h.mac) != e.MAC || Kind(h.typ) != e.Type || string(h.hash) != e.Hash {
 			t.Fatalf("header %+v (%s) disagrees with parsed %+v", h, reason, e)
 		}
 		// Structure re-verifies consistently: a chain at seq-1 with that

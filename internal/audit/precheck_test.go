@@ -105,7 +105,7 @@ func FuzzPrecheck(f *testing.F) {
 		}
 		flt.Outcome, flt.Command = fOutcome, fCommand
 		lines := [][]byte{raw}
-		r := Record{Type: typ, Outcome: outcome, Command: command, Detail: detail, Params: map[string]string{detail: command}}
+		r := Record{Type: Kind(typ), Outcome: Outcome(outcome), Command: command, Detail: detail, Params: map[string]string{detail: command}}
 		if body, err := encodeBody(&r); err == nil && validType([]byte(typ)) {
 			if line, _, err := appendLine(nil, newSealer(make([]byte, keySize)), newLinkHash(), 9, tsOfHdr, nil, &[32]byte{}, body); err == nil {
 				lines = append(lines, line)

@@ -18,14 +18,12 @@ import (
 // caller fills in what applies and leaves the rest zero (omitted from the
 // line). Records never hold secrets: Append redacts registered ones.
 type Record struct {
-	// Type is what happened: start, stop, config, update, unauthorized,
-	// stale, login, lockout, session, request, exec_start, exec_end, kill,
-	// delivery, checkpoint, notify, remote_request, remote_end. init,
+	// Type is what happened: one of Kinds (see the package doc). init,
 	// rotate, recovery and archive are written by the log itself.
 	// Lower-case letters and underscores.
-	Type string `json:"type"`
-	// Outcome is ok, denied, failed, ignored, sent, ...
-	Outcome string `json:"outcome,omitempty"`
+	Type Kind `json:"type"`
+	// Outcome is how it went: one of Outcomes.
+	Outcome Outcome `json:"outcome,omitempty"`
 	// Reason says why (a denial, a failure), safe to show the owner.
 	Reason  string            `json:"reason,omitempty"`
 	UserID  int64             `json:"user,omitempty"`
@@ -518,7 +516,7 @@ func ParseRecord(line []byte) (Entry, error) {
 	// The header's fields are what the MAC and the show pre-check read: a
 	// record whose JSON says otherwise (a duplicate key, or one in another
 	// case, which encoding/json also matches) is not shown as either.
-	if w.Seq == nil || *w.Seq != h.seq || w.Prev == nil || *w.Prev != string(h.prev) || w.Type != string(h.typ) || w.TS != string(h.ts) ||
+	if w.Seq == nil || *w.Seq != h.seq || w.Prev == nil || *w.Prev != string(h.prev) || w.Type != Kind(h.typ) || w.TS != string(h.ts) ||
 		(w.H == nil) != (h.hash == nil) || (w.H != nil && *w.H != string(h.hash)) {
 		return e, errors.New("malformed record: fields disagree with the header (duplicate keys?)")
 	}

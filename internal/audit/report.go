@@ -47,10 +47,10 @@ var reportSeries = []struct{ Name, Label, Color string }{
 // recovery code), lockouts logins refused by the limiter, and failures
 // failed commands, logins and step-ups.
 func seriesOf(e *Entry) (out [5]bool) {
-	out[0] = e.Type == "request"
-	out[1] = e.Outcome == "denied"
-	out[2] = e.Type == "login" && (e.Outcome == "login_ok" || e.Outcome == "recovery_used")
-	out[3] = e.Type == "lockout" || (e.Type == "login" && e.Outcome == "lockout")
+	out[0] = e.Type == KindRequest
+	out[1] = e.Outcome == OutcomeDenied
+	out[2] = e.Type == KindLogin && (e.Outcome == OutcomeLoginOK || e.Outcome == OutcomeRecoveryUsed)
+	out[3] = e.Type == "lockout" || (e.Type == KindLogin && e.Outcome == OutcomeLockout)
 	switch e.Outcome {
 	case "failed", "login_failed", "stepup_failed", "auth_state_error":
 		out[4] = true
@@ -306,8 +306,8 @@ func (r *reporter) keep(rec reportRecord) reportRef {
 }
 
 func toRecord(l Line, lineNo int, raw []byte) reportRecord {
-	rec := reportRecord{file: l.File, lineNo: lineNo, ID: recordID(l.File, lineNo), Type: l.Type, Outcome: l.Outcome, Command: l.Command, Summary: l.String()}
-	if l.Type == "?" {
+	rec := reportRecord{file: l.File, lineNo: lineNo, ID: recordID(l.File, lineNo), Type: string(l.Type), Outcome: string(l.Outcome), Command: l.Command, Summary: l.String()}
+	if l.Type == kindUnreadable {
 		rec.Bad = true
 		rec.Type = "unreadable"
 		rec.Summary = l.File + " line " + strconv.Itoa(lineNo)
@@ -325,7 +325,7 @@ func toRecord(l Line, lineNo int, raw []byte) reportRecord {
 
 func (r *reporter) line(l Line, lineNo int, raw []byte) {
 	isVE := r.ve != nil && r.ve.File == l.File && r.ve.Line == lineNo
-	if l.Type == "?" {
+	if l.Type == kindUnreadable {
 		rec := toRecord(l, lineNo, raw)
 		if isVE {
 			r.veAnomaly(rec)
@@ -356,7 +356,7 @@ func (r *reporter) line(l Line, lineNo int, raw []byte) {
 			c[i]++
 		}
 	}
-	if l.Type == "request" && l.Command != "" {
+	if l.Type == KindRequest && l.Command != "" {
 		cmd := r.commands[l.Command]
 		if cmd == nil {
 			if len(r.commands) >= 10000 {
@@ -366,21 +366,21 @@ func (r *reporter) line(l Line, lineNo int, raw []byte) {
 			r.commands[l.Command] = cmd
 		}
 		cmd.Requests++
-		if l.Outcome == "denied" {
+		if l.Outcome == OutcomeDenied {
 			cmd.Denied++
 		}
 	}
 	when := l.Time.UTC().Format("2006-01-02 15:04:05Z")
 	switch {
-	case l.Type == "recovery":
+	case l.Type == KindRecovery:
 		d := l.Reason
 		if l.TornBytes > 0 {
 			d = fmt.Sprintf("%s; %d torn bytes recovered (sha256 %.16s…)", d, l.TornBytes, l.TornSHA256)
 		}
 		r.add(reportAnomaly{Kind: "recovery", Title: "recovery from a failed or torn write", Detail: d, When: when, Refs: []reportRef{r.keep(toRecord(l, lineNo, raw))}})
-	case l.Type == "lockout" || (l.Type == "login" && l.Outcome == "lockout"):
+	case l.Type == "lockout" || (l.Type == KindLogin && l.Outcome == OutcomeLockout):
 		r.add(reportAnomaly{Kind: "lockout", Title: "login lockout", Detail: l.Reason, When: when, Refs: []reportRef{r.keep(toRecord(l, lineNo, raw))}})
-	case l.Type == "stale" || l.Type == "unauthorized":
+	case l.Type == KindStale || l.Type == KindUnauthorized:
 		r.burstLine(l, toRecord(l, lineNo, raw))
 	}
 }
@@ -394,14 +394,14 @@ func (r *reporter) veAnomaly(rec reportRecord) {
 }
 
 func (r *reporter) burstLine(l Line, rec reportRecord) {
-	b := r.bursts[l.Type]
+	b := r.bursts[string(l.Type)]
 	if b != nil && l.Time.Sub(b.last) > burstGap {
 		r.closeBurst(b)
 		b = nil
 	}
 	if b == nil {
-		b = &burst{typ: l.Type, start: l.Time}
-		r.bursts[l.Type] = b
+		b = &burst{typ: string(l.Type), start: l.Time}
+		r.bursts[string(l.Type)] = b
 	}
 	b.last = l.Time
 	b.weight += 1 + l.Count

@@ -87,7 +87,7 @@ func TestAppendErrorsDoNotEchoInput(t *testing.T) {
 	_, _, l := newLog(t, Options{})
 	secret := "sEcReT-TOKEN-value"
 	l.ForbidSecret([]byte(secret))
-	for _, r := range []Record{{Type: secret}, {Type: "recovery", Reason: secret}, {Type: "request", Reason: strings.Repeat("a", 70000) + secret}} {
+	for _, r := range []Record{{Type: Kind(secret)}, {Type: "recovery", Reason: secret}, {Type: "request", Reason: strings.Repeat("a", 70000) + secret}} {
 		_, err := l.Append(r)
 		if err == nil {
 			t.Fatalf("got nil for %q..., want an error", r.Type[:4])

@@ -36,7 +36,7 @@ func (f *Filter) match(e *Entry) bool {
 	if len(f.Types) > 0 {
 		ok := false
 		for _, t := range f.Types {
-			ok = ok || t == e.Type
+			ok = ok || Kind(t) == e.Type
 		}
 		if !ok {
 			return false
@@ -45,7 +45,7 @@ func (f *Filter) match(e *Entry) bool {
 	if f.Command != "" && strings.TrimPrefix(f.Command, "/") != e.Command {
 		return false
 	}
-	return f.Outcome == "" || f.Outcome == e.Outcome
+	return f.Outcome == "" || Outcome(f.Outcome) == e.Outcome
 }
 
 // Line is one record as shown to a person. Raw is the record's exact line
@@ -66,13 +66,13 @@ const maxField = 80
 // String renders the line on one line, short and safe for the chat:
 // control characters are replaced and long fields cut.
 func (l Line) String() string {
-	if l.Type == "?" {
+	if l.Type == kindUnreadable {
 		return fmt.Sprintf("%s %s", l.File, clean(l.Detail))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s #%d %s", l.Time.UTC().Format("2006-01-02 15:04:05Z"), l.Seq, l.Type)
 	if l.Outcome != "" {
-		b.WriteString(" " + clean(l.Outcome))
+		b.WriteString(" " + clean(string(l.Outcome)))
 	}
 	if l.Command != "" {
 		b.WriteString(" /" + clean(l.Command))
@@ -125,7 +125,7 @@ func (l Line) String() string {
 // Columns renders the fixed-width columns of the table that relay audit
 // show prints: time, seq, type, outcome, command, and the rest.
 func (l Line) Columns() string {
-	if l.Type == "?" {
+	if l.Type == kindUnreadable {
 		return l.String()
 	}
 	rest := l
@@ -141,7 +141,7 @@ func (l Line) Columns() string {
 	if l.Command != "" {
 		cmd = "/" + clean(l.Command)
 	}
-	return fmt.Sprintf("%-20s %8d  %-12s %-8s %-16s %s", l.Time.UTC().Format("2006-01-02 15:04:05Z"), l.Seq, clean(l.Type), clean(l.Outcome), cmd, s)
+	return fmt.Sprintf("%-20s %8d  %-12s %-8s %-16s %s", l.Time.UTC().Format("2006-01-02 15:04:05Z"), l.Seq, clean(string(l.Type)), clean(string(l.Outcome)), cmd, s)
 }
 
 // ColumnsHeader is the table's header line.
@@ -214,7 +214,7 @@ func (q *query) classify(name string, s []byte, long bool) (l Line, show, unread
 	if !q.empty {
 		return l, false, false
 	}
-	return Line{File: name, Entry: Entry{Record: Record{Type: "?"}}}, true, true
+	return Line{File: name, Entry: Entry{Record: Record{Type: kindUnreadable}}}, true, true
 }
 
 var newline = []byte("\n")
@@ -222,7 +222,7 @@ var newline = []byte("\n")
 // unreadableLine is what show prints for line lineNo of file that does not
 // parse.
 func unreadableLine(file string, lineNo int) Line {
-	return Line{File: file, Entry: Entry{Record: Record{Type: "?", Detail: "line " + strconv.Itoa(lineNo) + ": unreadable (torn or damaged; run relay audit verify)"}}}
+	return Line{File: file, Entry: Entry{Record: Record{Type: kindUnreadable, Detail: "line " + strconv.Itoa(lineNo) + ": unreadable (torn or damaged)"}}}
 }
 
 func scanShow(path string, q *query, fn func(Line) error) error {
@@ -290,3 +290,7 @@ func Summarize(files []string, f Filter, n int) ([]Line, error) {
 	}
 	return summarizeTail(files, f, n, tailBlock)
 }
+
+// kindUnreadable marks a line show could not read. It is shown, never
+// written.
+const kindUnreadable Kind = "?"

@@ -45,13 +45,11 @@ func (s *keyState) zero() {
 	s.Key = nil
 }
 
-var errNoState = errors.New("audit key state missing")
-
 func readState(dir string) (*keyState, error) {
 	p := filepath.Join(dir, StateFile)
 	b, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s (run relay audit init, or restore the state file)", errNoState, p)
+		return nil, fmt.Errorf("%w: key state %s missing (or restore the state file)", ErrNotInitialized, p)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read audit key state: %w", err)
@@ -59,12 +57,12 @@ func readState(dir string) (*keyState, error) {
 	defer clear(b)
 	var j stateJSON
 	if err := json.Unmarshal(b, &j); err != nil || j.V != 1 {
-		return nil, fmt.Errorf("audit key state %s is corrupt (restore it from a backup, or start a new log with relay audit init in an empty directory)", p)
+		return nil, fmt.Errorf("%w: %s (restore it from a backup, or start a new log in an empty directory)", ErrStateCorrupt, p)
 	}
 	k, err := hex.DecodeString(j.Key)
 	clear([]byte(j.Key)) // best effort: the string may share no memory
 	if err != nil || len(k) != keySize || j.Seq == 0 || len(j.MAC) != macHex || !fileName().MatchString(j.File) || j.Size <= 0 {
-		return nil, fmt.Errorf("audit key state %s is corrupt (restore it from a backup, or start a new log with relay audit init in an empty directory)", p)
+		return nil, fmt.Errorf("%w: %s (restore it from a backup, or start a new log in an empty directory)", ErrStateCorrupt, p)
 	}
 	return &keyState{Seq: j.Seq, Key: k, MAC: j.MAC, File: j.File, Size: j.Size}, nil
 }

@@ -219,7 +219,7 @@ func verify(files []string, o *VerifyOptions, captureSeq uint64) (Summary, captu
 		return sum, cap, errors.New("no audit files to verify (pass the files, or check audit.dir)")
 	}
 	if k0 != nil && len(k0) != keySize {
-		return sum, cap, fmt.Errorf("the audit key must be %d bytes, got %d (pass K0 as printed by relay audit init)", keySize, len(k0))
+		return sum, cap, fmt.Errorf("%w: want %d bytes, got %d", ErrKeySize, keySize, len(k0))
 	}
 	var cps []checkpointAt
 	for _, h := range o.Checkpoints {

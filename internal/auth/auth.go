@@ -2,7 +2,9 @@ package auth
 
 import (
 	"crypto/subtle"
+	"errors"
 	"fmt"
+	"github.com/relaychat/relay/internal/audit"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -62,12 +64,28 @@ func ConfigFrom(p policy.Auth, stateDir string) Config {
 	}
 }
 
+// Errors that say what is wrong with the TOTP secret or the auth state;
+// internal/cli says which command fixes each.
+var (
+	// ErrNoSecret: no TOTP secret is stored (or it is empty).
+	ErrNoSecret = errors.New("no totp secret")
+	// ErrSecretUnusable: the stored secret cannot be used.
+	ErrSecretUnusable = errors.New("totp secret unusable")
+	// ErrStateCorrupt: the auth state file cannot be read. Starting with
+	// a fresh state instead would silently reopen replay and reset the
+	// lockout, so New refuses.
+	ErrStateCorrupt = errors.New("auth state corrupt")
+	// ErrResetIncomplete: a new secret was saved but the state was not
+	// reset to go with it.
+	ErrResetIncomplete = errors.New("the new totp secret is saved but the auth state was not reset")
+)
+
 // LoadSecret reads the TOTP secret from store, with a hint when it is
 // missing. The error never contains the secret.
 func LoadSecret(store SecretStore) ([]byte, error) {
 	b, err := store.Get(SecretName)
 	if err != nil {
-		return nil, fmt.Errorf("read totp secret: %w (hint: run 'relay totp enroll')", err)
+		return nil, fmt.Errorf("read totp secret: %w: %w", ErrNoSecret, err)
 	}
 	if _, err := parseSecret(b); err != nil {
 		return nil, err
@@ -119,17 +137,18 @@ type Update struct {
 	Press bool
 }
 
-// Audit events returned in LoginResult.Event.
+// Audit events returned in LoginResult.Event: the outcomes of a login
+// record, which internal/audit owns.
 const (
-	EventLoginOK      = "login_ok"
-	EventLoginFailed  = "login_failed"     // verified and wrong
-	EventLockout      = "lockout"          // refused by the limiter, code not verified
-	EventRecoveryUsed = "recovery_used"    // login with a recovery code, now spent
-	EventReplay       = "replay"           // a code from an already used step, or a spent recovery code
-	EventLocked       = "locked"           // refused: /lock is in force and needs a TOTP login
-	EventStepUpOK     = "stepup_ok"        // a fresh code for a reauth command
-	EventStepUpFailed = "stepup_failed"    // verified and wrong
-	EventStateError   = "auth_state_error" // the state could not be persisted: refused
+	EventLoginOK      = audit.OutcomeLoginOK
+	EventLoginFailed  = audit.OutcomeLoginFailed  // verified and wrong
+	EventLockout      = audit.OutcomeLockout      // refused by the limiter, code not verified
+	EventRecoveryUsed = audit.OutcomeRecoveryUsed // login with a recovery code, now spent
+	EventReplay       = audit.OutcomeReplay       // a code from an already used step, or a spent recovery code
+	EventLocked       = audit.OutcomeLocked       // refused: /lock is in force and needs a TOTP login
+	EventStepUpOK     = audit.OutcomeStepUpOK     // a fresh code for a reauth command
+	EventStepUpFailed = audit.OutcomeStepUpFailed // verified and wrong
+	EventStateError   = audit.OutcomeStateError   // the state could not be persisted: refused
 )
 
 // LoginResult is the outcome of Login or StepUp. Nothing in it ever
@@ -139,7 +158,7 @@ type LoginResult struct {
 	// Reason is short and safe to show in the chat ("invalid code").
 	Reason string
 	// Event names the outcome for the audit log (Event* constants).
-	Event string
+	Event audit.Outcome
 	// LockedUntil is when the next attempt will be verified, if a lockout
 	// is in force after this attempt; zero otherwise.
 	LockedUntil time.Time
@@ -151,6 +170,10 @@ type LoginResult struct {
 	// relay log only (it names paths, never a code).
 	Err error
 }
+
+// SafeToShow is Reason, which this package writes from a fixed
+// vocabulary and a lockout's length, never from the code or an error.
+func (r LoginResult) SafeToShow() string { return r.Reason }
 
 // Status is a snapshot for /status and 'relay totp status'.
 type Status struct {
@@ -485,7 +508,7 @@ func (a *Authenticator) beginLocked() (res LoginResult, ok bool) {
 
 // verifyTOTPLocked matches code against the window and enforces the
 // strictly-later-step rule, advancing LastStep in memory on success.
-func (a *Authenticator) verifyTOTPLocked(code string, now time.Time, okEvent, failEvent string) LoginResult {
+func (a *Authenticator) verifyTOTPLocked(code string, now time.Time, okEvent, failEvent audit.Outcome) LoginResult {
 	steps, err := matchTOTP(a.secret, code, now)
 	if err != nil {
 		return LoginResult{Reason: "internal error, see the relay log", Event: EventStateError, Err: err}

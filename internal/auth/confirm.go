@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"time"
 )
 
@@ -25,17 +24,24 @@ const (
 // Confirmation errors. Their messages are safe to show in the chat; the
 // ones a Held is released with say why it will never run.
 var (
-	ErrConfirmExpired   = errors.New("confirmation expired")
-	ErrConfirmInvalid   = errors.New("confirmation no longer valid")
-	ErrConfirmNotOwner  = errors.New("not allowed")
-	ErrConfirmNoSession = errors.New("session ended: confirmation void")
+	ErrConfirmExpired   = shownError("confirmation expired")
+	ErrConfirmInvalid   = shownError("confirmation no longer valid")
+	ErrConfirmNotOwner  = shownError("not allowed")
+	ErrConfirmNoSession = shownError("session ended: confirmation void")
 	// ErrConfirmVoided: VoidConfirms dropped it (a reload, a shutdown,
 	// an explicit cancel).
-	ErrConfirmVoided = errors.New("confirmation void")
+	ErrConfirmVoided = shownError("confirmation void")
 	// ErrConfirmEvicted: too many confirmations were pending; the oldest
 	// went.
-	ErrConfirmEvicted = errors.New("too many confirmations pending: the oldest was dropped")
+	ErrConfirmEvicted = shownError("too many confirmations pending: the oldest was dropped")
 )
+
+// shownError is an error whose message is safe to show in the chat
+// (chatfmt.Safe): it is one of the constants above.
+type shownError string
+
+func (e shownError) Error() string      { return string(e) }
+func (e shownError) SafeToShow() string { return string(e) }
 
 // Held is what a confirmation keeps until its Run button is pressed: the
 // run, with whatever it already holds (a sandbox built for it). Auth is

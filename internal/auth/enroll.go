@@ -130,7 +130,7 @@ func (e *Enrollment) Save(store SecretStore, statePath string, nRecovery int) ([
 		return nil, fmt.Errorf("save totp secret: %w", err)
 	}
 	if err := saveState(statePath, st); err != nil {
-		return nil, fmt.Errorf("the new totp secret is saved but the auth state was not reset: %w (fix that, then run 'relay totp enroll --force' again)", err)
+		return nil, fmt.Errorf("%w: %w", ErrResetIncomplete, err)
 	}
 	return codes, nil
 }

@@ -170,8 +170,8 @@ func TestEnrollSaveFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := e.Save(&memStore{}, dir+"/dir/auth.json", 2)
-	if err == nil || !strings.Contains(err.Error(), "enroll --force") {
-		t.Errorf("unwritable state: got %v, want a hint to re-run enrolment", err)
+	if err == nil || !errors.Is(err, ErrResetIncomplete) {
+		t.Errorf("unwritable state: got %v, want ErrResetIncomplete (the CLI hints to re-run enrolment)", err)
 	}
 	// A state directory that cannot even be created: nothing is saved.
 	if err := os.WriteFile(dir+"/file", nil, 0o600); err != nil {
@@ -184,8 +184,8 @@ func TestEnrollSaveFailures(t *testing.T) {
 }
 
 func TestLoadSecret(t *testing.T) {
-	if _, err := LoadSecret(&memStore{}); err == nil || !errors.Is(err, errNotFound) || !strings.Contains(err.Error(), "relay totp enroll") {
-		t.Errorf("missing: got %v, want the store's not-found error with a hint", err)
+	if _, err := LoadSecret(&memStore{}); err == nil || !errors.Is(err, errNotFound) || !errors.Is(err, ErrNoSecret) {
+		t.Errorf("missing: got %v, want the store's not-found error and ErrNoSecret", err)
 	}
 	s := &memStore{m: map[string][]byte{SecretName: []byte(testSecret + "\n")}}
 	if b, err := LoadSecret(s); err != nil || string(b) != testSecret+"\n" {

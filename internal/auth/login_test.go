@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/rand"
 	"errors"
+	"github.com/relaychat/relay/internal/audit"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +50,7 @@ func TestLoginCodes(t *testing.T) {
 		code  func(t *testing.T, a *Authenticator) string
 		chat  int64
 		ok    bool
-		event string
+		event audit.Outcome
 	}{
 		{"current step", func(t *testing.T, a *Authenticator) string { return validCode(t, a, 0) }, owner, true, EventLoginOK},
 		{"previous step", func(t *testing.T, a *Authenticator) string { return validCode(t, a, -1) }, owner, true, EventLoginOK},
@@ -88,7 +89,7 @@ func TestReplay(t *testing.T) {
 		name   string
 		first  int64 // step offset of the accepted code
 		second int64 // step offset tried afterwards
-		want   string
+		want   audit.Outcome
 	}{
 		{"same code", 0, 0, EventReplay},
 		{"older step", 0, -1, EventReplay},
@@ -522,7 +523,7 @@ func TestNewValidates(t *testing.T) {
 		{"zero attempts", func(c *Config) { c.Attempts = 0 }, "login_attempts"},
 		{"max below base", func(c *Config) { c.LockoutMax = time.Second }, "lockout_max"},
 		{"no state path", func(c *Config) { c.StatePath = "" }, "state_dir"},
-		{"no secret", func(c *Config) { c.Secret = nil }, "relay totp enroll"},
+		{"no secret", func(c *Config) { c.Secret = nil }, "totp secret is empty"},
 		{"short secret", func(c *Config) { c.Secret = []byte("JBSWY3DPEHPK3PXP") }, "too short"},
 		{"not base32", func(c *Config) { c.Secret = []byte("this is not base32!") }, "not valid base32"},
 		{"guessable limits", func(c *Config) { c.LockoutBase, c.LockoutMax = time.Second, 10*time.Second }, "million guesses"},
@@ -577,8 +578,8 @@ func TestCorruptStateRefused(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want an error mentioning %q", err, tt.want)
 			}
-			if tt.mode == 0o600 && !strings.Contains(err.Error(), "relay totp enroll --force") {
-				t.Errorf("got %v, want a hint naming the fix", err)
+			if tt.mode == 0o600 && !errors.Is(err, ErrStateCorrupt) {
+				t.Errorf("got %v, want ErrStateCorrupt (the CLI hints the fix)", err)
 			}
 		})
 	}

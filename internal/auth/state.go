@@ -88,11 +88,6 @@ func (s *state) marshal() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// errCorrupt explains how to get out of a corrupt state file. Starting with
-// a fresh state instead would silently reopen replay and reset the lockout,
-// so New refuses.
-const corruptHint = "hint: restore it from a backup, or run 'relay totp enroll --force' to start over (this also issues new recovery codes)"
-
 func unmarshalState(b []byte, maxAttempts int) (*state, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -177,11 +172,11 @@ func loadState(path string, maxAttempts int) (*state, error) {
 		return nil, fmt.Errorf("read auth state %q: %w", path, err)
 	}
 	if len(b) > maxStateSize {
-		return nil, fmt.Errorf("auth state %q is corrupt: larger than %d bytes; %s", path, maxStateSize, corruptHint)
+		return nil, fmt.Errorf("%w: %q is larger than %d bytes", ErrStateCorrupt, path, maxStateSize)
 	}
 	s, err := unmarshalState(b, maxAttempts)
 	if err != nil {
-		return nil, fmt.Errorf("auth state %q is corrupt: %v; %s", path, err, corruptHint)
+		return nil, fmt.Errorf("%w: %q: %v", ErrStateCorrupt, path, err)
 	}
 	return s, nil
 }

@@ -3,7 +3,6 @@ package auth
 import (
 	"crypto/subtle"
 	"encoding/base32"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -45,15 +44,15 @@ func StepStart(step int64) time.Time { return time.Unix(step*period, 0) }
 func parseSecret(b []byte) (string, error) {
 	s := strings.ToUpper(strings.TrimRight(strings.TrimSpace(string(b)), "="))
 	if s == "" {
-		return "", errors.New("totp secret is empty (hint: run 'relay totp enroll')")
+		return "", fmt.Errorf("%w: totp secret is empty", ErrNoSecret)
 	}
 	raw, err := b32.DecodeString(s)
 	if err != nil {
 		// err names only a byte offset, but the secret is not worth the risk.
-		return "", errors.New("totp secret is not valid base32 (hint: run 'relay totp enroll --force')")
+		return "", fmt.Errorf("%w: totp secret is not valid base32", ErrSecretUnusable)
 	}
 	if len(raw) < minSecret {
-		return "", fmt.Errorf("totp secret is too short: %d bytes, want at least %d (hint: run 'relay totp enroll --force')", len(raw), minSecret)
+		return "", fmt.Errorf("%w: totp secret is too short: %d bytes, want at least %d", ErrSecretUnusable, len(raw), minSecret)
 	}
 	return s, nil
 }
@@ -105,7 +104,7 @@ func matchTOTP(secret, code string, now time.Time) ([]int64, error) {
 		}
 		want, err := codeAt(secret, s)
 		if err != nil {
-			return nil, errors.New("totp secret unusable (hint: run 'relay totp enroll --force')")
+			return nil, fmt.Errorf("%w: totp secret unusable", ErrSecretUnusable)
 		}
 		if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
 			matched = append(matched, s)

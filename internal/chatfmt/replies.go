@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // HelpEntry is one command as /help lists it.
@@ -196,13 +198,41 @@ func ConfirmPrompt(p Prompt) (html string, whole bool) {
 }
 
 // QuoteArg quotes one argv element for display the way a POSIX shell
-// would need it to stay one word: as is when it is plain, else in single
-// quotes.
+// would need it to stay one word, and so that what is shown is what runs:
+// as is when it is plain; in single quotes when it holds a space or a
+// shell character; as $'…' with escapes when it holds a control or other
+// invisible character (a newline, a bidi override), which plain quotes
+// would show raw or not at all. It is the one quoting for display, in
+// the chat (confirm prompts, pickers) and in relay policy check.
 func QuoteArg(a string) string {
-	if a != "" && !strings.ContainsAny(a, " \t'\"\\$`|&;<>()*?[]#~{}!") {
+	if a != "" && !strings.ContainsAny(a, " \t'\"\\$`|&;<>()*?[]#~{}!") && printable(a) {
 		return a
 	}
+	if !printable(a) {
+		q := strconv.QuoteToGraphic(a)
+		q = strings.ReplaceAll(q[1:len(q)-1], `\"`, `"`)
+		return "$'" + strings.ReplaceAll(q, "'", `\'`) + "'"
+	}
 	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+}
+
+// QuoteArgv is QuoteArg of each element, joined by spaces.
+func QuoteArgv(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		out[i] = QuoteArg(a)
+	}
+	return strings.Join(out, " ")
+}
+
+// printable reports whether every rune of s is graphic or a plain space.
+func printable(s string) bool {
+	for _, r := range s {
+		if r != ' ' && (!unicode.IsGraphic(r) || unicode.Is(unicode.Cf, r)) {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
 }
 
 // Checkpoint renders the audit head sent to the owner's chat: one line of

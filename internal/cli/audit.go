@@ -539,13 +539,13 @@ func auditShow(env *Env, args []string) error {
 	}
 	if *types != "" {
 		for _, t := range strings.Split(*types, ",") {
-			if !slices.Contains(auditTypes, t) {
-				return usageErr("audit show: --type: %s", unknownWord("record type", t, auditTypes))
+			if !slices.Contains(audit.KindNames, t) {
+				return usageErr("audit show: --type: %s", unknownWord("record type", t, audit.KindNames))
 			}
 		}
 	}
-	if *outcome != "" && !slices.Contains(auditOutcomes, *outcome) {
-		return usageErr("audit show: --outcome: %s", unknownWord("outcome", *outcome, auditOutcomes))
+	if *outcome != "" && !slices.Contains(audit.OutcomeNames, *outcome) {
+		return usageErr("audit show: --outcome: %s", unknownWord("outcome", *outcome, audit.OutcomeNames))
 	}
 	now := time.Now()
 	var f audit.Filter

@@ -356,6 +356,8 @@ func report(env *Env, c *command, err error) int {
 	switch {
 	case errors.As(err, &h):
 		env.say(kindHint, "%s", h.hint)
+	case hintFor(err) != "":
+		env.say(kindHint, "%s", hintFor(err))
 	case code == ExitUsage && c != nil:
 		env.say(kindHint, "see 'relay %s -h'", c.name)
 	case code == ExitUsage:

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relaychat/relay/internal/audit"
 )
 
 // noKeyring makes this process's keyring lookups fail as on a headless
@@ -75,13 +77,13 @@ func TestCLIMessages(t *testing.T) {
 		{"audit without a subcommand", []string{"audit"}, ExitUsage, "", usageLines("audit: missing subcommand (want init, verify, show, archive, report or witness)", "audit")},
 		{"audit subcommand typo", []string{"audit", "shwo"}, ExitUsage, "", usageLines(`unknown audit subcommand "shwo" (did you mean "show"?)`, "audit")},
 		{"audit show --type nosuch lists the types", []string{"audit", "show", "--dir", auditDir, "--type", "nosuch"}, ExitUsage, "",
-			usageLines(`audit show: --type: unknown record type "nosuch" (want `+orList(auditTypes)+`)`, "audit")},
+			usageLines(`audit show: --type: unknown record type "nosuch" (want `+orList(audit.KindNames)+`)`, "audit")},
 		{"audit show --type typo", []string{"audit", "show", "--dir", auditDir, "--type", "request,notfy"}, ExitUsage, "",
 			usageLines(`audit show: --type: unknown record type "notfy" (did you mean "notify"?)`, "audit")},
 		{"audit show --outcome typo", []string{"audit", "show", "--dir", auditDir, "--outcome", "denid"}, ExitUsage, "",
 			usageLines(`audit show: --outcome: unknown outcome "denid" (did you mean "denied"?)`, "audit")},
 		{"audit show --outcome nosuch lists the outcomes", []string{"audit", "show", "--dir", auditDir, "--outcome", "nosuch"}, ExitUsage, "",
-			usageLines(`audit show: --outcome: unknown outcome "nosuch" (want `+orList(auditOutcomes)+`)`, "audit")},
+			usageLines(`audit show: --outcome: unknown outcome "nosuch" (want `+orList(audit.OutcomeNames)+`)`, "audit")},
 		{"audit show flag typo", []string{"audit", "show", "--dir", auditDir, "--tpye", "init"}, ExitUsage, "",
 			usageLines("audit show: unknown flag --tpye (did you mean --type?)", "audit")},
 		{"audit show -n negative", []string{"audit", "show", "--dir", auditDir, "-n", "-1"}, ExitUsage, "", usageLines("audit show: -n must be positive", "audit")},

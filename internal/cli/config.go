@@ -36,7 +36,10 @@ func configFromFlag(given string, env *Env) (string, *policy.Config, error) {
 	return path, cfg, nil
 }
 
-// secretStore opens the secret store that cfg and the environment describe.
+// secretStore opens the secret store that cfg and the environment
+// describe. It is the one place the CLI builds secrets.Options
+// (TestOneSecretStoreConstructor): relay run, setup, token, doctor and
+// notify look in the same places in the same order.
 func secretStore(cfg *policy.Config, env *Env) *secrets.Store {
 	return secrets.New(secrets.Options{
 		CredentialsDir: env.Getenv("CREDENTIALS_DIRECTORY"),

@@ -16,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/relaychat/relay/internal/audit"
-	"github.com/relaychat/relay/internal/chatfmt"
 	"github.com/relaychat/relay/internal/control"
 	"github.com/relaychat/relay/internal/secrets"
 	"github.com/relaychat/relay/internal/telegram"
@@ -215,13 +214,6 @@ func notifyDirect(ctx context.Context, env *Env, auditDir, apiURL string, owner 
 	}
 	defer al.Close()
 	al.ForbidSecret(token)
-	r := audit.Record{Type: "notify", Outcome: "requested", ChatID: owner, Detail: "text (no daemon)"}
-	if n.FileName != "" {
-		r.Detail, r.OutputBytes = "file "+n.FileName+" (no daemon)", n.Size
-	}
-	if _, err := al.Append(r); err != nil {
-		return fmt.Errorf("notify: audit log unavailable, nothing sent: %w", err)
-	}
 	tg, err := telegram.New(telegram.Options{Token: string(token), APIURL: apiURL})
 	if err != nil {
 		return fmt.Errorf("notify: %w", err)
@@ -230,27 +222,26 @@ func notifyDirect(ctx context.Context, env *Env, auditDir, apiURL string, owner 
 	if n.Silent {
 		opts = append(opts, telegram.Silent())
 	}
-	if n.FileName != "" {
-		ra, ok := body.(io.ReaderAt)
-		if !ok {
-			b, rerr := io.ReadAll(body)
-			if rerr != nil {
-				return fmt.Errorf("notify: %w", rerr)
-			}
-			ra = strings.NewReader(string(b))
+	err = control.Delivery{
+		Owner: owner, Via: "(no daemon)",
+		Record: func(r audit.Record) error { _, err := al.Append(r); return err },
+		Text: func(ctx context.Context, html string) error {
+			_, err := tg.SendText(ctx, owner, html, opts...)
+			return err
+		},
+		Document: func(ctx context.Context, name string, open func() (io.ReadCloser, error), caption string) error {
+			return tg.SendDocument(ctx, owner, name, open, caption, opts...)
+		},
+	}.Deliver(ctx, n, func() (io.ReaderAt, error) {
+		if ra, ok := body.(io.ReaderAt); ok {
+			return ra, nil
 		}
-		open := func() (io.ReadCloser, error) { return io.NopCloser(io.NewSectionReader(ra, 0, n.Size)), nil }
-		err = tg.SendDocument(ctx, owner, n.FileName, open, chatfmt.Notify("", n.Text), opts...)
-	} else {
-		_, err = tg.SendText(ctx, owner, chatfmt.Notify("", n.Text), opts...)
-	}
-	d := audit.Record{Type: "delivery", Outcome: "sent", Detail: "notify", ChatID: owner}
-	if err != nil {
-		d.Outcome, d.Reason = "failed", err.Error()
-	}
-	if _, aerr := al.Append(d); aerr != nil && err == nil {
-		err = fmt.Errorf("delivered, but the delivery record failed: %w", aerr)
-	}
+		b, err := io.ReadAll(body)
+		if err != nil {
+			return nil, err
+		}
+		return strings.NewReader(string(b)), nil
+	})
 	if err != nil {
 		return fmt.Errorf("notify: %w", err)
 	}

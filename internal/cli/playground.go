@@ -120,7 +120,7 @@ func playgroundPolicy(path string) (*policy.Config, error) {
 	case err == nil:
 		return cfg, nil
 	case errors.As(err, &refused):
-		return nil, failf(ExitConfig, playground.APIURLHint, "playground: %v", err)
+		return nil, failf(ExitConfig, hintPlaygroundAPIURL, "playground: %v", err)
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, failf(ExitNotSetup, "leave out --config to try the built-in read-only policy", "no config file %s", path)
 	}

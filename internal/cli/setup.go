@@ -64,12 +64,9 @@ func setup(ctx context.Context, env *Env, o setupOpts) error {
 		p:     newPrompter(ctx, env),
 		o:     o,
 		paths: paths,
-		store: secrets.New(secrets.Options{
-			CredentialsDir: env.Getenv("CREDENTIALS_DIRECTORY"),
-			KeyringService: keyringService(),
-			Getenv:         env.Getenv,
-			Dir:            filepath.Join(paths.StateDir, "secrets"),
-		}),
+		// The store relay run will open from the config setup writes
+		// (state_dir, no token_file, the keyring on).
+		store: secretStore(&policy.Config{StateDir: paths.StateDir}, env),
 	}
 	w.keep = newKeeper(env, w.store, false)
 	return w.run()

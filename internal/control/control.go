@@ -159,7 +159,7 @@ type CheckpointHandler func(ctx context.Context) ([]byte, error)
 
 // RemoteTypes are the record types the audit op accepts: those relay
 // serve-ssh writes on a member and relay exec --host writes on a hub.
-var RemoteTypes = []string{"request", "exec_start", "exec_end", "remote_request", "remote_end"}
+var RemoteTypes = []audit.Kind{audit.KindRequest, audit.KindExecStart, audit.KindExecEnd, audit.KindRemoteRequest, audit.KindRemoteEnd}
 
 // maxHeader bounds the header line a client may send.
 const maxHeader = 64 << 10

@@ -263,7 +263,7 @@ func (d *Daemon) launchConfig() *policy.Config {
 func (d *Daemon) appendRemote(_ context.Context, r audit.Record) (audit.Head, error) {
 	h, err := d.audit.Append(r)
 	if err != nil {
-		d.o.Log.Error().Err(err).Str("type", r.Type).Msg("audit write failed for another relay process's record")
+		d.o.Log.Error().Err(err).Str("type", string(r.Type)).Msg("audit write failed for another relay process's record")
 		return audit.Head{}, errors.New("audit log unavailable")
 	}
 	return h, nil
@@ -273,7 +273,7 @@ func (d *Daemon) appendRemote(_ context.Context, r audit.Record) (audit.Head, er
 // must not happen.
 func (d *Daemon) record(r audit.Record) error {
 	if _, err := d.audit.Append(r); err != nil {
-		d.o.Log.Error().Err(err).Str("type", r.Type).Msg("audit write failed")
+		d.o.Log.Error().Err(err).Str("type", string(r.Type)).Msg("audit write failed")
 		return fmt.Errorf("%w: %v", ErrAuditUnavailable, err)
 	}
 	return nil
@@ -292,7 +292,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// handled before the record is durable.
 	started := make(chan error, 1)
 	go func() {
-		started <- d.record(audit.Record{Type: "start", Outcome: "ok", Detail: "relay " + d.o.Version + ", config " + cfgName(cfg)})
+		started <- d.record(audit.Record{Type: audit.KindStart, Outcome: audit.OutcomeOK, Detail: "relay " + d.o.Version + ", config " + cfgName(cfg)})
 	}()
 	pollCtx, stopPolling := context.WithCancel(context.Background())
 	defer stopPolling()
@@ -381,7 +381,7 @@ loop:
 	<-menuDone
 	// No update is handled from here on.
 	if n := d.auth.VoidConfirms(); n > 0 {
-		_ = d.record(audit.Record{Type: "confirm", Outcome: "cancelled", Reason: fmt.Sprintf("shutdown: %d pending confirmations voided", n)})
+		_ = d.record(audit.Record{Type: audit.KindConfirm, Outcome: audit.OutcomeCancelled, Reason: fmt.Sprintf("shutdown: %d pending confirmations voided", n)})
 	}
 	d.drain()
 	// A fan-out's preflight may have asked for a confirmation while the
@@ -389,17 +389,17 @@ loop:
 	d.auth.VoidConfirms()
 	d.closeFleet()
 	if n := d.unauth.flush(); n > 0 {
-		_ = d.record(audit.Record{Type: "unauthorized", Outcome: "ignored", Count: n,
+		_ = d.record(audit.Record{Type: audit.KindUnauthorized, Outcome: audit.OutcomeIgnored, Count: n,
 			Reason: fmt.Sprintf("%d unauthorized updates since the last record, not recorded individually (rate limit)", n)})
 	}
 	if err := d.floor.save(); err != nil {
 		d.o.Log.Error().Err(err).Msg("update_id floor not saved; updates handled since the last save may be handled again after a restart if Telegram redelivers them")
 	}
-	outcome := "ok"
+	outcome := audit.OutcomeOK
 	if serveErr != nil {
-		outcome = "failed"
+		outcome = audit.OutcomeFailed
 	}
-	if err := d.record(audit.Record{Type: "stop", Outcome: outcome, Reason: errString(serveErr)}); err != nil {
+	if err := d.record(audit.Record{Type: audit.KindStop, Outcome: outcome, Reason: errString(serveErr)}); err != nil {
 		d.o.Log.Error().Err(err).Msg("final audit record failed")
 	}
 	// The owner must still get the last head.
@@ -650,13 +650,4 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-func firstLine(s string) string {
-	for i, r := range s {
-		if r == '\n' {
-			return s[:i]
-		}
-	}
-	return s
 }

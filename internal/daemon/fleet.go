@@ -29,7 +29,7 @@ import (
 // skips them), learning them from the member's offered list before
 // anything runs.
 
-const noHosts = "this relay has no hosts (add hosts: to its config)"
+var noHosts = chatfmt.Say("this relay has no hosts (add hosts: to its config)")
 
 // fleetRef is one Fleet and the work using it. A reload that changes the
 // fleet swaps in a new one; the old is closed once its users are done.
@@ -242,8 +242,8 @@ func (d *Daemon) cancelFanouts() int {
 // killFanout is /kill and the stop button for a fan-out.
 func (d *Daemon) killFanout(u telegram.Update, fo *fanout, via string) {
 	fo.cancel()
-	_ = d.record(audit.Record{Type: "kill", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Job: fo.id, Command: fleet.OnCommand, Detail: via})
-	d.reply(u.ChatID, "killing "+fo.id+" ("+fo.title+")")
+	_ = d.record(audit.Record{Type: audit.KindKill, Outcome: audit.OutcomeOK, UserID: u.UserID, ChatID: u.ChatID, Job: fo.id, Command: fleet.OnCommand, Detail: via})
+	d.reply(u.ChatID, chatfmt.Say("killing %s (%s)", chatfmt.Name(fo.id), chatfmt.Name(fo.title)))
 }
 
 // watch shows fo's progress every progressEvery until done is closed.
@@ -263,7 +263,7 @@ func (d *Daemon) watch(fo *fanout, p *progress, done <-chan struct{}) {
 
 // hostsList answers /hosts: every host with its address, and the groups.
 func (d *Daemon) hostsList(u telegram.Update) {
-	_ = d.record(audit.Record{Type: "update", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Detail: fleet.HostsCommand})
+	_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeOK, UserID: u.UserID, ChatID: u.ChatID, Detail: fleet.HostsCommand})
 	cfg := d.config()
 	if len(cfg.Hosts) == 0 {
 		d.reply(u.ChatID, noHosts)
@@ -289,24 +289,24 @@ func (d *Daemon) hostsList(u telegram.Update) {
 // the target's members offer. What needs the network (the members'
 // lists, the calls) runs off the update loop, as a fan-out.
 func (d *Daemon) on(u telegram.Update, args string) {
-	base := audit.Record{Type: "request", UserID: u.UserID, ChatID: u.ChatID, Command: fleet.OnCommand}
-	deny := func(reason, answer string) {
+	base := audit.Record{Type: audit.KindRequest, UserID: u.UserID, ChatID: u.ChatID, Command: fleet.OnCommand}
+	deny := func(reason string, answer chatfmt.Reply) {
 		r := base
-		r.Outcome, r.Reason = "denied", reason
+		r.Outcome, r.Reason = audit.OutcomeDenied, reason
 		_ = d.record(r)
 		d.reply(u.ChatID, answer)
 	}
 	words, err := policy.SplitArgs(args)
 	if err != nil {
-		deny(err.Error(), err.Error())
+		deny(err.Error(), chatfmt.Refusal(err, refused))
 		return
 	}
 	if d.draining.Load() {
-		deny("shutting down", "relay is shutting down; command not run")
+		deny("shutting down", chatfmt.Say("relay is shutting down; command not run"))
 		return
 	}
 	if err := d.audit.Heal(); err != nil {
-		d.reply(u.ChatID, "audit log unavailable; command not run")
+		d.reply(u.ChatID, chatfmt.Say("audit log unavailable; command not run"))
 		return
 	}
 	ref, release := d.acquireFleet()
@@ -320,13 +320,13 @@ func (d *Daemon) on(u telegram.Update, args string) {
 		target = strings.ToLower(words[0])
 	} else if target, command, cargs, err = fleet.ParseOn(args); err != nil {
 		release()
-		deny(err.Error(), err.Error())
+		deny(err.Error(), chatfmt.Refusal(err, refused))
 		return
 	}
 	hosts, err := ref.f.Resolve(target)
 	if err != nil {
 		release()
-		deny(err.Error(), err.Error())
+		deny(err.Error(), chatfmt.Refusal(err, refused))
 		return
 	}
 	title := "/" + fleet.OnCommand + " " + target
@@ -336,18 +336,18 @@ func (d *Daemon) on(u telegram.Update, args string) {
 	fo := d.startFanout(u.ChatID, u.UserID, title, len(hosts))
 	if fo == nil {
 		release()
-		deny("shutting down", "relay is shutting down; command not run")
+		deny("shutting down", chatfmt.Say("relay is shutting down; command not run"))
 		return
 	}
 	// The request, without its arguments: they may start with a step-up
 	// code, which no record may hold. The hub's remote_request records
 	// and the member's own hold the arguments sent.
 	r := base
-	r.Outcome, r.Job, r.Detail = "requested", fo.id, fmt.Sprintf("%s on %s", title, strings.Join(hosts, ", "))
+	r.Outcome, r.Job, r.Detail = audit.OutcomeRequested, fo.id, fmt.Sprintf("%s on %s", title, strings.Join(hosts, ", "))
 	if err := d.record(r); err != nil {
 		release()
 		d.endFanout(fo)
-		d.reply(u.ChatID, "audit log unavailable; command not run")
+		d.reply(u.ChatID, chatfmt.Say("audit log unavailable; command not run"))
 		return
 	}
 	if command == "" {
@@ -464,16 +464,16 @@ func (d *Daemon) preflight(fo *fanout, ref *fleetRef, release func(), req *onRun
 			d.endFanout(fo)
 		}
 	}()
-	base := audit.Record{Type: "request", UserID: fo.userID, ChatID: fo.chatID, Command: fleet.OnCommand, Job: fo.id}
-	deny := func(reason, answer string) {
+	base := audit.Record{Type: audit.KindRequest, UserID: fo.userID, ChatID: fo.chatID, Command: fleet.OnCommand, Job: fo.id}
+	deny := func(reason string, answer chatfmt.Reply) {
 		r := base
-		r.Outcome, r.Reason = "denied", reason
+		r.Outcome, r.Reason = audit.OutcomeDenied, reason
 		_ = d.record(r)
 		d.reply(fo.chatID, answer)
 	}
 	p := &progress{d: d, chatID: fo.chatID, draft: &fo.draft, name: fleet.OnCommand}
 	if !waitReady(fo, ref) {
-		deny("cancelled", fo.title+": cancelled")
+		deny("cancelled", chatfmt.Say("%s: cancelled", chatfmt.Name(fo.title)))
 		return
 	}
 	stop := make(chan struct{})
@@ -481,7 +481,7 @@ func (d *Daemon) preflight(fo *fanout, ref *fleetRef, release func(), req *onRun
 	results := d.lists(fo.ctx, ref.f, req.order)
 	close(stop)
 	if fo.ctx.Err() != nil {
-		deny("cancelled", fo.title+": cancelled")
+		deny("cancelled", chatfmt.Say("%s: cancelled", chatfmt.Name(fo.title)))
 		return
 	}
 	confirm, reauth := false, false
@@ -504,7 +504,7 @@ func (d *Daemon) preflight(fo *fanout, ref *fleetRef, release func(), req *onRun
 	}
 	if reauth {
 		if len(req.args) == 0 || !auth.LooksLikeCode(req.args[0]) {
-			deny("missing step-up code", fmt.Sprintf("%s needs a fresh TOTP code first: %s CODE …", fo.title, fo.title))
+			deny("missing step-up code", chatfmt.Say("%s needs a fresh TOTP code first: %[1]s CODE …", chatfmt.Name(fo.title)))
 			return
 		}
 		res := d.auth.StepUp(fo.chatID, req.args[0])
@@ -513,27 +513,27 @@ func (d *Daemon) preflight(fo *fanout, ref *fleetRef, release func(), req *onRun
 			d.o.Log.Error().Err(res.Err).Msg("step-up refused: auth state")
 		}
 		if !res.OK {
-			deny("step-up failed: "+res.Event, "step-up failed: "+res.Reason)
+			deny("step-up failed: "+string(res.Event), chatfmt.Say("step-up failed: %s", chatfmt.Shown(res)))
 			return
 		}
 	}
 	title := fleet.Title(req.target, req.command, req.args)
 	if d.draining.Load() {
-		deny("shutting down", "relay is shutting down; command not run")
+		deny("shutting down", chatfmt.Say("relay is shutting down; command not run"))
 		return
 	}
 	if confirm && len(req.hosts) > 0 {
 		html, whole := chatfmt.ConfirmPrompt(chatfmt.Prompt{Command: fleet.OnCommand + " " + req.target, Argv: append([]string{req.command}, req.args...),
 			Workdir: "the member's", Timeout: timeout, Sandbox: "the member's, on " + strings.Join(req.hosts, ", "), TTL: auth.ConfirmTTL})
 		if !whole {
-			deny("argv too long to show for confirmation", "the command line is too long to show for confirmation; command not run")
+			deny("argv too long to show for confirmation", chatfmt.Say("the command line is too long to show for confirmation; command not run"))
 			return
 		}
 		chat, user := fo.chatID, fo.userID
 		pr := &pendingRun{d: d, command: fleet.OnCommand, chatID: chat, userID: user, done: release,
 			run: func() { d.launchFanOut(chat, user, ref, release, req) }}
 		r := base
-		r.Outcome, r.Detail, r.Args = "confirm_pending", title+" on "+strings.Join(req.hosts, ", "), req.args
+		r.Outcome, r.Detail, r.Args = audit.OutcomeConfirmPending, title+" on "+strings.Join(req.hosts, ", "), req.args
 		handedOver = true
 		d.endFanout(fo)
 		d.prompt(pr, html, r)
@@ -548,7 +548,7 @@ func (d *Daemon) launchFanOut(chatID, userID int64, ref *fleetRef, release func(
 	fo := d.startFanout(chatID, userID, fleet.Title(req.target, req.command, nil), len(req.order))
 	if fo == nil {
 		release()
-		d.reply(chatID, "relay is shutting down; command not run")
+		d.reply(chatID, chatfmt.Say("relay is shutting down; command not run"))
 		return
 	}
 	p := &progress{d: d, chatID: chatID, draft: &fo.draft, name: fleet.OnCommand}
@@ -592,7 +592,7 @@ func (d *Daemon) runFanOut(fo *fanout, ref *fleetRef, release func(), req *onRun
 	d.recordDelivery("result of "+title, fo.id, err)
 	for _, r := range s.Results {
 		if r.AuditErr != nil {
-			d.reply(fo.chatID, "⚠️ audit log unavailable: the result above is not recorded; new commands are refused until the log is healthy")
+			d.reply(fo.chatID, chatfmt.Say("⚠️ audit log unavailable: the result above is not recorded; new commands are refused until the log is healthy"))
 			break
 		}
 	}

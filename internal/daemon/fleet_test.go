@@ -185,5 +185,5 @@ func TestReloadSwapsTheFleet(t *testing.T) {
 		t.Error("a config without hosts kept a fleet")
 	}
 	h.say("/on web disk")
-	h.expect(noHosts)
+	h.expect(noHosts.String())
 }

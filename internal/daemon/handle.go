@@ -77,7 +77,7 @@ func (d *Daemon) handle(_ context.Context, u telegram.Update) {
 	cfg := d.config()
 	d.deleteIfCode(cfg, u)
 	if d.floor.seen(u.ID) {
-		_ = d.record(audit.Record{Type: "update", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind,
+		_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeIgnored, UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind,
 			Reason: "already handled before a restart (update_id at or below the floor)"})
 		return
 	}
@@ -101,12 +101,12 @@ func (d *Daemon) handle(_ context.Context, u telegram.Update) {
 		}()
 	} else if err := d.floor.save(); err != nil {
 		d.o.Log.Error().Err(err).Msg("update_id floor not saved")
-		_ = d.record(audit.Record{Type: "update", Outcome: "denied", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind, Reason: "update_id floor not saved"})
-		d.reply(u.ChatID, "relay cannot write its state directory; only /lock and /logout work until it can (see the relay log)")
+		_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeDenied, UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind, Reason: "update_id floor not saved"})
+		d.reply(u.ChatID, chatfmt.Say("relay cannot write its state directory; only /lock and /logout work until it can (see the relay log)"))
 		return
 	}
 	if u.Indirect != "" {
-		_ = d.record(audit.Record{Type: "update", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind, Reason: indirectReasons[u.Indirect]})
+		_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeIgnored, UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind, Reason: indirectReasons[u.Indirect]})
 		return
 	}
 	if verdict == auth.Stale {
@@ -122,23 +122,23 @@ func (d *Daemon) handle(_ context.Context, u telegram.Update) {
 		return
 	case telegram.KindMessage:
 	default:
-		_ = d.record(audit.Record{Type: "update", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind})
+		_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeIgnored, UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind})
 		return
 	}
 	name, args, ok := telegram.ParseCommand(u.Text)
 	if !ok {
-		_ = d.record(audit.Record{Type: "update", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: "message without a command"})
-		d.reply(u.ChatID, "send /help for the commands")
+		_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeIgnored, UserID: u.UserID, ChatID: u.ChatID, Detail: "message without a command"})
+		d.reply(u.ChatID, chatfmt.Say("send /help for the commands"))
 		return
 	}
 	if _, _, ours := telegram.ParseCommandFor(u.Text, d.name()); !ours {
-		_ = d.record(audit.Record{Type: "update", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Command: name,
+		_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeIgnored, UserID: u.UserID, ChatID: u.ChatID, Command: name,
 			Reason: "command addressed to another bot"})
 		return
 	}
 	if b := policy.LookupBuiltin(name); b != nil {
 		if b.Session {
-			if answer, ok := d.gate(u, audit.Record{Type: "request", Command: name}); !ok {
+			if answer, ok := d.gate(u, audit.Record{Type: audit.KindRequest, Command: name}); !ok {
 				d.reply(u.ChatID, answer)
 				return
 			}
@@ -215,31 +215,36 @@ func (d *Daemon) deleteIfCode(cfg *policy.Config, u telegram.Update) {
 // there is none it records denied (with its Type, Command and Detail set
 // by the caller) and returns the answer to give, which says once why a
 // session that ran out by itself ended.
-func (d *Daemon) gate(u telegram.Update, denied audit.Record) (answer string, ok bool) {
+func (d *Daemon) gate(u telegram.Update, denied audit.Record) (answer chatfmt.Reply, ok bool) {
 	if _, ok := d.auth.Session(u.ChatID); ok {
 		d.auth.Touch(u.ChatID)
-		return "", true
+		return chatfmt.Reply{}, true
 	}
-	answer = "not logged in: send /login CODE"
+	answer = chatfmt.Say("not logged in: send /login CODE")
 	if e, ok := d.auth.TakeExpiry(u.ChatID); ok {
 		d.picks.Forget()
-		what := "idle for " + e.Limit.String()
+		what := chatfmt.Say("idle for %s", chatfmt.Dur(e.Limit))
 		if e.Reason == "lifetime" {
-			what = "reached its lifetime of " + e.Limit.String()
+			what = chatfmt.Say("reached its lifetime of %s", chatfmt.Dur(e.Limit))
 		}
-		_ = d.record(audit.Record{Type: "session", Outcome: "expired", Reason: e.Reason, UserID: u.UserID, ChatID: u.ChatID,
+		_ = d.record(audit.Record{Type: audit.KindSession, Outcome: audit.OutcomeExpired, Reason: e.Reason, UserID: u.UserID, ChatID: u.ChatID,
 			Detail: "expired at " + e.At.UTC().Format(time.RFC3339)})
-		answer = "session expired (" + what + "): send /login CODE"
+		answer = chatfmt.Say("session expired (%s): send /login CODE", what)
 	}
-	denied.Outcome, denied.Reason, denied.UserID, denied.ChatID = "denied", "no session", u.UserID, u.ChatID
+	denied.Outcome, denied.Reason, denied.UserID, denied.ChatID = audit.OutcomeDenied, "no session", u.UserID, u.ChatID
 	_ = d.record(denied)
 	return answer, false
 }
 
-// reply sends a one-line plain answer.
-func (d *Daemon) reply(chatID int64, text string) { d.send(chatID, chatfmt.Line(text)) }
+// reply sends a one-line answer. It takes a chatfmt.Reply, never a
+// string: what reaches the chat is built from text that is safe to show,
+// and a cause goes to the log (or the audit record) instead.
+func (d *Daemon) reply(chatID int64, r chatfmt.Reply) { d.send(chatID, r.HTML()) }
 
-func (d *Daemon) notifyOwner(text string) { d.reply(d.owner, text) }
+func (d *Daemon) notifyOwner(r chatfmt.Reply) { d.reply(d.owner, r) }
+
+// refused is the answer to a refusal whose cause is not safe to show.
+const refused = "command refused; see the relay log"
 
 // send posts an HTML message (rendered by chatfmt) to chatID's lane.
 func (d *Daemon) send(chatID int64, html string, opts ...telegram.SendOpt) {
@@ -251,16 +256,16 @@ func (d *Daemon) send(chatID int64, html string, opts ...telegram.SendOpt) {
 }
 
 func (d *Daemon) recordDelivery(what, job string, err error) {
-	r := audit.Record{Type: "delivery", Outcome: "sent", Detail: what, Job: job, ChatID: d.owner}
+	r := audit.Record{Type: audit.KindDelivery, Outcome: audit.OutcomeSent, Detail: what, Job: job, ChatID: d.owner}
 	if err != nil {
-		r.Outcome, r.Reason = "failed", err.Error()
+		r.Outcome, r.Reason = audit.OutcomeFailed, err.Error()
 	}
 	_ = d.record(r)
 }
 
 func (d *Daemon) unauthorized(u telegram.Update) {
 	if n, ok := d.unauth.allow(); ok {
-		r := audit.Record{Type: "unauthorized", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind}
+		r := audit.Record{Type: audit.KindUnauthorized, Outcome: audit.OutcomeIgnored, UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind}
 		if n > 0 {
 			r.Count = n
 			r.Reason = fmt.Sprintf("%d earlier unauthorized updates not recorded individually (rate limit)", n)
@@ -270,15 +275,15 @@ func (d *Daemon) unauthorized(u telegram.Update) {
 }
 
 func (d *Daemon) stale(u telegram.Update) {
-	_ = d.record(audit.Record{Type: "stale", Outcome: "ignored", UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind})
+	_ = d.record(audit.Record{Type: audit.KindStale, Outcome: audit.OutcomeIgnored, UserID: u.UserID, ChatID: u.ChatID, Detail: u.Kind})
 	if d.auth.FirstStale() {
 		age := d.config().Auth.MaxMessageAge
-		d.reply(u.ChatID, fmt.Sprintf("ignored messages sent before relay started or older than %s; send them again if you still want them", age))
+		d.reply(u.ChatID, chatfmt.Say("ignored messages sent before relay started or older than %s; send them again if you still want them", chatfmt.Dur(age)))
 	}
 }
 
 func (d *Daemon) help(u telegram.Update) {
-	_ = d.record(audit.Record{Type: "update", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Detail: "help"})
+	_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeOK, UserID: u.UserID, ChatID: u.ChatID, Detail: "help"})
 	var cmds, builtins []chatfmt.HelpEntry
 	for _, c := range d.config().Commands {
 		cmds = append(cmds, chatfmt.HelpEntry{Usage: c.Usage(), Description: c.Description})
@@ -300,14 +305,14 @@ func (d *Daemon) help(u telegram.Update) {
 func (d *Daemon) login(u telegram.Update, args string) {
 	code := strings.TrimSpace(args)
 	if code == "" {
-		d.reply(u.ChatID, "send /login CODE, with the code from your authenticator app")
+		d.reply(u.ChatID, chatfmt.Say("send /login CODE, with the code from your authenticator app"))
 		return
 	}
 	res := d.auth.Login(u.ChatID, code)
 	if res.Err != nil {
 		d.o.Log.Error().Err(res.Err).Msg("login refused: auth state")
 	}
-	r := audit.Record{Type: "login", Outcome: res.Event, UserID: u.UserID, ChatID: u.ChatID}
+	r := audit.Record{Type: audit.KindLogin, Outcome: res.Event, UserID: u.UserID, ChatID: u.ChatID}
 	if !res.OK {
 		r.Reason = res.Reason
 	}
@@ -316,18 +321,18 @@ func (d *Daemon) login(u telegram.Update, args string) {
 			// A session nobody can account for must not exist.
 			d.auth.Logout(u.ChatID)
 		}
-		d.reply(u.ChatID, "audit log unavailable: not logged in")
+		d.reply(u.ChatID, chatfmt.Say("audit log unavailable: not logged in"))
 		return
 	}
 	if !res.OK {
-		d.reply(u.ChatID, "login failed: "+res.Reason)
+		d.reply(u.ChatID, chatfmt.Say("login failed: %s", chatfmt.Shown(res)))
 		return
 	}
 	d.picks.Forget()
 	cfg := d.config()
-	msg := fmt.Sprintf("logged in; the session ends after %s idle or %s at most", cfg.Auth.SessionIdle, cfg.Auth.SessionMax)
+	msg := chatfmt.Say("logged in; the session ends after %s idle or %s at most", chatfmt.Dur(cfg.Auth.SessionIdle), chatfmt.Dur(cfg.Auth.SessionMax))
 	if res.UsedRecovery {
-		msg += "; a recovery code was used and is now spent"
+		msg = msg.Join("; ", chatfmt.Say("a recovery code was used and is now spent"))
 	}
 	d.reply(u.ChatID, msg)
 }
@@ -335,8 +340,8 @@ func (d *Daemon) login(u telegram.Update, args string) {
 func (d *Daemon) logout(u telegram.Update) {
 	d.auth.Logout(u.ChatID)
 	d.picks.Forget()
-	_ = d.record(audit.Record{Type: "session", Outcome: "ended", Reason: "logout", UserID: u.UserID, ChatID: u.ChatID})
-	d.reply(u.ChatID, "logged out")
+	_ = d.record(audit.Record{Type: audit.KindSession, Outcome: audit.OutcomeEnded, Reason: "logout", UserID: u.UserID, ChatID: u.ChatID})
+	d.reply(u.ChatID, chatfmt.Say("logged out"))
 }
 
 // lock is the panic button. Its effect (the session ended, every
@@ -353,18 +358,18 @@ func (d *Daemon) lock(u telegram.Update) {
 		// The lock holds in memory; only a restart would lift it.
 		d.o.Log.Error().Err(lockErr).Msg("/lock not persisted; it holds until relay restarts")
 	}
-	_ = d.record(audit.Record{Type: "session", Outcome: "locked", Reason: fmt.Sprintf("lock: %d jobs killed", n), UserID: u.UserID, ChatID: u.ChatID})
-	d.reply(u.ChatID, fmt.Sprintf("locked: session ended, %d jobs killed; log in with a fresh code to unlock", n))
+	_ = d.record(audit.Record{Type: audit.KindSession, Outcome: audit.OutcomeLocked, Reason: fmt.Sprintf("lock: %d jobs killed", n), UserID: u.UserID, ChatID: u.ChatID})
+	d.reply(u.ChatID, chatfmt.Say("locked: session ended, %d jobs killed; log in with a fresh code to unlock", chatfmt.Num(n)))
 }
 
 func (d *Daemon) cancel(u telegram.Update) {
 	n := d.auth.VoidConfirms()
-	_ = d.record(audit.Record{Type: "confirm", Outcome: "cancelled", UserID: u.UserID, ChatID: u.ChatID, Reason: fmt.Sprintf("/cancel: %d pending confirmations voided", n)})
-	d.reply(u.ChatID, fmt.Sprintf("%d pending confirmations voided", n))
+	_ = d.record(audit.Record{Type: audit.KindConfirm, Outcome: audit.OutcomeCancelled, UserID: u.UserID, ChatID: u.ChatID, Reason: fmt.Sprintf("/cancel: %d pending confirmations voided", n)})
+	d.reply(u.ChatID, chatfmt.Say("%d pending confirmations voided", chatfmt.Num(n)))
 }
 
 func (d *Daemon) status(u telegram.Update) {
-	_ = d.record(audit.Record{Type: "update", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Detail: "status"})
+	_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeOK, UserID: u.UserID, ChatID: u.ChatID, Detail: "status"})
 	st := d.auth.Status()
 	now := d.now()
 	info := chatfmt.StatusInfo{Session: st.Session, IdleLeft: st.IdleLeft, AbsoluteLeft: st.AbsoluteLeft,
@@ -378,7 +383,7 @@ func (d *Daemon) status(u telegram.Update) {
 }
 
 func (d *Daemon) ps(u telegram.Update) {
-	_ = d.record(audit.Record{Type: "update", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Detail: "ps"})
+	_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeOK, UserID: u.UserID, ChatID: u.ChatID, Detail: "ps"})
 	var jobs []chatfmt.Job
 	for _, j := range d.runner.Jobs() {
 		jobs = append(jobs, chatfmt.Job{ID: j.ID(), Command: j.Key(), Elapsed: d.now().Sub(j.Started())})
@@ -400,7 +405,7 @@ func (d *Daemon) kill(u telegram.Update, args string) {
 	}
 	j := d.runner.Get(id)
 	if id == "" || j == nil {
-		d.reply(u.ChatID, "no such job; /ps lists the running jobs")
+		d.reply(u.ChatID, chatfmt.Say("no such job; /ps lists the running jobs"))
 		return
 	}
 	d.killJob(u, j, "/kill")
@@ -410,8 +415,8 @@ func (d *Daemon) kill(u telegram.Update, args string) {
 // once, then the kill recorded and answered.
 func (d *Daemon) killJob(u telegram.Update, j *exec.Job, via string) {
 	j.Cancel()
-	_ = d.record(audit.Record{Type: "kill", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Job: j.ID(), Command: j.Key(), Detail: via})
-	d.reply(u.ChatID, "killing job "+j.ID())
+	_ = d.record(audit.Record{Type: audit.KindKill, Outcome: audit.OutcomeOK, UserID: u.UserID, ChatID: u.ChatID, Job: j.ID(), Command: j.Key(), Detail: via})
+	d.reply(u.ChatID, chatfmt.Say("killing job %s", chatfmt.Name(j.ID())))
 }
 
 // auditTail answers /audit N. The read runs in the chat's lane, not here:
@@ -421,12 +426,12 @@ func (d *Daemon) auditTail(u telegram.Update, args string) {
 	if s := strings.TrimSpace(args); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 1 {
-			d.reply(u.ChatID, "usage: /audit [N], N from 1 to 50")
+			d.reply(u.ChatID, chatfmt.Say("usage: /audit [N], N from 1 to 50"))
 			return
 		}
 		n = min(v, 50)
 	}
-	_ = d.record(audit.Record{Type: "update", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Detail: "audit"})
+	_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeOK, UserID: u.UserID, ChatID: u.ChatID, Detail: "audit"})
 	dir, chat := d.fixed.Audit.Dir, u.ChatID
 	d.out.post(chat, func(ctx context.Context) {
 		lines, err := audit.Summarize(audit.Files(dir), audit.Filter{}, n)
@@ -462,16 +467,16 @@ func cutWord(s string) (word, rest string) {
 // confirmation, in that order, before anything runs.
 func (d *Daemon) command(u telegram.Update, name, args string) {
 	cfg := d.config()
-	base := audit.Record{Type: "request", UserID: u.UserID, ChatID: u.ChatID, Command: name}
-	deny := func(reason, answer string) {
+	base := audit.Record{Type: audit.KindRequest, UserID: u.UserID, ChatID: u.ChatID, Command: name}
+	deny := func(reason string, answer chatfmt.Reply) {
 		r := base
-		r.Outcome, r.Reason = "denied", reason
+		r.Outcome, r.Reason = audit.OutcomeDenied, reason
 		_ = d.record(r)
 		d.reply(u.ChatID, answer)
 	}
 	cmd := cfg.Lookup(name)
 	if cmd == nil {
-		deny("unknown command", "unknown command /"+name+"; send /help")
+		deny("unknown command", chatfmt.Say("unknown command /%s; send /help", chatfmt.Name(name)))
 		return
 	}
 	var code string
@@ -483,30 +488,33 @@ func (d *Daemon) command(u telegram.Update, name, args string) {
 			// A code typed in the chat has been seen: spend it, so that
 			// nobody who saw it can use it.
 			res := d.auth.StepUp(u.ChatID, code)
-			_ = d.record(audit.Record{Type: "login", Outcome: res.Event, UserID: u.UserID, ChatID: u.ChatID, Command: name,
+			if res.Err != nil {
+				d.o.Log.Error().Err(res.Err).Msg("step-up code spent without a session: auth state")
+			}
+			_ = d.record(audit.Record{Type: audit.KindLogin, Outcome: res.Event, UserID: u.UserID, ChatID: u.ChatID, Command: name,
 				Reason: "step-up code sent without a session: spent, nothing run"})
 		}
 		d.reply(u.ChatID, answer)
 		return
 	}
 	if d.draining.Load() {
-		deny("shutting down", "relay is shutting down; command not run")
+		deny("shutting down", chatfmt.Say("relay is shutting down; command not run"))
 		return
 	}
 	// Heal, not Healthy: it retries a failed log (recording the failure)
 	// instead of waiting for some other record to clear it.
 	if err := d.audit.Heal(); err != nil {
-		d.reply(u.ChatID, "audit log unavailable; command not run")
+		d.reply(u.ChatID, chatfmt.Say("audit log unavailable; command not run"))
 		return
 	}
 	words, err := policy.SplitArgs(args)
 	if err != nil {
-		deny(err.Error(), err.Error())
+		deny(err.Error(), chatfmt.Refusal(err, refused))
 		return
 	}
 	if cmd.Reauth {
 		if code == "" {
-			deny("missing step-up code", fmt.Sprintf("/%s needs a fresh TOTP code first: /%s CODE …", name, name))
+			deny("missing step-up code", chatfmt.Say("/%s needs a fresh TOTP code first: /%[1]s CODE …", chatfmt.Name(name)))
 			return
 		}
 		res := d.auth.StepUp(u.ChatID, code)
@@ -514,7 +522,7 @@ func (d *Daemon) command(u telegram.Update, name, args string) {
 			d.o.Log.Error().Err(res.Err).Msg("step-up refused: auth state")
 		}
 		if !res.OK {
-			deny("step-up failed: "+res.Event, "step-up failed: "+res.Reason)
+			deny("step-up failed: "+string(res.Event), chatfmt.Say("step-up failed: %s", chatfmt.Shown(res)))
 			return
 		}
 	}
@@ -535,12 +543,12 @@ const (
 // the words stop short of one that offers choices; else binding, the
 // sandbox and confirmation, then the run. msgID is the picker's message a
 // press came from, which the next keyboard replaces; 0 when typed.
-func (d *Daemon) proceed(u telegram.Update, cmd *policy.Command, words []string, steppedUp bool, msgID int, deny func(reason, answer string)) proceedResult {
+func (d *Daemon) proceed(u telegram.Update, cmd *policy.Command, words []string, steppedUp bool, msgID int, deny func(reason string, answer chatfmt.Reply)) proceedResult {
 	p, choices, complete, err := cmd.Next(words)
 	switch {
 	case err != nil:
 		// A refused word first, then the count: Bind's own errors.
-		deny(err.Error(), err.Error())
+		deny(err.Error(), chatfmt.Refusal(err, refused))
 		return proceedRefused
 	case !complete:
 		if d.askPick(u, msgID, cmd, words, p, choices, steppedUp) {
@@ -550,13 +558,13 @@ func (d *Daemon) proceed(u telegram.Update, cmd *policy.Command, words []string,
 	}
 	inv, err := cmd.Bind(words)
 	if err != nil {
-		deny(err.Error(), err.Error())
+		deny(err.Error(), chatfmt.Refusal(err, refused))
 		return proceedRefused
 	}
 	spec, done, err := launch.Spec(d.launchConfig(), inv, d.o.Launch)
 	if err != nil {
 		d.o.Log.Error().Err(err).Str("command", cmd.Name).Msg("command refused")
-		deny(err.Error(), "sandbox unavailable on this host; command refused (see relay sandbox check)")
+		deny(err.Error(), chatfmt.SandboxUnavailable)
 		return proceedRefused
 	}
 	if cmd.Confirm {

@@ -112,19 +112,19 @@ func (d *Daemon) markPressed(chatID int64, msgID int, label string) {
 func (d *Daemon) askConfirm(u telegram.Update, inv *policy.Invocation, spec exec.Spec, done func()) {
 	html, whole := chatfmt.ConfirmPrompt(chatfmt.Prompt{Command: inv.Command.Name, Argv: inv.Argv, Workdir: inv.Dir,
 		Timeout: inv.Command.Timeout, Sandbox: inv.Command.Sandbox.String(), TTL: auth.ConfirmTTL})
-	base := audit.Record{Type: "request", UserID: u.UserID, ChatID: u.ChatID, Command: inv.Command.Name}
+	base := audit.Record{Type: audit.KindRequest, UserID: u.UserID, ChatID: u.ChatID, Command: inv.Command.Name}
 	if !whole {
 		done()
-		base.Outcome, base.Reason = "denied", "argv too long to show for confirmation"
+		base.Outcome, base.Reason = audit.OutcomeDenied, "argv too long to show for confirmation"
 		_ = d.record(base)
-		d.reply(u.ChatID, "the command line is too long to show for confirmation; command not run")
+		d.reply(u.ChatID, chatfmt.Say("the command line is too long to show for confirmation; command not run"))
 		return
 	}
 	chat, user := u.ChatID, u.UserID
 	p := &pendingRun{d: d, command: inv.Command.Name, done: done, chatID: chat, userID: user,
 		run: func() { d.start(chat, user, inv, spec, done) }}
 	r := base
-	r.Outcome, r.Params, r.Argv, r.Workdir, r.Sandbox = "confirm_pending", paramsOf(inv), inv.Argv, inv.Dir, inv.Command.Sandbox.String()
+	r.Outcome, r.Params, r.Argv, r.Workdir, r.Sandbox = audit.OutcomeConfirmPending, paramsOf(inv), inv.Argv, inv.Dir, inv.Command.Sandbox.String()
 	d.prompt(p, html, r)
 }
 
@@ -136,12 +136,12 @@ func (d *Daemon) prompt(p *pendingRun, html string, r audit.Record) {
 	token := d.auth.NewConfirm(p.chatID, p)
 	if token == "" {
 		done()
-		d.reply(p.chatID, "not logged in: send /login CODE")
+		d.reply(p.chatID, chatfmt.Say("not logged in: send /login CODE"))
 		return
 	}
 	if err := d.record(r); err != nil {
 		d.auth.Void(token)
-		d.reply(p.chatID, "audit log unavailable; command not run")
+		d.reply(p.chatID, chatfmt.Say("audit log unavailable; command not run"))
 		return
 	}
 	chat := p.chatID
@@ -164,17 +164,17 @@ func (d *Daemon) prompt(p *pendingRun, html string, r audit.Record) {
 // longer run disables its buttons.
 func (d *Daemon) callback(u telegram.Update) {
 	qid, chat := u.CallbackID, u.ChatID
-	answer := func(text string) {
+	answer := func(r chatfmt.Reply) {
 		d.out.post(chat, func(ctx context.Context) {
-			if err := d.tg.AnswerCallback(ctx, qid, text); err != nil {
+			if err := d.tg.AnswerCallback(ctx, qid, r.String()); err != nil {
 				d.o.Log.Warn().Err(err).Msg("answerCallbackQuery failed")
 			}
 		})
 	}
-	base := audit.Record{Type: "confirm", UserID: u.UserID, ChatID: u.ChatID}
-	deny := func(reason, text string) {
+	base := audit.Record{Type: audit.KindConfirm, UserID: u.UserID, ChatID: u.ChatID}
+	deny := func(reason string, text chatfmt.Reply) {
 		r := base
-		r.Outcome, r.Reason = "denied", reason
+		r.Outcome, r.Reason = audit.OutcomeDenied, reason
 		_ = d.record(r)
 		answer(text)
 	}
@@ -184,7 +184,7 @@ func (d *Daemon) callback(u telegram.Update) {
 	}
 	action, token, ok := strings.Cut(u.CallbackData, ":")
 	if !ok || (action != "r" && action != "x") {
-		deny("malformed button data", "unknown button")
+		deny("malformed button data", chatfmt.Say("unknown button"))
 		return
 	}
 	if text, ok := d.gate(u, base); !ok {
@@ -196,9 +196,9 @@ func (d *Daemon) callback(u telegram.Update) {
 	}
 	h, err := d.auth.Confirm(u.UserID, u.ChatID, token)
 	if err != nil {
-		deny(err.Error(), err.Error())
+		deny(err.Error(), chatfmt.Refusal(err, refused))
 		if u.MessageID != 0 {
-			d.markPressed(chat, u.MessageID, "✗ "+err.Error())
+			d.markPressed(chat, u.MessageID, "✗ "+chatfmt.Refusal(err, "void").String())
 		}
 		return
 	}
@@ -206,24 +206,24 @@ func (d *Daemon) callback(u telegram.Update) {
 	base.Command = p.command
 	if action == "x" {
 		p.done()
-		base.Outcome = "cancelled"
+		base.Outcome = audit.OutcomeCancelled
 		_ = d.record(base)
-		answer("cancelled")
+		answer(chatfmt.Say("cancelled"))
 		d.markPressed(chat, u.MessageID, "✗ Cancelled")
 		return
 	}
 	if d.draining.Load() {
 		p.done()
-		deny("shutting down", "relay is shutting down; command not run")
+		deny("shutting down", chatfmt.Say("relay is shutting down; command not run"))
 		return
 	}
-	base.Outcome = "confirmed"
+	base.Outcome = audit.OutcomeConfirmed
 	if err := d.record(base); err != nil {
 		p.done()
-		answer("audit log unavailable; command not run")
+		answer(chatfmt.Say("audit log unavailable; command not run"))
 		return
 	}
-	answer("running")
+	answer(chatfmt.Say("running"))
 	d.markPressed(chat, u.MessageID, "✓ Run")
 	p.run()
 }
@@ -245,7 +245,7 @@ func (d *Daemon) stopPressed(u telegram.Update) {
 		}
 	}
 	d.mu.Unlock()
-	base := audit.Record{Type: "kill", Detail: "stop button"}
+	base := audit.Record{Type: audit.KindKill, Detail: "stop button"}
 	if answer, ok := d.gate(u, base); !ok {
 		// The phone has stopped showing that draft; the job goes on, so
 		// its progress goes on in a new one.
@@ -264,7 +264,7 @@ func (d *Daemon) stopPressed(u telegram.Update) {
 	}
 	if info == nil {
 		r := base
-		r.Outcome, r.Reason, r.UserID, r.ChatID = "denied", "no running job shows that draft", u.UserID, u.ChatID
+		r.Outcome, r.Reason, r.UserID, r.ChatID = audit.OutcomeDenied, "no running job shows that draft", u.UserID, u.ChatID
 		_ = d.record(r)
 		return
 	}
@@ -275,13 +275,13 @@ func (d *Daemon) stopPressed(u telegram.Update) {
 // job.
 func (d *Daemon) start(chatID, userID int64, inv *policy.Invocation, spec exec.Spec, done func()) {
 	cmd := inv.Command
-	r := audit.Record{Type: "request", Outcome: "allowed", UserID: userID, ChatID: chatID, Command: cmd.Name,
+	r := audit.Record{Type: audit.KindRequest, Outcome: audit.OutcomeAllowed, UserID: userID, ChatID: chatID, Command: cmd.Name,
 		Params: paramsOf(inv), Argv: inv.Argv, Workdir: inv.Dir, Sandbox: cmd.Sandbox.String()}
 	d.mu.Lock()
 	if d.draining.Load() {
 		d.mu.Unlock()
 		done()
-		d.reply(chatID, "relay is shutting down; command not run")
+		d.reply(chatID, chatfmt.Say("relay is shutting down; command not run"))
 		return
 	}
 	d.jobs.Add(1)
@@ -291,7 +291,7 @@ func (d *Daemon) start(chatID, userID int64, inv *policy.Invocation, spec exec.S
 		d.procs.Done()
 		d.jobs.Done()
 		done()
-		d.reply(chatID, "audit log unavailable; command not run")
+		d.reply(chatID, chatfmt.Say("audit log unavailable; command not run"))
 		return
 	}
 	job, err := d.runner.Start(context.Background(), cmd.Name, cmd.Concurrency, spec)
@@ -299,13 +299,13 @@ func (d *Daemon) start(chatID, userID int64, inv *policy.Invocation, spec exec.S
 		d.procs.Done()
 		d.jobs.Done()
 		done()
-		answer := "could not start /" + cmd.Name
+		answer := chatfmt.Say("could not start /%s", chatfmt.Name(cmd.Name))
 		var le *exec.LimitError
 		if errors.As(err, &le) {
-			answer = le.Error()
+			answer = chatfmt.Refusal(le, "")
 		}
 		d.o.Log.Warn().Err(err).Str("command", cmd.Name).Msg("job not started")
-		_ = d.record(audit.Record{Type: "exec_start", Outcome: "failed", Reason: err.Error(), Command: cmd.Name, UserID: userID, ChatID: chatID})
+		_ = d.record(audit.Record{Type: audit.KindExecStart, Outcome: audit.OutcomeFailed, Reason: err.Error(), Command: cmd.Name, UserID: userID, ChatID: chatID})
 		d.reply(chatID, answer)
 		return
 	}
@@ -420,7 +420,7 @@ wait:
 	d.procs.Done()
 	res := job.Wait()
 	defer res.Output.Close()
-	end := audit.Record{Type: "exec_end", Outcome: res.Ending().String(), Command: inv.Command.Name, Job: job.ID(), ChatID: info.chatID,
+	end := audit.Record{Type: audit.KindExecEnd, Outcome: endOutcomes[res.Ending()], Command: inv.Command.Name, Job: job.ID(), ChatID: info.chatID,
 		Signal: res.Signal, TimedOut: res.TimedOut, DurationMS: res.Duration.Milliseconds(),
 		OutputBytes: res.OutputBytes, OutputSHA256: res.SHA256,
 		CPUMS: res.CPU.Milliseconds(), MaxRSS: res.MaxRSS, MemoryPeak: max(res.MemoryPeak, 0), OOMKills: max(res.OOMKills, 0)}
@@ -442,7 +442,7 @@ wait:
 	auditErr := <-recorded
 	d.recordDelivery("result of /"+inv.Command.Name, job.ID(), err)
 	if auditErr != nil {
-		d.reply(info.chatID, "⚠️ audit log unavailable: the result above is not recorded; new commands are refused until the log is healthy")
+		d.reply(info.chatID, chatfmt.Say("⚠️ audit log unavailable: the result above is not recorded; new commands are refused until the log is healthy"))
 	}
 }
 
@@ -559,4 +559,10 @@ func readAll(s *exec.Spool) ([]byte, error) {
 	}
 	defer r.Close()
 	return io.ReadAll(io.LimitReader(r, smallOutput+1))
+}
+
+// endOutcomes are the exec_end outcomes for how a job ended.
+var endOutcomes = map[exec.Ending]audit.Outcome{
+	exec.EndOK: audit.OutcomeOK, exec.EndFailed: audit.OutcomeFailed, exec.EndSignal: audit.OutcomeSignal,
+	exec.EndTimeout: audit.OutcomeTimeout, exec.EndKilled: audit.OutcomeKilled,
 }

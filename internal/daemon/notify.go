@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/relaychat/relay/internal/audit"
-	"github.com/relaychat/relay/internal/chatfmt"
 	"github.com/relaychat/relay/internal/control"
 	"github.com/relaychat/relay/internal/launch"
 	"github.com/relaychat/relay/internal/telegram"
@@ -19,47 +17,54 @@ import (
 // name for the group socket (the one name the relay vouches for), never
 // a program name such a peer chose.
 func (d *Daemon) notify(ctx context.Context, n control.Notification) error {
-	r := audit.Record{Type: "notify", Outcome: "requested", ChatID: d.owner, Detail: "text from " + n.Peer.String()}
-	if n.File != nil {
-		r.Detail = "file " + n.FileName + " from " + n.Peer.String()
-		r.OutputBytes = n.Size
-	}
-	if err := d.record(r); err != nil {
-		return errors.New("audit log unavailable; nothing sent")
-	}
 	var opts []telegram.SendOpt
 	if n.Silent {
 		opts = append(opts, telegram.Silent())
 	}
-	var err error
 	// Through the owner's lane, in order with every other message.
-	send := func(f func(ctx context.Context) error) error { return d.out.call(ctx, d.owner, f) }
-	if n.File != nil {
+	send := func(ctx context.Context, f func(ctx context.Context) error) error { return d.out.call(ctx, d.owner, f) }
+	var spooled *os.File
+	defer func() {
+		if spooled != nil {
+			spooled.Close()
+		}
+	}()
+	err := control.Delivery{
+		Owner: d.owner, Via: "from " + n.Peer.String(), Sender: n.Peer.Sender(), Record: d.record,
+		Text: func(ctx context.Context, html string) error {
+			return send(ctx, func(ctx context.Context) error {
+				_, err := d.tg.SendText(ctx, d.owner, html, opts...)
+				return err
+			})
+		},
+		Document: func(ctx context.Context, name string, open func() (io.ReadCloser, error), caption string) error {
+			return send(ctx, func(ctx context.Context) error { return d.tg.SendDocument(ctx, d.owner, name, open, caption, opts...) })
+		},
+	}.Deliver(ctx, n, func() (io.ReaderAt, error) {
 		// The connection can be read once, but a 429 means sending again:
 		// spool the file to a private, already-unlinked temp file.
-		f, serr := spoolFile(launch.SpoolDir(d.config()), n.File)
-		if serr != nil {
-			d.recordDelivery("notify", "", serr)
-			return errors.New("could not receive the file")
+		if n.File == nil {
+			return nil, errors.New("no file")
 		}
-		defer f.Close()
-		open := func() (io.ReadCloser, error) {
-			return io.NopCloser(io.NewSectionReader(f, 0, n.Size)), nil
-		}
-		err = send(func(ctx context.Context) error {
-			return d.tg.SendDocument(ctx, d.owner, n.FileName, open, chatfmt.Notify(n.Peer.Sender(), n.Text), opts...)
-		})
-	} else {
-		err = send(func(ctx context.Context) error {
-			_, err := d.tg.SendText(ctx, d.owner, chatfmt.Notify(n.Peer.Sender(), n.Text), opts...)
-			return err
-		})
+		f, err := spoolFile(launch.SpoolDir(d.config()), n.File)
+		spooled = f
+		return f, err
+	})
+	// The peer is told what happened, never the cause (it is in the log
+	// and the audit record).
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, control.ErrNotRecorded):
+		return errors.New("audit log unavailable; nothing sent")
+	case errors.Is(err, control.ErrNotReceived):
+		return errors.New("could not receive the file")
+	case errors.Is(err, control.ErrDeliveryNotRecorded):
+		d.o.Log.Error().Err(err).Msg("notify delivered but not recorded")
+		return errors.New("delivered, but the delivery record failed; see the relay log")
 	}
-	d.recordDelivery("notify", "", err)
-	if err != nil {
-		return errors.New("telegram did not accept the message; see the relay log")
-	}
-	return nil
+	d.o.Log.Warn().Err(err).Msg("notify not delivered")
+	return errors.New("telegram did not accept the message; see the relay log")
 }
 
 func spoolFile(dir string, r io.Reader) (*os.File, error) {

@@ -46,16 +46,16 @@ func pickRow(choices []policy.Choice) int {
 func (d *Daemon) askPick(u telegram.Update, msgID int, cmd *policy.Command, words []string, p *policy.Param, choices []policy.Choice, steppedUp bool) bool {
 	info, ok := d.auth.Session(u.ChatID)
 	if !ok {
-		d.reply(u.ChatID, "not logged in: send /login CODE")
+		d.reply(u.ChatID, chatfmt.Say("not logged in: send /login CODE"))
 		return false
 	}
 	tok, err := d.picks.Put(info.ID, pickState{command: cmd.Name, words: slices.Clone(words), choices: choices, steppedUp: steppedUp})
 	if err != nil {
 		d.o.Log.Error().Err(err).Msg("picker token")
-		d.reply(u.ChatID, "could not make the buttons; type the arguments instead")
+		d.reply(u.ChatID, chatfmt.Say("could not make the buttons; type the arguments instead"))
 		return false
 	}
-	_ = d.record(audit.Record{Type: "update", Outcome: "ok", UserID: u.UserID, ChatID: u.ChatID, Command: cmd.Name,
+	_ = d.record(audit.Record{Type: audit.KindUpdate, Outcome: audit.OutcomeOK, UserID: u.UserID, ChatID: u.ChatID, Command: cmd.Name,
 		Detail: "picker for " + p.Name})
 	line := "/" + cmd.Name
 	for _, w := range words {
@@ -99,9 +99,9 @@ var pickLabels = map[error]string{
 // disabled.
 func (d *Daemon) pickPressed(u telegram.Update) {
 	qid, chat, msg := u.CallbackID, u.ChatID, u.MessageID
-	answer := func(text string) {
+	answer := func(r chatfmt.Reply) {
 		d.out.post(chat, func(ctx context.Context) {
-			if err := d.tg.AnswerCallback(ctx, qid, text); err != nil {
+			if err := d.tg.AnswerCallback(ctx, qid, r.String()); err != nil {
 				d.o.Log.Warn().Err(err).Msg("answerCallbackQuery failed")
 			}
 		})
@@ -111,16 +111,16 @@ func (d *Daemon) pickPressed(u telegram.Update) {
 			d.markPressed(chat, msg, label)
 		}
 	}
-	base := audit.Record{Type: "request", UserID: u.UserID, ChatID: u.ChatID}
-	refuse := func(reason, text string) {
+	base := audit.Record{Type: audit.KindRequest, UserID: u.UserID, ChatID: u.ChatID}
+	refuse := func(reason string, text chatfmt.Reply) {
 		r := base
-		r.Outcome, r.Reason = "denied", reason
+		r.Outcome, r.Reason = audit.OutcomeDenied, reason
 		_ = d.record(r)
 		answer(text)
 	}
 	tok, i, ok := picker.ParseData(u.CallbackData)
 	if !ok {
-		refuse("picker: malformed button data", "unknown button")
+		refuse("picker: malformed button data", chatfmt.Say("unknown button"))
 		return
 	}
 	if text, ok := d.gate(u, base); !ok {
@@ -133,7 +133,7 @@ func (d *Daemon) pickPressed(u telegram.Update) {
 	if err != nil {
 		// ErrUsed is also the second of two quick presses, whose first
 		// has already put the next keyboard on this message: leave it.
-		refuse("picker: "+err.Error(), err.Error())
+		refuse("picker: "+err.Error(), chatfmt.Refusal(err, "these buttons no longer work; send the command again"))
 		if label, ok := pickLabels[err]; ok {
 			dead(label)
 		}
@@ -141,50 +141,50 @@ func (d *Daemon) pickPressed(u telegram.Update) {
 	}
 	base.Command = st.command
 	if i >= len(st.choices) {
-		refuse("picker: no such button", "unknown button")
+		refuse("picker: no such button", chatfmt.Say("unknown button"))
 		dead("✗ void")
 		return
 	}
 	words := append(slices.Clone(st.words), st.choices[i].Value)
 	shown := "/" + st.command + " " + strings.Join(quoted(words), " ")
-	deny := func(reason, text string) {
+	deny := func(reason string, text chatfmt.Reply) {
 		r := base
-		r.Outcome, r.Reason = "denied", reason
+		r.Outcome, r.Reason = audit.OutcomeDenied, reason
 		_ = d.record(r)
-		answer("not run")
+		answer(chatfmt.Say("not run"))
 		dead("✗ " + st.choices[i].Label)
 		d.reply(chat, text)
 	}
 	if d.draining.Load() {
-		deny("shutting down", "relay is shutting down; command not run")
+		deny("shutting down", chatfmt.Say("relay is shutting down; command not run"))
 		return
 	}
 	if err := d.audit.Heal(); err != nil {
-		answer("not run")
-		d.reply(chat, "audit log unavailable; command not run")
+		answer(chatfmt.Say("not run"))
+		d.reply(chat, chatfmt.Say("audit log unavailable; command not run"))
 		return
 	}
 	// The policy may have changed since the keyboard was shown.
 	cmd := d.config().Lookup(st.command)
 	if cmd == nil {
-		deny("unknown command", "/"+st.command+" is no longer in the policy; send /help")
+		deny("unknown command", chatfmt.Say("/%s is no longer in the policy; send /help", chatfmt.Name(st.command)))
 		return
 	}
 	if cmd.Reauth && !st.steppedUp {
-		deny("missing step-up code", "/"+cmd.Name+" now needs a fresh TOTP code first: /"+cmd.Name+" CODE …")
+		deny("missing step-up code", chatfmt.Say("/%s now needs a fresh TOTP code first: /%[1]s CODE …", chatfmt.Name(cmd.Name)))
 		return
 	}
 	denied := false
-	switch d.proceed(u, cmd, words, st.steppedUp, msg, func(reason, text string) { denied = true; deny(reason, text) }) {
+	switch d.proceed(u, cmd, words, st.steppedUp, msg, func(reason string, text chatfmt.Reply) { denied = true; deny(reason, text) }) {
 	case proceedRefused:
 		if !denied {
 			// No keyboard could be made; askPick has said why.
-			answer("not run")
+			answer(chatfmt.Say("not run"))
 		}
 	case proceedPicked:
-		answer("")
+		answer(chatfmt.Reply{})
 	case proceedRan:
-		answer(st.choices[i].Label)
+		answer(chatfmt.Say("%s", chatfmt.Name(st.choices[i].Label)))
 		dead("✓ " + cutLabel(shown))
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/relaychat/relay/internal/audit"
 	"github.com/relaychat/relay/internal/auth"
+	"github.com/relaychat/relay/internal/chatfmt"
 	"github.com/relaychat/relay/policy"
 )
 
@@ -40,6 +41,16 @@ var restartOnly = []struct {
 	{"notify.dir", func(c *policy.Config) any { return c.Notify.Dir }},
 }
 
+// restartError refuses a reload that changes restart-only keys. Its
+// message names keys of relay's own config, safe to show.
+type restartError struct{ keys []string }
+
+func (e *restartError) Error() string {
+	return fmt.Sprintf("%s changed, which needs a restart (systemctl restart relay); nothing was reloaded", strings.Join(e.keys, ", "))
+}
+
+func (e *restartError) SafeToShow() string { return e.Error() }
+
 // restartKeys names the restart-only settings that differ between the
 // running config and next.
 func restartKeys(running, next *policy.Config) []string {
@@ -64,7 +75,7 @@ func (d *Daemon) reload() {
 	cfg, err := d.o.Reload()
 	if err == nil {
 		if keys := restartKeys(d.fixed, cfg); len(keys) > 0 {
-			err = fmt.Errorf("%s changed, which needs a restart (systemctl restart relay); nothing was reloaded", strings.Join(keys, ", "))
+			err = &restartError{keys: keys}
 		}
 	}
 	var ac auth.Config
@@ -84,12 +95,12 @@ func (d *Daemon) reload() {
 	}
 	if err != nil {
 		d.o.Log.Error().Err(err).Msg("config reload refused; keeping the old config")
-		_ = d.record(audit.Record{Type: "config", Outcome: "failed", Reason: err.Error()})
-		d.notifyOwner("⚠️ config reload failed, keeping the old one: " + firstLine(err.Error()))
+		_ = d.record(audit.Record{Type: audit.KindConfig, Outcome: audit.OutcomeFailed, Reason: err.Error()})
+		d.notifyOwner(chatfmt.Say("⚠️ config reload failed, keeping the old one: %s", chatfmt.Refusal(err, "see the relay log")))
 		return
 	}
-	if rerr := d.record(audit.Record{Type: "config", Outcome: "ok", Detail: "reloaded " + cfgName(cfg)}); rerr != nil {
-		d.notifyOwner("⚠️ config not reloaded: audit log unavailable")
+	if rerr := d.record(audit.Record{Type: audit.KindConfig, Outcome: audit.OutcomeOK, Detail: "reloaded " + cfgName(cfg)}); rerr != nil {
+		d.notifyOwner(chatfmt.Say("⚠️ config not reloaded: audit log unavailable"))
 		return
 	}
 	// The swap happens between two updates, never during one.
@@ -109,9 +120,9 @@ func (d *Daemon) reload() {
 	d.setMenu(cfg)
 	d.warnMenu(cfg)
 	d.o.Log.Info().Int("commands", len(cfg.Commands)).Int("voided", voided).Msg("config reloaded")
-	msg := fmt.Sprintf("config reloaded: %d commands", len(cfg.Commands))
+	msg := chatfmt.Say("config reloaded: %d commands", chatfmt.Num(len(cfg.Commands)))
 	if voided > 0 {
-		msg += fmt.Sprintf("; %d pending confirmations voided", voided)
+		msg = msg.Join("; ", chatfmt.Say("%d pending confirmations voided", chatfmt.Num(voided)))
 	}
 	d.notifyOwner(msg)
 }

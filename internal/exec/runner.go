@@ -86,6 +86,9 @@ func (e *LimitError) Error() string {
 	return fmt.Sprintf("/%s is already running (limit %d); try again when it finishes", e.Key, e.Limit)
 }
 
+// SafeToShow is the message: the command's name and the limit.
+func (e *LimitError) SafeToShow() string { return e.Error() }
+
 // Runner starts jobs within a global concurrency limit.
 type Runner struct {
 	mu     sync.Mutex

@@ -181,10 +181,10 @@ func TestHubKilledMidRun(t *testing.T) {
 	var types []string
 	for _, e := range entries(t, hubFiles(h)) {
 		if e.Call == call {
-			types = append(types, e.Type)
+			types = append(types, string(e.Type))
 		}
 	}
-	if strings.Join(types, ",") != TypeRemoteRequest {
+	if strings.Join(types, ",") != string(TypeRemoteRequest) {
 		t.Errorf("hub's records for the call: %v", types)
 	}
 }

@@ -34,6 +34,9 @@ type OnError struct{ Msg string }
 
 func (e *OnError) Error() string { return e.Msg }
 
+// SafeToShow is the message.
+func (e *OnError) SafeToShow() string { return e.Msg }
+
 // ParseOn reads the text after /on: the target, the member's command
 // (lower-cased, its slash dropped: a phone capitalises the first word and
 // a habit types the slash) and the arguments. It checks their form only:

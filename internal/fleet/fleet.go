@@ -115,6 +115,9 @@ type TargetError struct{ Msg string }
 
 func (e *TargetError) Error() string { return e.Msg }
 
+// SafeToShow is the message.
+func (e *TargetError) SafeToShow() string { return e.Msg }
+
 // Resolve expands a target, as typed after /on: a host, a group, "all",
 // or several of them joined by commas ("web,nas"). Case is ignored (a
 // phone capitalises the first word). It returns host names in config

@@ -27,7 +27,7 @@ func TestCommandOnOneMember(t *testing.T) {
 	var got []string
 	for _, e := range recs {
 		if e.Call == r.Call {
-			got = append(got, e.Type+":"+e.Outcome)
+			got = append(got, string(e.Type)+":"+string(e.Outcome))
 			if !strings.HasPrefix(e.Peer, "SHA256:") || !strings.Contains(e.Peer, "hub-test from 127.0.0.1") {
 				t.Errorf("%s record peer %q, want the key's fingerprint, the label and the address", e.Type, e.Peer)
 			}

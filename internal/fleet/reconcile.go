@@ -74,7 +74,7 @@ func Reconcile(hubFiles []string, host string, memberFiles []string) (*Reconcili
 	rc := &Reconciliation{Host: host}
 	requested := map[string]bool{}
 	ended := map[string]bool{}
-	err = audit.Scan(hubFiles, audit.Filter{Types: []string{TypeRemoteRequest, TypeRemoteEnd}}, func(l audit.Line) error {
+	err = audit.Scan(hubFiles, audit.Filter{Types: []string{string(TypeRemoteRequest), string(TypeRemoteEnd)}}, func(l audit.Line) error {
 		if l.Raw == nil {
 			return nil
 		}
@@ -117,8 +117,8 @@ func (rc *Reconciliation) check(e audit.Entry, bySeq map[uint64]audit.Entry, mem
 		case !strings.HasPrefix(m.MAC, e.RemoteMAC) || e.RemoteMAC == "":
 			diffs = append(diffs, "its MAC is not the one the member reported")
 		}
-		if m.Type != "exec_end" {
-			diffs = append(diffs, "it is a "+m.Type+" record")
+		if m.Type != audit.KindExecEnd {
+			diffs = append(diffs, "it is a "+string(m.Type)+" record")
 		}
 		if m.Call != e.Call {
 			diffs = append(diffs, "it is another call's")
@@ -142,7 +142,7 @@ func (rc *Reconciliation) check(e audit.Entry, bySeq map[uint64]audit.Entry, mem
 	switch Kind(e.Outcome) {
 	case KindRefused, KindSandbox:
 		for _, m := range member {
-			if m.Type == "request" && m.Outcome == "denied" {
+			if m.Type == audit.KindRequest && m.Outcome == audit.OutcomeDenied {
 				rc.Refused++
 				return
 			}

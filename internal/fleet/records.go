@@ -5,14 +5,14 @@ import "github.com/relaychat/relay/internal/audit"
 // The hub's record types for a remote call. A member records the same
 // call as request, exec_start and exec_end with the same call ID.
 const (
-	TypeRemoteRequest = "remote_request"
-	TypeRemoteEnd     = "remote_end"
+	TypeRemoteRequest = audit.KindRemoteRequest
+	TypeRemoteEnd     = audit.KindRemoteEnd
 )
 
 // RequestRecord is the hub's record of a call about to be made: written,
 // durably, before ssh starts.
 func RequestRecord(r *Result, userID, chatID int64) audit.Record {
-	return audit.Record{Type: "remote_request", Outcome: "allowed", UserID: userID, ChatID: chatID,
+	return audit.Record{Type: audit.KindRemoteRequest, Outcome: audit.OutcomeAllowed, UserID: userID, ChatID: chatID,
 		Host: r.Host, Command: r.Command, Args: r.Args, Call: r.Call}
 }
 
@@ -21,7 +21,7 @@ func RequestRecord(r *Result, userID, chatID int64) audit.Record {
 // member reported them, so that `relay audit verify --host` can find the
 // call in the member's log.
 func EndRecord(r *Result, userID, chatID int64) audit.Record {
-	rec := audit.Record{Type: "remote_end", Outcome: string(r.Kind), UserID: userID, ChatID: chatID,
+	rec := audit.Record{Type: audit.KindRemoteEnd, Outcome: audit.Outcome(r.Kind), UserID: userID, ChatID: chatID,
 		Host: r.Host, Command: r.Command, Call: r.Call, DurationMS: r.Duration.Milliseconds(), Detail: r.Version}
 	if r.Kind != KindOK {
 		rec.Reason = r.Reason

@@ -146,7 +146,7 @@ func (s *server) refuse(ctx context.Context, code int, r audit.Record, format st
 func (s *server) serve(ctx context.Context) int {
 	cfg := s.o.Config
 	raw, ok := s.o.Lookup("SSH_ORIGINAL_COMMAND")
-	denied := audit.Record{Type: "request", Outcome: "denied"}
+	denied := audit.Record{Type: audit.KindRequest, Outcome: audit.OutcomeDenied}
 	if !ok {
 		return s.refuse(ctx, remote.ExitUsage, audit.Record{}, "no request: serve-ssh answers only a hub's relay requests (SSH_ORIGINAL_COMMAND is not set: an interactive login, or a forced command run by hand)")
 	}
@@ -222,17 +222,17 @@ func (s *server) serve(ctx context.Context) int {
 	var startErr, endErr error
 	var head *audit.Head // the head after the end record, once written
 	err = s.o.Audit.Batch(ctx, func(add func(audit.Record) (audit.Head, error)) error {
-		if _, err := add(audit.Record{Type: "request", Outcome: "allowed", Command: cmd.Name, Params: params, Argv: inv.Argv,
+		if _, err := add(audit.Record{Type: audit.KindRequest, Outcome: audit.OutcomeAllowed, Command: cmd.Name, Params: params, Argv: inv.Argv,
 			Workdir: inv.Dir, Sandbox: cmd.Sandbox.String(), Call: call, Peer: s.peer}); err != nil {
 			return err
 		}
 		runner := exec.NewRunner(cfg.Limits.MaxConcurrent)
 		job, startErr = runner.Start(ctx, cmd.Name, cmd.Concurrency, spec)
 		if startErr != nil {
-			_, err := add(audit.Record{Type: "exec_start", Outcome: "failed", Reason: startErr.Error(), Command: cmd.Name, Call: call, Peer: s.peer})
+			_, err := add(audit.Record{Type: audit.KindExecStart, Outcome: audit.OutcomeFailed, Reason: startErr.Error(), Command: cmd.Name, Call: call, Peer: s.peer})
 			return err
 		}
-		if _, err := add(audit.Record{Type: "exec_start", Outcome: "ok", Command: cmd.Name, Job: job.ID(), Call: call, Peer: s.peer}); err != nil {
+		if _, err := add(audit.Record{Type: audit.KindExecStart, Outcome: audit.OutcomeOK, Command: cmd.Name, Job: job.ID(), Call: call, Peer: s.peer}); err != nil {
 			job.Cancel() // no record of the start, no run
 			return err
 		}
@@ -287,21 +287,21 @@ func (s *server) busy(ctx context.Context, denied audit.Record, err error) int {
 
 // endRecord is the member's record of how a job ended.
 func (s *server) endRecord(cmd *policy.Command, call string, job *exec.Job, res *exec.Result, gone error) audit.Record {
-	outcome, reason := "ok", ""
+	outcome, reason := audit.OutcomeOK, ""
 	switch {
 	case gone != nil:
-		outcome, reason = "killed", "the hub hung up: "+gone.Error()
+		outcome, reason = audit.OutcomeKilled, "the hub hung up: "+gone.Error()
 	case res.TimedOut:
-		outcome = "timeout"
+		outcome = audit.OutcomeTimeout
 	case res.Canceled:
-		outcome = "killed"
+		outcome = audit.OutcomeKilled
 	case res.Signal != "" || res.ExitCode == -1:
-		outcome = "signal"
+		outcome = audit.OutcomeSignal
 	case res.ExitCode != 0:
-		outcome = "failed"
+		outcome = audit.OutcomeFailed
 	}
 	exit := res.ExitCode
-	return audit.Record{Type: "exec_end", Outcome: outcome, Reason: reason, Command: cmd.Name, Job: job.ID(), Call: call, Peer: s.peer,
+	return audit.Record{Type: audit.KindExecEnd, Outcome: outcome, Reason: reason, Command: cmd.Name, Job: job.ID(), Call: call, Peer: s.peer,
 		Exit: &exit, Signal: res.Signal, TimedOut: res.TimedOut, DurationMS: res.Duration.Milliseconds(),
 		OutputBytes: res.OutputBytes, OutputSHA256: res.SHA256}
 }

@@ -164,7 +164,7 @@ func TestServeRunsAndRecords(t *testing.T) {
 	recs := f.records(t)
 	var types []string
 	for _, e := range recs[1:] {
-		types = append(types, e.Type+":"+e.Outcome)
+		types = append(types, string(e.Type)+":"+string(e.Outcome))
 		if e.Call != call || e.Peer != "hub@test from 192.0.2.7" {
 			t.Errorf("%s record: got call %q peer %q, want %q and the peer", e.Type, e.Call, e.Peer, call)
 		}

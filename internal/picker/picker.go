@@ -47,10 +47,17 @@ const (
 
 // Errors of Take. Their messages are safe to show in the chat.
 var (
-	ErrExpired = errors.New("these buttons have expired; send the command again")
-	ErrUsed    = errors.New("these buttons no longer work; send the command again")
-	ErrSession = errors.New("these buttons belong to an earlier session")
+	ErrExpired = shownError("these buttons have expired; send the command again")
+	ErrUsed    = shownError("these buttons no longer work; send the command again")
+	ErrSession = shownError("these buttons belong to an earlier session")
 )
+
+// shownError is an error whose message is safe to show in the chat
+// (chatfmt.Safe): it is one of the constants above.
+type shownError string
+
+func (e shownError) Error() string      { return string(e) }
+func (e shownError) SafeToShow() string { return string(e) }
 
 // Table maps tokens to picker state of type S. The zero value is not
 // usable; call New. It is safe for concurrent use.

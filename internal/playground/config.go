@@ -23,8 +23,9 @@ func (e *APIURLError) Error() string {
 	return fmt.Sprintf("%s:%d:%d: telegram.api_url is %q, and the playground talks only to its own embedded Bot API", e.File, e.Line, e.Col, e.URL)
 }
 
-// APIURLHint is the fix for an APIURLError.
-const APIURLHint = "run the playground on a copy of the config without telegram.api_url; relay run keeps using the original"
+// SafeToShow is the message: a position in the owner's own config and
+// a URL policy.Load has already accepted (so without credentials).
+func (e *APIURLError) SafeToShow() string { return e.Error() }
 
 // LoadPolicy loads the config file at path as relay run would, and refuses
 // it with an *APIURLError when it sets telegram.api_url.

@@ -72,7 +72,7 @@ type server struct {
 // forbidden is the whole answer to a request that fails a check: it says
 // nothing about which check, or about the token.
 func forbidden(w http.ResponseWriter) {
-	http.Error(w, "forbidden: open the URL relay playground printed", http.StatusForbidden)
+	http.Error(w, "forbidden: open the URL the playground printed", http.StatusForbidden)
 }
 
 // admit checks everything a request must pass before any handler runs,

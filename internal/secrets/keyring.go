@@ -218,7 +218,7 @@ func (s *Store) keyringGet(name string) ([]byte, error) {
 	}
 	if v == "" {
 		return nil, &KeyringError{Op: "get", Name: name, Kind: ErrKeyring,
-			Err: errors.New("the stored value is empty (store it again with \"relay token set\")")}
+			Err: ErrStoredEmpty}
 	}
 	return []byte(v), nil
 }

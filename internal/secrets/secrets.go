@@ -51,6 +51,10 @@ const maxSecretSize = 64 << 10
 // ErrNotFound is returned (wrapped) when no source holds the secret.
 var ErrNotFound = errors.New("secret not found")
 
+// ErrStoredEmpty: the keyring holds the secret with an empty value; it
+// needs storing again.
+var ErrStoredEmpty = errors.New("the stored value is empty")
+
 // Source names where a secret was found. It is never the value.
 type Source string
 
@@ -253,7 +257,7 @@ func (s *Store) notFound(p Probe) error {
 	} else {
 		where = append(where, "systemd credential (CREDENTIALS_DIRECTORY is unset)")
 	}
-	e := &notFoundError{}
+	e := &NotFoundError{}
 	if s.o.Keyring != nil {
 		ring := "os keyring (" + s.keyringLocation(p.Name) + ")"
 		for _, sk := range p.Skipped {
@@ -270,21 +274,9 @@ func (s *Store) notFound(p Probe) error {
 	if path := s.filePath(p.Name); path != "" {
 		where = append(where, fmt.Sprintf("file %q", path))
 	}
-	e.msg = fmt.Sprintf("%s: %v in %s (%s)", p.Name, ErrNotFound, strings.Join(where, ", "), storeHint(p.Name))
+	e.Name = p.Name
+	e.msg = fmt.Sprintf("%s: %v in %s", p.Name, ErrNotFound, strings.Join(where, ", "))
 	return e
-}
-
-// storeHint names the command that stores the secret called name.
-func storeHint(name string) string {
-	switch name {
-	case BotToken:
-		return `store it with "relay token set"`
-	case TOTPSecret:
-		return `enrol it with "relay totp enroll"`
-	case AuditKey:
-		return `"relay audit init" stores it; "--no-store" keeps it off the host`
-	}
-	return "store it first"
 }
 
 // kindOf is a keyring failure without its "os keyring: " prefix.
@@ -292,15 +284,19 @@ func kindOf(err error) string {
 	return strings.TrimPrefix(err.Error(), "os keyring: ")
 }
 
-// notFoundError is ErrNotFound with the reasons sources were skipped.
-type notFoundError struct {
+// NotFoundError is ErrNotFound with the reasons sources were skipped.
+// NotFoundError is Get's error for a secret no source holds: where relay
+// looked. It wraps ErrNotFound; internal/cli names the command that
+// stores Name.
+type NotFoundError struct {
+	Name    string // the secret's name
 	msg     string
 	skipped []error
 }
 
-func (e *notFoundError) Error() string { return e.msg }
+func (e *NotFoundError) Error() string { return e.msg }
 
-func (e *notFoundError) Unwrap() []error { return append([]error{ErrNotFound}, e.skipped...) }
+func (e *NotFoundError) Unwrap() []error { return append([]error{ErrNotFound}, e.skipped...) }
 
 // Set stores the value in the OS keyring.
 func (s *Store) Set(name string, value []byte) error {

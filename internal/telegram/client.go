@@ -118,20 +118,24 @@ type secret struct{ token string }
 func (secret) String() string   { return redacted }
 func (secret) GoString() string { return redacted }
 
+// ErrTokenMalformed: the bot token does not have a token's shape; it is
+// never quoted.
+var ErrTokenMalformed = errors.New("bot token is malformed")
+
 var tokenFormat = lazyre.New(`^[0-9]{1,20}:[A-Za-z0-9_-]{20,100}$`)
 
 // New checks the options and builds a Client. It makes no request.
 func New(o Options) (*Client, error) {
 	if !tokenFormat().MatchString(o.Token) {
 		// Never quote the token, even a malformed one.
-		return nil, errors.New("telegram: bot token is malformed (want <digits>:<secret> as given by @BotFather; run relay token set)")
+		return nil, fmt.Errorf("telegram: %w (want <digits>:<secret> as given by @BotFather)", ErrTokenMalformed)
 	}
 	if o.APIURL == "" {
 		o.APIURL = DefaultAPIURL
 	}
-	api, host, err := checkAPIURL(o.APIURL, o.AllowInsecureHTTP)
+	api, host, err := CheckAPIURL(o.APIURL, o.AllowInsecureHTTP)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("telegram: api url: %w", err)
 	}
 	if o.PollTimeout == 0 {
 		o.PollTimeout = DefaultPollTimeout
@@ -205,24 +209,43 @@ func New(o Options) (*Client, error) {
 	return c, nil
 }
 
-// checkAPIURL validates the base URL and returns it without a trailing
-// slash, with its host for display.
-func checkAPIURL(raw string, allowHTTP bool) (string, string, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", "", fmt.Errorf("telegram: api url is not a url (want e.g. %s)", DefaultAPIURL)
+// APIURLError is a Bot API base URL CheckAPIURL refuses. Reason and Hint
+// never hold the URL's credentials.
+type APIURLError struct {
+	Reason string // e.g. "plain http to a non-loopback host"
+	Hint   string // the fix; may be empty
+}
+
+func (e *APIURLError) Error() string {
+	if e.Hint == "" {
+		return e.Reason
+	}
+	return e.Reason + " (" + e.Hint + ")"
+}
+
+// CheckAPIURL is the one rule for a Bot API base URL, for the config
+// (policy's telegram.api_url) and the client alike: an https base URL
+// without credentials, query or fragment, or plain http only to loopback
+// (or anywhere when allowHTTP), since the bot token travels in the URL.
+// It returns the URL without a trailing slash and its host.
+func CheckAPIURL(raw string, allowHTTP bool) (base, host string, err error) {
+	const baseHint = `use a base URL such as "https://api.telegram.org"`
+	u, perr := url.Parse(raw)
+	if perr != nil {
+		return "", "", &APIURLError{Reason: "invalid URL", Hint: baseHint}
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Host == "" {
-		return "", "", fmt.Errorf("telegram: api url %q must be scheme://host[:port][/path] without credentials, query or fragment", u.Redacted())
+		return "", "", &APIURLError{Reason: fmt.Sprintf("invalid URL %q: want scheme://host[:port][/path], without credentials, query or fragment", u.Redacted()), Hint: baseHint}
 	}
 	switch u.Scheme {
 	case "https":
 	case "http":
 		if !allowHTTP && !isLoopback(u.Hostname()) {
-			return "", "", fmt.Errorf("telegram: api url %q uses plain http to a non-loopback host, which would expose the bot token (use https, or allow it explicitly)", u.String())
+			return "", "", &APIURLError{Reason: "plain http to a non-loopback host",
+				Hint: "the bot token travels in the URL: use https, or http only to a local Bot API server on loopback"}
 		}
 	default:
-		return "", "", fmt.Errorf("telegram: api url %q must use https", u.String())
+		return "", "", &APIURLError{Reason: fmt.Sprintf("want an https URL, got scheme %q", u.Scheme)}
 	}
 	return strings.TrimRight(u.String(), "/"), u.Host, nil
 }

@@ -126,7 +126,7 @@ func (e *Error) Public() string {
 func hint(code int) string {
 	switch {
 	case code == 401 || code == 404:
-		return "check the bot token (relay token set) and the api url"
+		return "check the bot token and the api url"
 	case code == 403:
 		return "the bot was blocked by the user or removed from the chat"
 	case code == 409:

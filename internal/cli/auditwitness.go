@@ -35,7 +35,11 @@ records since the last checkpoint it witnessed; replays them; and keeps
 the new checkpoint only if the log extends what it witnessed before. A
 restored backup, a cut tail, a rewritten record or a swapped checkpoint
 key is caught at the first record that differs, kept as evidence in
-DIR/rejected.jsonl, and notified.
+DIR/rejected.jsonl, and notified. After a round that stored a checkpoint
+it tells the host (audit-witnessed), whose relay audit archive then goes
+up to that seq without --force-unwitnessed; a failure to tell is a
+warning on stderr and undoes nothing (the host archives less until a
+later round tells it).
 
 --init creates the store in DIR (0700), pinned to the log's public
 checkpoint key (as relay audit init printed it) and to the host: its
@@ -220,12 +224,17 @@ func lastRound(dir string) (time.Time, bool) {
 
 // witnessRound runs one round and maps its outcome to the exit codes.
 func witnessRound(ctx context.Context, env *Env, dir string, timeout, alertAfter time.Duration, n witnessNotifier) error {
-	line, err := witnessOnce(ctx, dir, timeout)
+	line, told, err := witnessOnce(ctx, dir, timeout)
 	if err == nil {
 		if merr := markRound(dir, time.Now()); merr != nil {
 			env.say(kindWarning, "audit witness: %v", merr)
 		}
 		fmt.Fprintln(env.Stdout, line)
+		if told != nil {
+			// The round stands: the store holds the checkpoint. The host
+			// only archives less until a later round tells it.
+			env.say(kindWarning, "audit witness: the host was not told what was witnessed (its relay audit archive stops at the checkpoint it was told before): %s", oneLine(told.Error()))
+		}
 		return nil
 	}
 	var we *audit.WitnessError
@@ -254,36 +263,40 @@ func witnessRound(ctx context.Context, env *Env, dir string, timeout, alertAfter
 }
 
 // witnessOnce opens the store, asks the host and witnesses what it says.
-func witnessOnce(ctx context.Context, dir string, timeout time.Duration) (string, error) {
+// After a round that stored a checkpoint it tells the host so
+// (audit-witnessed); told is why that failed, which undoes nothing.
+func witnessOnce(ctx context.Context, dir string, timeout time.Duration) (line string, told, err error) {
 	rem, err := readRemote(dir)
 	if err != nil {
-		return "", fmt.Errorf("store %s: %w", dir, err)
+		return "", nil, fmt.Errorf("store %s: %w", dir, err)
 	}
 	s, err := audit.OpenWitnessStore(dir)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer s.Close()
 	t, err := newWitnessTransport(dir, rem, timeout)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
+	defer t.close()
 	note, err := t.head(ctx)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	res, err := s.Witness(note, func(since uint64) (io.ReadCloser, error) { return t.since(ctx, since) })
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	cp := res.Checkpoint
-	switch {
-	case res.First:
-		return fmt.Sprintf("witness: first contact with %s: seq %d taken on trust (nothing before it is checked)", cp.Origin, cp.Seq), nil
-	case cp.Seq == res.Previous.Seq:
-		return fmt.Sprintf("witness: %s unchanged at seq %d", cp.Origin, cp.Seq), nil
+	if !res.First && cp.Seq == res.Previous.Seq {
+		return fmt.Sprintf("witness: %s unchanged at seq %d", cp.Origin, cp.Seq), nil, nil
 	}
-	return fmt.Sprintf("witness: %s extends from seq %d to seq %d (%d new record(s) checked)", cp.Origin, res.Previous.Seq, cp.Seq, res.Records), nil
+	told = t.witnessed(ctx, cp.Note)
+	if res.First {
+		return fmt.Sprintf("witness: first contact with %s: seq %d taken on trust (nothing before it is checked)", cp.Origin, cp.Seq), told, nil
+	}
+	return fmt.Sprintf("witness: %s extends from seq %d to seq %d (%d new record(s) checked)", cp.Origin, res.Previous.Seq, cp.Seq, res.Records), told, nil
 }
 
 // witnessAlert is the notification of a log that failed the witness: one
@@ -361,6 +374,8 @@ func newWitnessTransport(dir string, rem witnessRemote, timeout time.Duration) (
 	return &witnessTransport{fl: fl, host: h, known: known, spool: spool, timeout: timeout, runner: exec.NewRunner(2)}, nil
 }
 
+func (t *witnessTransport) close() {}
+
 // call runs one request and returns its answer, whole; an error says why
 // there is none.
 func (t *witnessTransport) call(ctx context.Context, req *remote.Request) (*exec.Result, error) {
@@ -422,6 +437,26 @@ func (t *witnessTransport) head(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("audit-head of %s: no checkpoint in the answer", t.host.Destination())
 	}
 	return note, nil
+}
+
+// witnessed tells the host, with audit-witnessed, that the store holds
+// note, so that the host's relay audit archive may go up to it. The host
+// checks the note itself; its answer is the checkpoint it now holds.
+func (t *witnessTransport) witnessed(ctx context.Context, note []byte) error {
+	res, err := t.call(ctx, &remote.Request{Op: remote.OpAuditWitnessed, Call: remote.NewCallID(), Note: note})
+	if err != nil {
+		return err
+	}
+	defer res.Output.Close()
+	var held []byte
+	dec := remote.NewDecoder(remote.Handler{Checkpoint: func(n []byte) error { held = n; return nil }})
+	if err := feed(dec, res.Output); err != nil {
+		return fmt.Errorf("audit-witnessed of %s: %w", t.host.Destination(), err)
+	}
+	if !bytes.Equal(held, note) {
+		return fmt.Errorf("audit-witnessed of %s: the host holds another checkpoint than the one sent", t.host.Destination())
+	}
+	return nil
 }
 
 // since asks audit-since: the record lines after seq, read back from the

@@ -53,7 +53,9 @@ notify.group socket), --notify-config its config. --alert-after also
 notifies when no round has succeeded for that long (the host unreachable,
 or a witness kept from it).
 
-ssh runs with the fleet's option set: no ssh_config, the pinned key only
+One round is one ssh connection: its calls share it (a ControlMaster
+socket in a fresh 0700 directory, ended with the round). ssh runs with
+the fleet's option set: no ssh_config, the pinned key only
 (StrictHostKeyChecking, a known_hosts file of the store's), BatchMode,
 IdentitiesOnly, no agent, X11 or port forwarding, no tty.
 
@@ -342,7 +344,9 @@ func (n witnessNotifier) send(ctx context.Context, text string) error {
 	return control.SendTo(ctx, path, msg, nil)
 }
 
-// witnessTransport is ssh to the host's serve-ssh --witness.
+// witnessTransport is ssh to the host's serve-ssh --witness: one
+// connection per round, which its calls share (a handshake costs more
+// than a call's whole answer), closed by close.
 type witnessTransport struct {
 	fl      policy.Fleet
 	host    *policy.Host
@@ -350,6 +354,9 @@ type witnessTransport struct {
 	spool   string
 	timeout time.Duration
 	runner  *exec.Runner
+	// muxDir holds the round's control socket, mux; both "" when no
+	// short enough path was found (each call then connects alone).
+	muxDir, mux string
 }
 
 func newWitnessTransport(dir string, rem witnessRemote, timeout time.Duration) (*witnessTransport, error) {
@@ -370,11 +377,52 @@ func newWitnessTransport(dir string, rem witnessRemote, timeout time.Duration) (
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return nil, fmt.Errorf("store %s: %w", dir, err)
 	}
-	fl := policy.Fleet{SSH: "/usr/bin/ssh", ConnectTimeout: 10 * time.Second, AliveInterval: 15 * time.Second, AliveCount: 3}
-	return &witnessTransport{fl: fl, host: h, known: known, spool: spool, timeout: timeout, runner: exec.NewRunner(2)}, nil
+	// Persist outlasts the replay between two calls of a round; close
+	// ends the master sooner.
+	fl := policy.Fleet{SSH: "/usr/bin/ssh", ConnectTimeout: 10 * time.Second, AliveInterval: 15 * time.Second, AliveCount: 3, Persist: time.Minute}
+	t := &witnessTransport{fl: fl, host: h, known: known, spool: spool, timeout: timeout, runner: exec.NewRunner(2)}
+	// A fresh 0700 directory per round, so that no master of another
+	// round, or of anyone else, is ever reused; in the store when its path
+	// is short enough for a socket, else in the temporary directory.
+	for _, parent := range []string{spool, os.TempDir()} {
+		d, err := os.MkdirTemp(parent, "mux")
+		if err != nil {
+			continue
+		}
+		if p := filepath.Join(d, "s"); fleet.ControlPathFits(p) {
+			t.muxDir, t.mux = d, p
+			break
+		}
+		os.Remove(d)
+	}
+	return t, nil
 }
 
-func (t *witnessTransport) close() {}
+// close ends the round's master, if one was opened, and removes its
+// directory.
+func (t *witnessTransport) close() {
+	if t.mux == "" {
+		return
+	}
+	defer os.RemoveAll(t.muxDir)
+	if _, err := os.Stat(t.mux); err != nil {
+		return
+	}
+	job, err := t.runner.Start(context.Background(), "witness", 2, exec.Spec{
+		Argv: fleet.SSHStopArgv(&t.fl, t.mux), Dir: "/", Timeout: 10 * time.Second, MaxOutput: 4096, SpoolDir: t.spool,
+	})
+	if err == nil {
+		job.Wait().Output.Close()
+	}
+}
+
+// argv is the ssh command for one call.
+func (t *witnessTransport) argv(remoteCmd, logFile string) []string {
+	if t.mux == "" {
+		return fleet.SSHArgv(&t.fl, t.host, t.known, remoteCmd, logFile)
+	}
+	return fleet.SSHArgvShared(&t.fl, t.host, t.known, t.mux, remoteCmd, logFile)
+}
 
 // call runs one request and returns its answer, whole; an error says why
 // there is none.
@@ -386,7 +434,7 @@ func (t *witnessTransport) call(ctx context.Context, req *remote.Request) (*exec
 	logFile := filepath.Join(t.spool, req.Call.String()+".log")
 	defer os.Remove(logFile)
 	job, err := t.runner.Start(ctx, "witness", 2, exec.Spec{
-		Argv:      fleet.SSHArgv(&t.fl, t.host, t.known, enc, logFile),
+		Argv:      t.argv(enc, logFile),
 		Dir:       "/",
 		Timeout:   t.timeout,
 		MaxOutput: witnessMaxAnswer,

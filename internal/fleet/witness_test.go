@@ -491,6 +491,33 @@ func TestWitnessTellFailureKeepsRound(t *testing.T) {
 	}
 }
 
+// TestWitnessRoundLeavesNoMaster: a round's calls share one ssh master,
+// and the round ends it: no control socket directory is left in the
+// store, and no process still holds one (so no later round, nor anyone
+// else, rides on a connection this round checked).
+func TestWitnessRoundLeavesNoMaster(t *testing.T) {
+	m := witnessedMember(t)
+	m.appendRecords(t, 3, "before")
+	store := witnessStore(t, m, witnessKey(t))
+	for i := 0; i < 2; i++ {
+		if code, out, errOut := witnessRun(t, "--store", store); code != 0 || errOut != "" {
+			t.Fatalf("round: exit %d %q %q", code, out, errOut)
+		}
+		m.appendRecords(t, 2, "more")
+	}
+	left, _ := filepath.Glob(filepath.Join(store, "spool", "mux*"))
+	if len(left) > 0 {
+		t.Errorf("left in the store: %v", left)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		if bytes.Contains(b, []byte(filepath.Join(store, "spool", "mux"))) {
+			t.Errorf("a process still holds the round's master: %s %q", p, b)
+		}
+	}
+}
+
 // TestWitnessedRefusesForgeries is the attacker's table for audit-
 // witnessed through real sshd: with the witness's own key, a checkpoint
 // signed by another log's key, and one the host's key signed over a seq or

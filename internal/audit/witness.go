@@ -300,6 +300,80 @@ func LastWitnessed(dir string) (Checkpoint, error) {
 	return cp, nil
 }
 
+// ErrNotThisLog is wrapped by CheckWitnessed's refusals of the note
+// itself, as against a log it cannot read.
+var ErrNotThisLog = errors.New("not a checkpoint of this log")
+
+// CheckWitnessed checks, and writes nothing, that note is a checkpoint
+// RecordWitnessed may note for the log in dir: it verifies with the public
+// key beside the log; it names a seq at or before the log's head whose
+// record (in the live files) carries the note's hash as its h; that h is
+// SHA-256(hprev || T) of the record as it is on disk, from the h of the
+// record before it when the live files hold one; and it is not older than
+// the checkpoint noted last. A note that fails wraps ErrNotThisLog; any
+// other error is the log's. The serve-ssh --witness side of
+// audit-witnessed runs it before RecordWitnessed, so that a forged or
+// foreign note is refused as such and changes nothing.
+func CheckWitnessed(dir string, note []byte) (Checkpoint, error) {
+	refuse := func(format string, a ...any) (Checkpoint, error) {
+		return Checkpoint{}, fmt.Errorf("%w: %s", ErrNotThisLog, fmt.Sprintf(format, a...))
+	}
+	pub, err := ReadPublicKey(dir)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	cp, err := OpenCheckpoint(note, pub)
+	if err != nil {
+		return refuse("%v", err)
+	}
+	if old, err := LastWitnessed(dir); err == nil && old.Seq > cp.Seq {
+		return refuse("seq %d is older than the checkpoint noted already (seq %d)", cp.Seq, old.Seq)
+	}
+	if cp.Seq == 0 {
+		return refuse("seq 0 names no record")
+	}
+	files, err := ListFiles(dir)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	var (
+		prev    [sha256.Size]byte
+		hasPrev bool
+		found   bool
+		reason  = fmt.Sprintf("the log has no record seq %d (a seq after its head, or archived)", cp.Seq)
+	)
+	err = eachRecordAfter(files, cp.Seq-min(cp.Seq, 2), func(_ []byte, h *header) (bool, error) {
+		switch {
+		case h.seq+1 == cp.Seq:
+			if h.hash != nil {
+				_, err := hex.Decode(prev[:], h.hash)
+				hasPrev = err == nil
+			}
+			return true, nil
+		case h.seq != cp.Seq:
+			return false, nil
+		}
+		switch {
+		case h.hash == nil:
+			reason = fmt.Sprintf("the record seq %d is format 1 (no h)", cp.Seq)
+		case !macMatches(&cp.Hash, h.hash):
+			reason = fmt.Sprintf("the record seq %d has another h than the checkpoint's", cp.Seq)
+		case hasPrev && newLinkHash().of(&prev, h.content) != cp.Hash:
+			reason = fmt.Sprintf("the record seq %d does not hash to its h from the record before it", cp.Seq)
+		default:
+			found = true
+		}
+		return false, nil
+	})
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if !found {
+		return refuse("%s", reason)
+	}
+	return cp, nil
+}
+
 // WitnessKind classifies what a witness found wrong.
 type WitnessKind string
 

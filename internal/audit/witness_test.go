@@ -243,6 +243,75 @@ func TestRecordWitnessed(t *testing.T) {
 	}
 }
 
+// TestCheckWitnessed is the attacker's table for audit-witnessed: a note
+// the host must refuse as not its log's (ErrNotThisLog), and one it takes.
+func TestCheckWitnessed(t *testing.T) {
+	dir, _, l, _ := signedLog(t, Options{})
+	for i := 0; i < 4; i++ {
+		mustAppend(t, l, Record{Type: "request", Outcome: "ok", Command: "uptime"})
+	}
+	head := l.Head().Seq
+	sg, err := loadSigner(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := LatestCheckpoint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signAt := func(seq uint64, h [sha256.Size]byte) []byte {
+		cp, err := sg.sign(seq, &h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp.Note
+	}
+	other, _, ol, _ := signedLog(t, Options{})
+	mustAppend(t, ol, Record{Type: "start", Outcome: "ok"})
+	flipped := good.Hash
+	flipped[0] ^= 1
+	for _, tt := range []struct {
+		name string
+		note []byte
+		want string
+	}{
+		{"signed with another log's key", latest(t, other), "not signed by"},
+		{"a seq after the head", signAt(head+1, good.Hash), "no record"},
+		{"a hash not in the log", signAt(head, flipped), "another h"},
+		{"an earlier record's seq with the head's hash", signAt(head-1, good.Hash), "another h"},
+		{"seq 0", signAt(0, good.Hash), "positive"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := CheckWitnessed(dir, tt.note)
+			if !errors.Is(err, ErrNotThisLog) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want ErrNotThisLog naming %q", err, tt.want)
+			}
+		})
+	}
+	if cp, err := CheckWitnessed(dir, good.Note); err != nil || cp.Seq != head {
+		t.Fatalf("the head's own checkpoint: got %v, %v", cp, err)
+	}
+	if _, err := RecordWitnessed(dir, good.Note); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CheckWitnessed(dir, signedNoteAt(t, dir, head-1)); !errors.Is(err, ErrNotThisLog) || !strings.Contains(err.Error(), "older") {
+		t.Errorf("an older checkpoint: got %v, want ErrNotThisLog", err)
+	}
+	// The head record's T rewritten on disk, its h kept: the note names
+	// the h the record claims, but the record no longer hashes to it.
+	files := Files(dir)
+	last := files[len(files)-1]
+	b := mustRead(t, last)
+	i := bytes.LastIndex(b, []byte(`"uptime"`))
+	copy(b[i:], `"uptimf"`)
+	if err := os.WriteFile(last, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CheckWitnessed(dir, good.Note); !errors.Is(err, ErrNotThisLog) || !strings.Contains(err.Error(), "does not hash") {
+		t.Errorf("a rewritten record: got %v, want ErrNotThisLog", err)
+	}
+}
+
 func mustRead(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)

@@ -35,7 +35,11 @@ records since the last checkpoint it witnessed; replays them; and keeps
 the new checkpoint only if the log extends what it witnessed before. A
 restored backup, a cut tail, a rewritten record or a swapped checkpoint
 key is caught at the first record that differs, kept as evidence in
-DIR/rejected.jsonl, and notified.
+DIR/rejected.jsonl, and notified. After a round that stored a checkpoint
+it tells the host (audit-witnessed), whose relay audit archive then goes
+up to that seq without --force-unwitnessed; a failure to tell is a
+warning on stderr and undoes nothing (the host archives less until a
+later round tells it).
 
 --init creates the store in DIR (0700), pinned to the log's public
 checkpoint key (as relay audit init printed it) and to the host: its
@@ -49,7 +53,9 @@ notify.group socket), --notify-config its config. --alert-after also
 notifies when no round has succeeded for that long (the host unreachable,
 or a witness kept from it).
 
-ssh runs with the fleet's option set: no ssh_config, the pinned key only
+One round is one ssh connection: its calls share it (a ControlMaster
+socket in a fresh 0700 directory, ended with the round). ssh runs with
+the fleet's option set: no ssh_config, the pinned key only
 (StrictHostKeyChecking, a known_hosts file of the store's), BatchMode,
 IdentitiesOnly, no agent, X11 or port forwarding, no tty.
 
@@ -220,12 +226,17 @@ func lastRound(dir string) (time.Time, bool) {
 
 // witnessRound runs one round and maps its outcome to the exit codes.
 func witnessRound(ctx context.Context, env *Env, dir string, timeout, alertAfter time.Duration, n witnessNotifier) error {
-	line, err := witnessOnce(ctx, dir, timeout)
+	line, told, err := witnessOnce(ctx, dir, timeout)
 	if err == nil {
 		if merr := markRound(dir, time.Now()); merr != nil {
 			env.say(kindWarning, "audit witness: %v", merr)
 		}
 		fmt.Fprintln(env.Stdout, line)
+		if told != nil {
+			// The round stands: the store holds the checkpoint. The host
+			// only archives less until a later round tells it.
+			env.say(kindWarning, "audit witness: the host was not told what was witnessed (its relay audit archive stops at the checkpoint it was told before): %s", oneLine(told.Error()))
+		}
 		return nil
 	}
 	var we *audit.WitnessError
@@ -254,36 +265,40 @@ func witnessRound(ctx context.Context, env *Env, dir string, timeout, alertAfter
 }
 
 // witnessOnce opens the store, asks the host and witnesses what it says.
-func witnessOnce(ctx context.Context, dir string, timeout time.Duration) (string, error) {
+// After a round that stored a checkpoint it tells the host so
+// (audit-witnessed); told is why that failed, which undoes nothing.
+func witnessOnce(ctx context.Context, dir string, timeout time.Duration) (line string, told, err error) {
 	rem, err := readRemote(dir)
 	if err != nil {
-		return "", fmt.Errorf("store %s: %w", dir, err)
+		return "", nil, fmt.Errorf("store %s: %w", dir, err)
 	}
 	s, err := audit.OpenWitnessStore(dir)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer s.Close()
 	t, err := newWitnessTransport(dir, rem, timeout)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
+	defer t.close()
 	note, err := t.head(ctx)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	res, err := s.Witness(note, func(since uint64) (io.ReadCloser, error) { return t.since(ctx, since) })
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	cp := res.Checkpoint
-	switch {
-	case res.First:
-		return fmt.Sprintf("witness: first contact with %s: seq %d taken on trust (nothing before it is checked)", cp.Origin, cp.Seq), nil
-	case cp.Seq == res.Previous.Seq:
-		return fmt.Sprintf("witness: %s unchanged at seq %d", cp.Origin, cp.Seq), nil
+	if !res.First && cp.Seq == res.Previous.Seq {
+		return fmt.Sprintf("witness: %s unchanged at seq %d", cp.Origin, cp.Seq), nil, nil
 	}
-	return fmt.Sprintf("witness: %s extends from seq %d to seq %d (%d new record(s) checked)", cp.Origin, res.Previous.Seq, cp.Seq, res.Records), nil
+	told = t.witnessed(ctx, cp.Note)
+	if res.First {
+		return fmt.Sprintf("witness: first contact with %s: seq %d taken on trust (nothing before it is checked)", cp.Origin, cp.Seq), told, nil
+	}
+	return fmt.Sprintf("witness: %s extends from seq %d to seq %d (%d new record(s) checked)", cp.Origin, res.Previous.Seq, cp.Seq, res.Records), told, nil
 }
 
 // witnessAlert is the notification of a log that failed the witness: one
@@ -329,7 +344,9 @@ func (n witnessNotifier) send(ctx context.Context, text string) error {
 	return control.SendTo(ctx, path, msg, nil)
 }
 
-// witnessTransport is ssh to the host's serve-ssh --witness.
+// witnessTransport is ssh to the host's serve-ssh --witness: one
+// connection per round, which its calls share (a handshake costs more
+// than a call's whole answer), closed by close.
 type witnessTransport struct {
 	fl      policy.Fleet
 	host    *policy.Host
@@ -337,6 +354,9 @@ type witnessTransport struct {
 	spool   string
 	timeout time.Duration
 	runner  *exec.Runner
+	// muxDir holds the round's control socket, mux; both "" when no
+	// short enough path was found (each call then connects alone).
+	muxDir, mux string
 }
 
 func newWitnessTransport(dir string, rem witnessRemote, timeout time.Duration) (*witnessTransport, error) {
@@ -357,8 +377,51 @@ func newWitnessTransport(dir string, rem witnessRemote, timeout time.Duration) (
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return nil, fmt.Errorf("store %s: %w", dir, err)
 	}
-	fl := policy.Fleet{SSH: "/usr/bin/ssh", ConnectTimeout: 10 * time.Second, AliveInterval: 15 * time.Second, AliveCount: 3}
-	return &witnessTransport{fl: fl, host: h, known: known, spool: spool, timeout: timeout, runner: exec.NewRunner(2)}, nil
+	// Persist outlasts the replay between two calls of a round; close
+	// ends the master sooner.
+	fl := policy.Fleet{SSH: "/usr/bin/ssh", ConnectTimeout: 10 * time.Second, AliveInterval: 15 * time.Second, AliveCount: 3, Persist: time.Minute}
+	t := &witnessTransport{fl: fl, host: h, known: known, spool: spool, timeout: timeout, runner: exec.NewRunner(2)}
+	// A fresh 0700 directory per round, so that no master of another
+	// round, or of anyone else, is ever reused; in the store when its path
+	// is short enough for a socket, else in the temporary directory.
+	for _, parent := range []string{spool, os.TempDir()} {
+		d, err := os.MkdirTemp(parent, "mux")
+		if err != nil {
+			continue
+		}
+		if p := filepath.Join(d, "s"); fleet.ControlPathFits(p) {
+			t.muxDir, t.mux = d, p
+			break
+		}
+		os.Remove(d)
+	}
+	return t, nil
+}
+
+// close ends the round's master, if one was opened, and removes its
+// directory.
+func (t *witnessTransport) close() {
+	if t.mux == "" {
+		return
+	}
+	defer os.RemoveAll(t.muxDir)
+	if _, err := os.Stat(t.mux); err != nil {
+		return
+	}
+	job, err := t.runner.Start(context.Background(), "witness", 2, exec.Spec{
+		Argv: fleet.SSHStopArgv(&t.fl, t.mux), Dir: "/", Timeout: 10 * time.Second, MaxOutput: 4096, SpoolDir: t.spool,
+	})
+	if err == nil {
+		job.Wait().Output.Close()
+	}
+}
+
+// argv is the ssh command for one call.
+func (t *witnessTransport) argv(remoteCmd, logFile string) []string {
+	if t.mux == "" {
+		return fleet.SSHArgv(&t.fl, t.host, t.known, remoteCmd, logFile)
+	}
+	return fleet.SSHArgvShared(&t.fl, t.host, t.known, t.mux, remoteCmd, logFile)
 }
 
 // call runs one request and returns its answer, whole; an error says why
@@ -371,7 +434,7 @@ func (t *witnessTransport) call(ctx context.Context, req *remote.Request) (*exec
 	logFile := filepath.Join(t.spool, req.Call.String()+".log")
 	defer os.Remove(logFile)
 	job, err := t.runner.Start(ctx, "witness", 2, exec.Spec{
-		Argv:      fleet.SSHArgv(&t.fl, t.host, t.known, enc, logFile),
+		Argv:      t.argv(enc, logFile),
 		Dir:       "/",
 		Timeout:   t.timeout,
 		MaxOutput: witnessMaxAnswer,
@@ -422,6 +485,26 @@ func (t *witnessTransport) head(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("audit-head of %s: no checkpoint in the answer", t.host.Destination())
 	}
 	return note, nil
+}
+
+// witnessed tells the host, with audit-witnessed, that the store holds
+// note, so that the host's relay audit archive may go up to it. The host
+// checks the note itself; its answer is the checkpoint it now holds.
+func (t *witnessTransport) witnessed(ctx context.Context, note []byte) error {
+	res, err := t.call(ctx, &remote.Request{Op: remote.OpAuditWitnessed, Call: remote.NewCallID(), Note: note})
+	if err != nil {
+		return err
+	}
+	defer res.Output.Close()
+	var held []byte
+	dec := remote.NewDecoder(remote.Handler{Checkpoint: func(n []byte) error { held = n; return nil }})
+	if err := feed(dec, res.Output); err != nil {
+		return fmt.Errorf("audit-witnessed of %s: %w", t.host.Destination(), err)
+	}
+	if !bytes.Equal(held, note) {
+		return fmt.Errorf("audit-witnessed of %s: the host holds another checkpoint than the one sent", t.host.Destination())
+	}
+	return nil
 }
 
 // since asks audit-since: the record lines after seq, read back from the

@@ -42,10 +42,14 @@ instead of a hub, as the forced command of the witness's own key
 /etc/relay/relay.yaml",from="WITNESS" ssh-ed25519 …). It answers only
 audit-head (a checkpoint of the audit log's head, signed now: by the
 running daemon through its control socket, or by serve-ssh holding the
-log's lock) and audit-since SEQ (the record lines after SEQ, archived
-and live, as they are on disk); it runs nothing and lists nothing. The
-config need not say member:. Without --witness, audit requests are
-refused: a hub's key never reads the audit log.
+log's lock), audit-since SEQ (the record lines after SEQ, archived
+and live, as they are on disk) and audit-witnessed (a checkpoint the
+witness stored, noted beside the log once it verifies with the log's
+checkpoint key and names a record in it, so that relay audit archive may
+go up to it; anything else is refused, exit 78, and nothing is noted); it
+runs nothing and lists nothing. The config need not say member:. Without
+--witness, audit requests are refused: a hub's key never reads the audit
+log, nor says what was witnessed.
 
 Options:
     --config FILE   the member's config

@@ -182,3 +182,24 @@ func SSHArgv(f *policy.Fleet, h *policy.Host, knownHosts, remoteCmd, logFile str
 	c.build(f)
 	return c.argv(f, remoteCmd, logFile, false)
 }
+
+// SSHArgvShared is SSHArgv over a connection shared between the calls of
+// one caller: the first opens a master on the control socket controlPath,
+// kept f.Persist after its last session, and the others ride on it, so
+// that they cost a session, not a handshake. controlPath must be in a
+// directory only the caller can reach (ControlPathFits bounds its length),
+// and fresh: a master is trusted as the first call checked it. SSHStopArgv
+// closes it.
+func SSHArgvShared(f *policy.Fleet, h *policy.Host, knownHosts, controlPath, remoteCmd, logFile string) []string {
+	c := &conn{host: h, knownHosts: knownHosts, controlPath: controlPath}
+	c.build(f)
+	return c.argv(f, remoteCmd, logFile, true)
+}
+
+// SSHStopArgv asks the master on controlPath to exit.
+func SSHStopArgv(f *policy.Fleet, controlPath string) []string {
+	return []string{f.SSH, "-F", "none", "-o", "ControlPath=" + controlPath, "-O", "exit", "relay-host"}
+}
+
+// ControlPathFits reports whether ssh can create a control socket at p.
+func ControlPathFits(p string) bool { return len(p) <= maxControlPath }

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/relaychat/relay/internal/audit"
 	"github.com/relaychat/relay/internal/control"
+	"github.com/relaychat/relay/internal/remote"
+	"github.com/relaychat/relay/policy"
 )
 
 // The witness's tests: the real relay binary's relay audit witness on
@@ -346,6 +352,232 @@ func TestWitnessKeysStayApart(t *testing.T) {
 	l := h.f.List(context.Background(), m.name)
 	if l.Kind != KindRefused || l.List != nil {
 		t.Errorf("witness key asking to list: got %s %q, want refused", l.Kind, l.Reason)
+	}
+}
+
+// appendRotating writes n records as appendRecords does, starting a new
+// file every few records, so that there are whole files to archive.
+func (m *member) appendRotating(t testing.TB, n int, command string) audit.Head {
+	t.Helper()
+	l, err := audit.Open(m.auditDir, audit.Options{RotateBytes: 2048})
+	must(t, err)
+	for i := 0; i < n; i++ {
+		if _, err := l.Append(audit.Record{Type: "request", Outcome: "allowed", Command: command}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := l.Head()
+	must(t, l.Close())
+	chownTree(t, filepath.Dir(m.auditDir))
+	return h
+}
+
+// archive runs relay audit archive on the member's log, as its admin
+// would, without --force-unwitnessed.
+func (m *member) archive(t testing.TB) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(relayBin, "audit", "archive", "--dir", m.auditDir, "--key", hex.EncodeToString(m.k0),
+		"--before", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	chownTree(t, filepath.Dir(m.auditDir))
+	return code, out.String(), errb.String()
+}
+
+// sendWitnessed sends one audit-witnessed request carrying note to m over
+// real ssh with identity, and returns serve-ssh's exit code and stderr.
+func sendWitnessed(t *testing.T, m *member, identity string, note []byte) (int, string) {
+	t.Helper()
+	req, err := (&remote.Request{Op: remote.OpAuditWitnessed, Call: remote.NewCallID(), Note: note}).Encode()
+	must(t, err)
+	h := &policy.Host{Name: "witness", User: account.Username, Address: "127.0.0.1", Port: m.port, HostKey: readPub(t, m.hostKey), Identity: identity}
+	known, err := PinKnownHosts(filepath.Join(t.TempDir(), "known_hosts"), h)
+	must(t, err)
+	fl := policy.Fleet{SSH: sshPath, ConnectTimeout: 10 * time.Second, AliveInterval: 15 * time.Second, AliveCount: 3}
+	argv := SSHArgv(&fl, h, known, req, filepath.Join(t.TempDir(), "ssh.log"))
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), errb.String()
+}
+
+// signedAt is a checkpoint the member's own checkpoint key signs for any
+// seq and hash: what an attacker holding that key, or a forked log of
+// the same key, could hand the witness's key to send.
+func signedAt(t *testing.T, m *member, seq uint64, h [32]byte) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(m.auditDir, audit.CheckpointKeyFile))
+	must(t, err)
+	s, err := note.NewSigner(strings.TrimSpace(string(b)))
+	must(t, err)
+	text := fmt.Sprintf("%s\n%d\n%s\n", s.Name(), seq, base64.StdEncoding.EncodeToString(h[:]))
+	msg, err := note.Sign(&note.Note{Text: text}, s)
+	must(t, err)
+	return msg
+}
+
+// TestWitnessTellsHost: a round that stores a checkpoint tells the host
+// (audit-witnessed), so that relay audit archive there goes up to the
+// witnessed seq without --force-unwitnessed, and refuses to go past it.
+func TestWitnessTellsHost(t *testing.T) {
+	m := witnessedMember(t)
+	first := m.appendRotating(t, 20, "before").Seq
+	if code, _, errOut := m.archive(t); code == 0 || !strings.Contains(errOut, "no witness has stored") {
+		t.Fatalf("archive before any round: got exit %d %q, want the refusal", code, errOut)
+	}
+	store := witnessStore(t, m, witnessKey(t))
+	code, out, errOut := witnessRun(t, "--store", store)
+	if code != 0 || errOut != "" || !strings.Contains(out, "first contact") {
+		t.Fatalf("first round: exit %d %q %q", code, out, errOut)
+	}
+	w, err := audit.LastWitnessed(m.auditDir)
+	if err != nil || w.Seq != first {
+		t.Fatalf("the host noted %v, %v; want seq %d", w, err, first)
+	}
+	m.appendRotating(t, 20, "after") // files wholly after the witnessed seq
+	code, out, errOut = m.archive(t)
+	if code != 0 || !strings.Contains(out, "archived") {
+		t.Fatalf("archive after the round: got exit %d %q %q, want it to archive", code, out, errOut)
+	}
+	var last uint64
+	if _, err := fmt.Sscanf(out[strings.Index(out, "records "):], "records 1-%d", &last); err != nil || last > first {
+		t.Fatalf("archived %q: want records up to seq %d at most", out, first)
+	}
+	code, _, errOut = m.archive(t)
+	if code == 0 || !strings.Contains(errOut, fmt.Sprintf("last witnessed checkpoint (seq %d)", first)) {
+		t.Fatalf("archive past the witnessed seq: got exit %d %q, want the refusal", code, errOut)
+	}
+	// The next round moves the line: archive follows it.
+	if code, out, errOut = witnessRun(t, "--store", store); code != 0 || errOut != "" || !strings.Contains(out, fmt.Sprintf("extends from seq %d", first)) {
+		t.Fatalf("second round: exit %d %q %q", code, out, errOut)
+	}
+	if code, out, errOut = m.archive(t); code != 0 || !strings.Contains(out, "archived") {
+		t.Fatalf("archive after the second round: exit %d %q %q", code, out, errOut)
+	}
+}
+
+// TestWitnessTellFailureKeepsRound: when the host cannot note what was
+// witnessed (here its witnessed file is a directory), the round still
+// stands: exit 0, the store keeps the checkpoint, a warning says the host
+// was not told.
+func TestWitnessTellFailureKeepsRound(t *testing.T) {
+	m := witnessedMember(t)
+	m.appendRecords(t, 3, "before")
+	must(t, os.Mkdir(filepath.Join(m.auditDir, audit.WitnessedFile), 0o700))
+	chownTree(t, filepath.Dir(m.auditDir))
+	store := witnessStore(t, m, witnessKey(t))
+	code, out, errOut := witnessRun(t, "--store", store)
+	if code != 0 || !strings.Contains(out, "first contact") || !strings.Contains(errOut, "not told") || !strings.Contains(errOut, "exit 71") {
+		t.Fatalf("got exit %d %q %q; want 0, the round, and the warning", code, out, errOut)
+	}
+	s, err := audit.OpenWitnessStore(store)
+	must(t, err)
+	defer s.Close()
+	if cp, ok := s.Latest(); !ok || cp.Seq != 4 {
+		t.Errorf("the store holds %v, %v; want seq 4", cp, ok)
+	}
+}
+
+// TestWitnessRoundLeavesNoMaster: a round's calls share one ssh master,
+// and the round ends it: no control socket directory is left in the
+// store, and no process still holds one (so no later round, nor anyone
+// else, rides on a connection this round checked).
+func TestWitnessRoundLeavesNoMaster(t *testing.T) {
+	m := witnessedMember(t)
+	m.appendRecords(t, 3, "before")
+	store := witnessStore(t, m, witnessKey(t))
+	for i := 0; i < 2; i++ {
+		if code, out, errOut := witnessRun(t, "--store", store); code != 0 || errOut != "" {
+			t.Fatalf("round: exit %d %q %q", code, out, errOut)
+		}
+		m.appendRecords(t, 2, "more")
+	}
+	left, _ := filepath.Glob(filepath.Join(store, "spool", "mux*"))
+	if len(left) > 0 {
+		t.Errorf("left in the store: %v", left)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		if bytes.Contains(b, []byte(filepath.Join(store, "spool", "mux"))) {
+			t.Errorf("a process still holds the round's master: %s %q", p, b)
+		}
+	}
+}
+
+// TestWitnessedRefusesForgeries is the attacker's table for audit-
+// witnessed through real sshd: with the witness's own key, a checkpoint
+// signed by another log's key, and one the host's key signed over a seq or
+// hash that is not in its log; with the hub's key, a good one. Each is
+// refused with its code and the host's noted checkpoint stays as it was.
+func TestWitnessedRefusesForgeries(t *testing.T) {
+	m := witnessedMember(t)
+	m.appendRecords(t, 4, "before")
+	store := witnessStore(t, m, witnessKey(t))
+	if code, out, errOut := witnessRun(t, "--store", store); code != 0 {
+		t.Fatalf("round: exit %d %q %q", code, out, errOut)
+	}
+	noted, err := os.ReadFile(filepath.Join(m.auditDir, audit.WitnessedFile))
+	must(t, err)
+	head := m.appendRecords(t, 3, "later")
+	var hv [32]byte
+	_, err = hex.Decode(hv[:], []byte(head.Hash))
+	must(t, err)
+	good, err := audit.LatestCheckpoint(m.auditDir)
+	must(t, err)
+	other := t.TempDir()
+	must(t, os.Chmod(other, 0o700))
+	_, err = audit.Init(other, nil)
+	must(t, err)
+	ol, err := audit.Open(other, audit.Options{})
+	must(t, err)
+	_, err = ol.Append(audit.Record{Type: "request", Outcome: "allowed"})
+	must(t, err)
+	must(t, ol.Close())
+	foreign, err := audit.LatestCheckpoint(other)
+	must(t, err)
+	flipped := hv
+	flipped[0] ^= 1
+	for _, c := range []struct {
+		name     string
+		identity string
+		note     []byte
+		code     int
+	}{
+		{"another log's key", witnessKey(t), foreign.Note, remote.ExitNotThisLog},
+		{"a seq after the head", witnessKey(t), signedAt(t, m, head.Seq+5, hv), remote.ExitNotThisLog},
+		{"a hash not in the log", witnessKey(t), signedAt(t, m, head.Seq, flipped), remote.ExitNotThisLog},
+		{"the hub's key", hubKey, good.Note, remote.ExitNotWitness},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, errOut := sendWitnessed(t, m, c.identity, c.note)
+			if code != c.code {
+				t.Errorf("got exit %d %q, want %d", code, errOut, c.code)
+			}
+			if b, err := os.ReadFile(filepath.Join(m.auditDir, audit.WitnessedFile)); err != nil || !bytes.Equal(b, noted) {
+				t.Errorf("the noted checkpoint changed: %q, %v", b, err)
+			}
+		})
+	}
+	// The same good checkpoint with the witness's key is taken.
+	if code, errOut := sendWitnessed(t, m, witnessKey(t), good.Note); code != 0 {
+		t.Fatalf("a good checkpoint: exit %d %q", code, errOut)
+	}
+	if w, err := audit.LastWitnessed(m.auditDir); err != nil || w.Seq != head.Seq {
+		t.Errorf("noted %v, %v; want seq %d", w, err, head.Seq)
 	}
 }
 

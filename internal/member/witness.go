@@ -2,6 +2,7 @@ package member
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -10,10 +11,12 @@ import (
 )
 
 // witness answers the witness's key: audit-head, a checkpoint signed now
-// by whoever holds the log, or audit-since, the record lines after a seq
-// from the archived and live files, as they are on disk. Neither writes
-// to the log (a refusal aside) nor runs anything: what is served is what
-// the witness checks, not what it trusts.
+// by whoever holds the log; audit-since, the record lines after a seq
+// from the archived and live files, as they are on disk; or
+// audit-witnessed, a checkpoint the witness stored, noted beside the log
+// (audit.WitnessedFile) once it is shown to be this log's. None writes to
+// the log (a refusal aside) or runs anything: what is served is what the
+// witness checks, not what it trusts.
 func (s *server) witness(ctx context.Context, req *remote.Request) int {
 	w := remote.NewWriter(s.o.Stdout)
 	dir := s.o.Config.Audit.Dir
@@ -50,6 +53,25 @@ func (s *server) witness(ctx context.Context, req *remote.Request) int {
 		}
 		if err := w.End(n); err != nil {
 			return s.failed("audit-since", err)
+		}
+		return remote.ExitRan
+	case remote.OpAuditWitnessed:
+		// Checked before it is noted, so that a forged or foreign note
+		// is refused as such and leaves the noted one as it was.
+		if _, err := audit.CheckWitnessed(dir, req.Note); errors.Is(err, audit.ErrNotThisLog) {
+			return s.refuse(ctx, remote.ExitNotThisLog, audit.Record{}, "audit-witnessed refused: %v", err)
+		} else if err != nil {
+			return s.refuse(ctx, remote.ExitAudit, audit.Record{}, "audit-witnessed: %v", err)
+		}
+		cp, err := audit.RecordWitnessed(dir, req.Note)
+		if err != nil {
+			return s.refuse(ctx, remote.ExitAudit, audit.Record{}, "audit-witnessed: %v", err)
+		}
+		if err := w.Hello(s.o.Version); err != nil {
+			return s.failed("audit-witnessed", err)
+		}
+		if err := w.Checkpoint(cp.Note); err != nil {
+			return s.failed("audit-witnessed", err)
 		}
 		return remote.ExitRan
 	}

@@ -94,6 +94,7 @@ func TestServeKeysStayApart(t *testing.T) {
 	}{
 		{"hub key asks audit-head", auditRequest(t, remote.OpAuditHead, 0), hub, remote.ExitNotWitness},
 		{"hub key asks audit-since", auditRequest(t, remote.OpAuditSince, 0), hub, remote.ExitNotWitness},
+		{"hub key sends audit-witnessed", witnessedRequest(t, headNote(t, f)), hub, remote.ExitNotWitness},
 		{"witness key asks to run", run, witness, remote.ExitWitnessOnly},
 		{"witness key asks to list", list, witness, remote.ExitWitnessOnly},
 	} {
@@ -111,6 +112,61 @@ func TestServeKeysStayApart(t *testing.T) {
 	}
 	if f.ran() {
 		t.Fatal("the witness's key ran a command")
+	}
+}
+
+func witnessedRequest(t *testing.T, note []byte) string {
+	t.Helper()
+	s, err := (&remote.Request{Op: remote.OpAuditWitnessed, Call: remote.NewCallID(), Note: note}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func headNote(t *testing.T, f *fixture) []byte {
+	t.Helper()
+	cp, err := audit.LatestCheckpoint(f.cfg.Audit.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp.Note
+}
+
+// TestServeWitnessed: the witness's key notes a checkpoint of this log
+// beside it and gets it back; a checkpoint of another log (its own key) is
+// refused with ExitNotThisLog, sends nothing and leaves the noted one as
+// it was. Nothing is written to the log.
+func TestServeWitnessed(t *testing.T) {
+	f := newFixture(t, "")
+	for i := 0; i < 3; i++ {
+		if _, err := f.rec.Record(context.Background(), audit.Record{Type: "request", Outcome: "allowed", Call: "c"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	witness := func(o *Options) { o.Witness, o.Checkpoint = true, f.rec }
+	note := headNote(t, f)
+	s := f.serve(t, map[string]string{"SSH_ORIGINAL_COMMAND": witnessedRequest(t, note)}, witness)
+	got, _, _, err := decodeAudit(t, s.stdout)
+	if s.code != remote.ExitRan || err != nil || !bytes.Equal(got, note) {
+		t.Fatalf("audit-witnessed: got code %d (%s), %v, note %q", s.code, s.stderr, err, got)
+	}
+	if w, err := audit.LastWitnessed(f.cfg.Audit.Dir); err != nil || w.Seq != 4 {
+		t.Fatalf("noted %v, %v; want seq 4", w, err)
+	}
+	other := newFixture(t, "")
+	if _, err := other.rec.Record(context.Background(), audit.Record{Type: "request", Outcome: "allowed", Call: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	s = f.serve(t, map[string]string{"SSH_ORIGINAL_COMMAND": witnessedRequest(t, headNote(t, other))}, witness)
+	if s.code != remote.ExitNotThisLog || len(s.stdout) != 0 || !strings.Contains(s.stderr, "not a checkpoint of this log") {
+		t.Errorf("another log's checkpoint: got code %d, %d bytes, %q; want %d, nothing sent", s.code, len(s.stdout), s.stderr, remote.ExitNotThisLog)
+	}
+	if w, err := audit.LastWitnessed(f.cfg.Audit.Dir); err != nil || w.Seq != 4 {
+		t.Errorf("after the refusal: noted %v, %v; want seq 4, as it was", w, err)
+	}
+	if n := len(f.records(t)); n != 4 {
+		t.Errorf("the log holds %d records, want 4", n)
 	}
 }
 

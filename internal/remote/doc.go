@@ -16,7 +16,8 @@
 // The payload is binary and every field is length-checked:
 //
 //	op        1 byte   'R' run a command, 'L' list the allowlist;
-//	                   'H' audit-head, 'S' audit-since (the witness's)
+//	                   'H' audit-head, 'S' audit-since, 'W' audit-witnessed
+//	                   (the witness's)
 //	call      16 bytes the caller's call ID, recorded in both audit logs
 //	op R only:
 //	  name      u8 length (1-32), then [a-z0-9_]
@@ -27,9 +28,13 @@
 //	            accepts; the member streams no more than that
 //	op S only:
 //	  since     u64 big-endian: the seq after which records are asked
+//	op W only:
+//	  note      u16 big-endian length (1-4096), then the signed checkpoint
+//	            the witness stored: valid UTF-8 whose only control
+//	            character is the newline
 //
 // The hub's key is served R and L only, the witness's key (serve-ssh
-// --witness) H and S only; each refuses the other's with a code of its
+// --witness) H, S and W only; each refuses the other's with a code of its
 // own.
 //
 // Nothing may follow the last field, the encoding must be the canonical one
@@ -55,7 +60,8 @@
 //	'E' end       8 bytes: u64 big-endian, the number of record lines sent
 //
 // A run answers H, then O and K frames, then T; a list answers H, L; an
-// audit-head H, C; an audit-since H, A frames (a line may span two), E. A
+// audit-head H, C; an audit-since H, A frames (a line may span two), E; an
+// audit-witnessed H, C (the checkpoint the member now holds as witnessed). A
 // member that refuses writes no frame at all: one line on stderr and one of
 // the exit codes below. Anything else (a frame out of order, a length out
 // of bounds, bytes after the trailer, a stream that ends before it) is a

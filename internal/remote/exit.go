@@ -36,13 +36,19 @@ const (
 	ExitFailed = 74
 	// ExitPeer: the hub's key is not among the member's member.hub_keys.
 	ExitPeer = 75
-	// ExitNotWitness: an audit request (audit-head, audit-since) on a key
-	// whose forced command is not serve-ssh --witness: a hub's key never
-	// reads the audit log.
+	// ExitNotWitness: an audit request (audit-head, audit-since,
+	// audit-witnessed) on a key whose forced command is not serve-ssh
+	// --witness: a hub's key never reads the audit log, nor notes it
+	// witnessed.
 	ExitNotWitness = 76
 	// ExitWitnessOnly: a run or list request on the witness's key
 	// (serve-ssh --witness): a witness's key never runs a command.
 	ExitWitnessOnly = 77
+	// ExitNotThisLog: an audit-witnessed checkpoint that is not this
+	// log's: not signed by its checkpoint key, or naming a seq and hash
+	// that no record in the log has, or older than the one noted. Nothing
+	// is noted.
+	ExitNotThisLog = 78
 )
 
 // ExitCodes is the table the docs and `relay serve-ssh -h` print, in order.
@@ -65,7 +71,8 @@ var ExitCodes = []struct {
 	{ExitPeer, "the hub's key is not in member.hub_keys"},
 	{ExitNotWitness, "an audit request on a key whose forced command lacks --witness: nothing is read"},
 	{ExitWitnessOnly, "a run or list request on the witness's key (serve-ssh --witness): nothing runs"},
+	{ExitNotThisLog, "audit-witnessed: the checkpoint is not this log's (another key, or a seq and hash not in the log): nothing is noted"},
 }
 
 // IsRefusal reports whether code is one of serve-ssh's refusals.
-func IsRefusal(code int) bool { return code >= ExitUsage && code <= ExitWitnessOnly }
+func IsRefusal(code int) bool { return code >= ExitUsage && code <= ExitNotThisLog }

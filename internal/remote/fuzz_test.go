@@ -17,6 +17,8 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add(s + "; rm -rf /")
 	s, _ = (&Request{Op: OpAuditSince, Call: CallID{4}, Since: 41}).Encode()
 	f.Add(s)
+	s, _ = (&Request{Op: OpAuditWitnessed, Call: CallID{5}, Note: []byte(sampleNote)}).Encode()
+	f.Add(s)
 	f.Fuzz(func(t *testing.T, s string) {
 		r, err := ParseRequest(s)
 		if err != nil {
@@ -70,6 +72,10 @@ func FuzzDecodeStream(f *testing.F) {
 	w.AuditWriter().Write([]byte(`{"seq":2}` + "\n"))
 	w.End(1)
 	f.Add(b.Bytes(), uint8(2))
+	b.Reset()
+	w.Hello("v1")
+	w.Checkpoint([]byte(sampleNote))
+	f.Add(b.Bytes(), uint8(5))
 	f.Fuzz(func(t *testing.T, data []byte, step uint8) {
 		n := int(step%64) + 1
 		var out []byte

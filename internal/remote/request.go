@@ -38,10 +38,15 @@ const (
 	// only): they read the audit log and run nothing.
 	OpAuditHead  Op = 'H' // audit-head: the newest signed checkpoint
 	OpAuditSince Op = 'S' // audit-since SEQ: the record lines after Since
+	// audit-witnessed NOTE: the witness stored Note, a checkpoint of
+	// this log; the host notes it, so that archive may go up to it.
+	OpAuditWitnessed Op = 'W'
 )
 
 // IsAudit reports whether op is one of the witness's.
-func (op Op) IsAudit() bool { return op == OpAuditHead || op == OpAuditSince }
+func (op Op) IsAudit() bool {
+	return op == OpAuditHead || op == OpAuditSince || op == OpAuditWitnessed
+}
 
 // String names op as the docs do.
 func (op Op) String() string {
@@ -54,6 +59,8 @@ func (op Op) String() string {
 		return "audit-head"
 	case OpAuditSince:
 		return "audit-since"
+	case OpAuditWitnessed:
+		return "audit-witnessed"
 	}
 	return show(string([]byte{byte(op)}))
 }
@@ -83,6 +90,10 @@ type Request struct {
 	MaxOutput int64
 	// Since is, for OpAuditSince, the seq after which records are asked.
 	Since uint64
+	// Note is, for OpAuditWitnessed, the signed checkpoint the witness
+	// stored: 1 to MaxNoteBytes of text (UTF-8, no control character but
+	// newline). Its signature is the member's to check, not the format's.
+	Note []byte
 }
 
 // Error is a request the member must refuse, with the exit code that says
@@ -123,6 +134,10 @@ func (r *Request) Encode() (string, error) {
 	if r.Op == OpAuditSince {
 		b = binary.BigEndian.AppendUint64(b, r.Since)
 	}
+	if r.Op == OpAuditWitnessed {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(r.Note)))
+		b = append(b, r.Note...)
+	}
 	s := RequestPrefix + enc.EncodeToString(b)
 	if len(s) > MaxRequestBytes {
 		return "", malformed("%d bytes encoded, at most %d", len(s), MaxRequestBytes)
@@ -132,13 +147,24 @@ func (r *Request) Encode() (string, error) {
 
 // check applies every rule on the fields, for Encode and Parse alike.
 func (r *Request) check() *Error {
+	if r.Note != nil && r.Op != OpAuditWitnessed {
+		return malformed("a %s request carries no checkpoint", r.Op)
+	}
 	switch r.Op {
-	case OpList, OpAuditHead, OpAuditSince:
+	case OpList, OpAuditHead, OpAuditSince, OpAuditWitnessed:
 		if r.Command != "" || len(r.Args) > 0 || r.MaxOutput != 0 {
 			return malformed("a %s request carries no command", r.Op)
 		}
 		if r.Since != 0 && r.Op != OpAuditSince {
 			return malformed("a %s request carries no seq", r.Op)
+		}
+		if r.Op == OpAuditWitnessed {
+			if len(r.Note) == 0 || len(r.Note) > MaxNoteBytes {
+				return malformed("checkpoint of %d bytes, want 1-%d", len(r.Note), MaxNoteBytes)
+			}
+			if why := badNote(r.Note); why != "" {
+				return malformed("checkpoint %s", why)
+			}
 		}
 		return nil
 	case OpRun:
@@ -256,6 +282,20 @@ func ParseRequest(s string) (*Request, error) {
 			return nil, malformed("truncated seq")
 		}
 	}
+	if r.Op == OpAuditWitnessed {
+		l, ok := p.uint16()
+		if !ok {
+			return nil, malformed("truncated checkpoint length")
+		}
+		if l == 0 || l > MaxNoteBytes {
+			return nil, malformed("checkpoint of %d bytes, want 1-%d", l, MaxNoteBytes)
+		}
+		n, ok := p.bytes(l)
+		if !ok {
+			return nil, malformed("truncated checkpoint")
+		}
+		r.Note = append([]byte(nil), n...)
+	}
 	if len(p.b) > 0 {
 		return nil, malformed("%d bytes after the last field", len(p.b))
 	}
@@ -326,6 +366,20 @@ func badText(v string) string {
 	}
 	for _, r := range v {
 		if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 {
+			return "contains a control character"
+		}
+	}
+	return ""
+}
+
+// badNote says why a checkpoint can never be one, or "" if it can: a
+// signed note is UTF-8 text whose only control character is the newline.
+func badNote(b []byte) string {
+	if !utf8.Valid(b) {
+		return "is not valid UTF-8"
+	}
+	for _, r := range string(b) {
+		if r != '\n' && (r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0) {
 			return "contains a control character"
 		}
 	}

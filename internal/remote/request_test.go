@@ -29,6 +29,8 @@ func TestRequestRoundTrip(t *testing.T) {
 		{Op: OpAuditHead, Call: NewCallID()},
 		{Op: OpAuditSince, Call: NewCallID(), Since: 0},
 		{Op: OpAuditSince, Call: NewCallID(), Since: 1<<64 - 1},
+		{Op: OpAuditWitnessed, Call: NewCallID(), Note: []byte(sampleNote)},
+		{Op: OpAuditWitnessed, Call: NewCallID(), Note: []byte(strings.Repeat("x", MaxNoteBytes))},
 	} {
 		s, err := r.Encode()
 		if err != nil {
@@ -48,6 +50,18 @@ func TestRequestRoundTrip(t *testing.T) {
 			t.Errorf("got %+v, want %+v", got, r)
 		}
 	}
+}
+
+// sampleNote is shaped like a signed checkpoint.
+const sampleNote = "web1/relay-audit/3f9a02c1\n42\nq80gIfCqmlRjrMbaeukyjBDEY2kGtu9UTDMfgsQmx2w=\n\n— web1/relay-audit/3f9a02c1 AbCdEf0123456789+/=\n"
+
+// witnessed builds a raw audit-witnessed payload whose length prefix says
+// n and which carries note.
+func witnessed(n int, note string) string {
+	b := append([]byte{'W'}, make([]byte, 16)...)
+	b = binary.BigEndian.AppendUint16(b, uint16(n))
+	b = append(b, note...)
+	return RequestPrefix + base64.RawURLEncoding.EncodeToString(b)
 }
 
 // payload builds a raw request payload for the strictness cases.
@@ -106,6 +120,16 @@ func TestRequestRefusesSmuggling(t *testing.T) {
 		{"audit-since with a short seq", RequestPrefix + base64.RawURLEncoding.EncodeToString(append([]byte{'S'}, make([]byte, 16+7)...)), ExitMalformed},
 		{"audit-since with bytes after its seq", RequestPrefix + base64.RawURLEncoding.EncodeToString(append([]byte{'S'}, make([]byte, 16+9)...)), ExitMalformed},
 		{"audit-since carrying a command", payload('S', "disk", nil, 1), ExitMalformed},
+		{"audit-witnessed without its checkpoint", RequestPrefix + base64.RawURLEncoding.EncodeToString(append([]byte{'W'}, make([]byte, 16)...)), ExitMalformed},
+		{"audit-witnessed with a short length", RequestPrefix + base64.RawURLEncoding.EncodeToString(append([]byte{'W'}, make([]byte, 17)...)), ExitMalformed},
+		{"audit-witnessed with an empty checkpoint", witnessed(0, ""), ExitMalformed},
+		{"audit-witnessed whose length claims more", witnessed(len(sampleNote)+1, sampleNote), ExitMalformed},
+		{"audit-witnessed with bytes after its checkpoint", witnessed(len(sampleNote)-1, sampleNote), ExitMalformed},
+		{"audit-witnessed over the checkpoint limit", witnessed(MaxNoteBytes+1, strings.Repeat("x", MaxNoteBytes+1)), ExitMalformed},
+		{"audit-witnessed with a NUL", witnessed(3, "a\x00b"), ExitMalformed},
+		{"audit-witnessed with a carriage return", witnessed(3, "a\rb"), ExitMalformed},
+		{"audit-witnessed with invalid UTF-8", witnessed(2, "a\xff"), ExitMalformed},
+		{"audit-witnessed carrying a command", payload('W', "disk", nil, 1), ExitMalformed},
 		{"lower-case audit op", RequestPrefix + base64.RawURLEncoding.EncodeToString(append([]byte{'h'}, make([]byte, 16)...)), ExitMalformed},
 		{"another version", "relay-v2.AAAA", ExitVersion},
 		{"too long", RequestPrefix + strings.Repeat("A", MaxRequestBytes), ExitMalformed},
@@ -151,6 +175,11 @@ func TestEncodeRefusesWhatParseRefuses(t *testing.T) {
 		{Op: OpList, Since: 3},
 		{Op: OpAuditHead, Since: 3},
 		{Op: OpAuditSince, Command: "disk", Since: 3},
+		{Op: OpAuditWitnessed},
+		{Op: OpAuditWitnessed, Note: []byte(sampleNote), Since: 3},
+		{Op: OpAuditWitnessed, Note: make([]byte, MaxNoteBytes+1)},
+		{Op: OpAuditWitnessed, Note: []byte("a\x1bb")},
+		{Op: OpAuditHead, Note: []byte(sampleNote)},
 		{Op: OpRun, Command: "disk", MaxOutput: 1, Since: 3},
 		{Op: 'x'},
 	} {

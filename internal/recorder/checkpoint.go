@@ -20,17 +20,7 @@ import (
 // is returned. A log that does not open is signed as it is on disk
 // (audit.LatestCheckpoint), for the witness to judge.
 func (r *Recorder) Checkpoint(ctx context.Context) (audit.Checkpoint, error) {
-	now, sleep := r.Now, r.Sleep
-	if now == nil {
-		now = time.Now
-	}
-	if sleep == nil {
-		sleep = sleepCtx
-	}
-	wait := r.Wait
-	if wait <= 0 {
-		wait = DefaultWait
-	}
+	now, sleep, wait := r.clock()
 	pub, err := audit.ReadPublicKey(r.Dir)
 	if err != nil {
 		return audit.Checkpoint{}, err

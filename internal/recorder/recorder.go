@@ -67,6 +67,22 @@ func (r *Recorder) Record(ctx context.Context, rec audit.Record) (audit.Head, er
 	return h, err
 }
 
+// clock is r's time source, its pause between tries and how long it
+// waits for the log, with their defaults.
+func (r *Recorder) clock() (now func() time.Time, sleep func(context.Context, time.Duration) error, wait time.Duration) {
+	now, sleep, wait = r.Now, r.Sleep, r.Wait
+	if now == nil {
+		now = time.Now
+	}
+	if sleep == nil {
+		sleep = sleepCtx
+	}
+	if wait <= 0 {
+		wait = DefaultWait
+	}
+	return now, sleep, wait
+}
+
 // Batch holds the log for fn, which appends with add: one open, one key
 // state write, for records that belong together (a request and its start).
 // Through a running daemon each add is one round trip. fn should be short,
@@ -74,17 +90,7 @@ func (r *Recorder) Record(ctx context.Context, rec audit.Record) (audit.Head, er
 // error at once: Batch may call it again when a stale socket answered
 // nothing.
 func (r *Recorder) Batch(ctx context.Context, fn func(add func(audit.Record) (audit.Head, error)) error) error {
-	now, sleep := r.Now, r.Sleep
-	if now == nil {
-		now = time.Now
-	}
-	if sleep == nil {
-		sleep = sleepCtx
-	}
-	wait := r.Wait
-	if wait <= 0 {
-		wait = DefaultWait
-	}
+	now, sleep, wait := r.clock()
 	deadline := now().Add(wait)
 	pause := time.Millisecond
 	for {

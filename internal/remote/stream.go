@@ -73,10 +73,13 @@ func (w *Writer) Hello(version string) error {
 }
 
 // Output writes p as output frames of at most MaxChunkBytes.
-func (w *Writer) Output(p []byte) error {
+func (w *Writer) Output(p []byte) error { return w.chunks(FrameOutput, p) }
+
+// chunks writes p as frames of typ of at most MaxChunkBytes.
+func (w *Writer) chunks(typ byte, p []byte) error {
 	for len(p) > 0 {
 		n := min(len(p), MaxChunkBytes)
-		if err := w.frame(FrameOutput, p[:n]); err != nil {
+		if err := w.frame(typ, p[:n]); err != nil {
 			return err
 		}
 		p = p[n:]
@@ -105,16 +108,7 @@ func (w *Writer) Checkpoint(note []byte) error {
 }
 
 // Audit writes record lines as audit frames of at most MaxChunkBytes.
-func (w *Writer) Audit(p []byte) error {
-	for len(p) > 0 {
-		n := min(len(p), MaxChunkBytes)
-		if err := w.frame(FrameAudit, p[:n]); err != nil {
-			return err
-		}
-		p = p[n:]
-	}
-	return nil
-}
+func (w *Writer) Audit(p []byte) error { return w.chunks(FrameAudit, p) }
 
 // End writes the last frame of an audit-since answer: how many record
 // lines were sent. Without it the witness takes the records as cut off,

@@ -2,8 +2,10 @@ package render
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime/metrics"
 	"strings"
 	"testing"
@@ -155,4 +157,39 @@ func ExampleProgram_Render() {
 	}
 	fmt.Println(text)
 	// Output: 21.5 °C
+}
+
+// Interned keys are bounded: an output of many distinct or long keys keeps
+// at most maxInternedKeys of them, none longer than maxInternedKey, and
+// still decodes as encoding/json decodes it.
+func TestInternedKeysBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range 3 * maxInternedKeys {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"k%d":1,%q:2,"same":3}`, i, strings.Repeat("x", maxInternedKey+1+i%3))
+	}
+	b.WriteString("]")
+	d := &decoder{b: []byte(b.String())}
+	v, done, err := d.next()
+	if err != nil || done {
+		t.Fatalf("decode: %v %v", done, err)
+	}
+	if len(d.keys) > maxInternedKeys {
+		t.Errorf("%d keys interned, want at most %d", len(d.keys), maxInternedKeys)
+	}
+	for k := range d.keys {
+		if len(k) > maxInternedKey {
+			t.Errorf("a key of %d bytes interned", len(k))
+		}
+	}
+	var want any
+	if err := json.Unmarshal([]byte(b.String()), &want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(v, want) {
+		t.Error("interned decoding differs from encoding/json")
+	}
 }

@@ -26,7 +26,20 @@ type decoder struct {
 	b     []byte
 	i     int
 	depth int
+	// keys interns object keys: they repeat across the objects of an
+	// output (every Home Assistant state has the same dozen), and one
+	// string per distinct key instead of one per occurrence spares most
+	// of the decoder's allocations. Bounded, so that hostile keys cost
+	// what any string does.
+	keys map[string]string
 }
+
+// The interning bounds: keys longer than maxInternedKey, or beyond
+// maxInternedKeys distinct ones, are decoded as any string is.
+const (
+	maxInternedKey  = 64
+	maxInternedKeys = 1024
+)
 
 // errSyntax is the one decoding error: where, not what, is what the owner
 // needs to see the output is not JSON.
@@ -116,7 +129,7 @@ func (d *decoder) object() (any, error) {
 		if d.i >= len(d.b) || d.b[d.i] != '"' {
 			return nil, &syntaxError{d.i}
 		}
-		k, err := d.str()
+		k, err := d.key()
 		if err != nil {
 			return nil, err
 		}
@@ -257,6 +270,35 @@ func (d *decoder) number() (any, error) {
 
 // str reads a string. Invalid UTF-8 and lone surrogates become U+FFFD, as
 // encoding/json makes them; control characters must be escaped.
+// key decodes an object key at d.i, interned when it is short and
+// plain (no escapes): a key met before costs a map lookup, which does not
+// allocate, instead of a new string.
+func (d *decoder) key() (string, error) {
+	for j := d.i + 1; j < len(d.b) && j-d.i <= maxInternedKey+1; j++ {
+		c := d.b[j]
+		if c == '"' {
+			// Only a key str accepted (valid UTF-8) is ever interned, so a
+			// hit is one too.
+			if k, ok := d.keys[string(d.b[d.i+1:j])]; ok {
+				d.i = j + 1
+				return k, nil
+			}
+			break
+		}
+		if c == '\\' || c < 0x20 {
+			break
+		}
+	}
+	k, err := d.str()
+	if err == nil && len(k) <= maxInternedKey && len(d.keys) < maxInternedKeys {
+		if d.keys == nil {
+			d.keys = make(map[string]string)
+		}
+		d.keys[k] = k
+	}
+	return k, err
+}
+
 func (d *decoder) str() (string, error) {
 	start := d.i
 	d.i++ // "

@@ -47,6 +47,7 @@ func TestTrailerStrict(t *testing.T) {
 		"exit out of range": strings.Replace(good, "exit=0", "exit=256", 1),
 		"signal with exit":  strings.Replace(good, "signal=-", "signal=SIGKILL", 1),
 		"lower-case signal": strings.Replace(strings.Replace(good, "signal=-", "signal=sigkill", 1), "exit=0", "exit=-1", 1),
+		"empty signal":      strings.Replace(good, "signal=-", "signal=", 1),
 		"flag 2":            strings.Replace(good, "timed_out=0", "timed_out=2", 1),
 		"sent over kept":    strings.Replace(good, "sent=5", "sent=6", 1),
 		"upper-case hex":    strings.Replace(good, "abab", "ABAB", 1),

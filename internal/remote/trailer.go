@@ -155,7 +155,11 @@ func ParseTrailer(s string) (*Trailer, error) {
 				err = errors.New("out of range")
 			}
 		case "signal":
-			if v != "-" {
+			switch v {
+			case "":
+				err = errors.New("empty (no signal is written -)") // one spelling, so a trailer reads back as written
+			case "-":
+			default:
 				t.Signal = v
 			}
 		case "timed_out":

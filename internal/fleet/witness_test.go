@@ -63,7 +63,12 @@ func witnessedMember(t *testing.T) *member {
 // (root here; the files are given back to the member's account).
 func (m *member) appendRecords(t testing.TB, n int, command string) audit.Head {
 	t.Helper()
-	l, err := audit.Open(m.auditDir, audit.Options{})
+	return m.appendWith(t, n, command, audit.Options{})
+}
+
+func (m *member) appendWith(t testing.TB, n int, command string, o audit.Options) audit.Head {
+	t.Helper()
+	l, err := audit.Open(m.auditDir, o)
 	must(t, err)
 	for i := 0; i < n; i++ {
 		if _, err := l.Append(audit.Record{Type: "request", Outcome: "allowed", Command: command}); err != nil {
@@ -359,17 +364,7 @@ func TestWitnessKeysStayApart(t *testing.T) {
 // file every few records, so that there are whole files to archive.
 func (m *member) appendRotating(t testing.TB, n int, command string) audit.Head {
 	t.Helper()
-	l, err := audit.Open(m.auditDir, audit.Options{RotateBytes: 2048})
-	must(t, err)
-	for i := 0; i < n; i++ {
-		if _, err := l.Append(audit.Record{Type: "request", Outcome: "allowed", Command: command}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h := l.Head()
-	must(t, l.Close())
-	chownTree(t, filepath.Dir(m.auditDir))
-	return h
+	return m.appendWith(t, n, command, audit.Options{RotateBytes: 2048})
 }
 
 // archive runs relay audit archive on the member's log, as its admin

@@ -42,6 +42,10 @@ func TestFirstCommandHasItsJobCgroup(t *testing.T) {
 			t.Errorf("command %d runs in cgroup %s; the relay is in %s: want a job cgroup of its own beside the relay's", i+1, cg, relayCg)
 		}
 		r.say("/kill j" + strconv.Itoa(i+1))
+		// The result says the job has ended and its slot is free; the
+		// process leaving /proc comes before that, and a /nap sent then
+		// is refused as already running.
+		r.expect("/nap · killed")
 		waitUntil(t, "the command gone", func() bool { return len(pidsWithArg(marker)) == 0 })
 	}
 }

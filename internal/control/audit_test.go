@@ -10,15 +10,7 @@ import (
 )
 
 func TestAuditThroughTheDaemon(t *testing.T) {
-	state, logDir := t.TempDir(), t.TempDir()+"/audit"
-	if _, err := audit.Init(logDir, nil); err != nil {
-		t.Fatal(err)
-	}
-	l, err := audit.Open(logDir, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	state, l := newDaemonLog(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	called := 0
@@ -65,15 +57,7 @@ func TestAuditRefusedByAnOlderDaemon(t *testing.T) {
 // TestCheckpointThroughTheDaemon: serve-ssh --witness gets the head the
 // daemon's log holds, signed, and a daemon without the handler says so.
 func TestCheckpointThroughTheDaemon(t *testing.T) {
-	state, logDir := t.TempDir(), t.TempDir()+"/audit"
-	if _, err := audit.Init(logDir, nil); err != nil {
-		t.Fatal(err)
-	}
-	l, err := audit.Open(logDir, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	state, l := newDaemonLog(t)
 	if _, err := l.Append(audit.Record{Type: "start", Outcome: "ok"}); err != nil {
 		t.Fatal(err)
 	}
@@ -102,4 +86,19 @@ func TestCheckpointThroughTheDaemon(t *testing.T) {
 	if _, err := Checkpoint(ctx, t.TempDir()); !errors.Is(err, ErrNoDaemon) {
 		t.Errorf("got %v, want ErrNoDaemon", err)
 	}
+}
+
+// newDaemonLog is a state directory and an open audit log, as a daemon has.
+func newDaemonLog(t *testing.T) (state string, l *audit.Log) {
+	t.Helper()
+	state, logDir := t.TempDir(), t.TempDir()+"/audit"
+	if _, err := audit.Init(logDir, nil); err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.Open(logDir, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return state, l
 }

@@ -100,7 +100,14 @@ func copyDir(t testing.TB, from, to string) {
 // witnessRun runs relay audit witness with args.
 func witnessRun(t testing.TB, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(relayBin, append([]string{"audit", "witness"}, args...)...)
+	return runRelay(t, append([]string{"audit", "witness"}, args...)...)
+}
+
+// runRelay runs the relay binary with args and returns its exit code and
+// output; only a failure to run it at all fails the test.
+func runRelay(t testing.TB, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(relayBin, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -371,20 +378,10 @@ func (m *member) appendRotating(t testing.TB, n int, command string) audit.Head 
 // would, without --force-unwitnessed.
 func (m *member) archive(t testing.TB) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(relayBin, "audit", "archive", "--dir", m.auditDir, "--key", hex.EncodeToString(m.k0),
+	code, stdout, stderr = runRelay(t, "audit", "archive", "--dir", m.auditDir, "--key", hex.EncodeToString(m.k0),
 		"--before", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
 	chownTree(t, filepath.Dir(m.auditDir))
-	return code, out.String(), errb.String()
+	return code, stdout, stderr
 }
 
 // sendWitnessed sends one audit-witnessed request carrying note to m over
